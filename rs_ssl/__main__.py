@@ -1,0 +1,3 @@
+from rs_ssl.cli import main
+
+raise SystemExit(main())

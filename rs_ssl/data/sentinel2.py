@@ -1,0 +1,188 @@
+"""Sentinel-2 scenes stored as one raster per band, resampled by bounds onto one 10 m grid.
+
+Handles plain folders (`*_B01.tif` ... `*_B8A.tif`, `.tif/.tiff/.jp2`, also `B1.tif` as written by
+SSL4EO-S12) and SAFE products (`GRANULE/*/IMG_DATA`, L2A's `R10m/R20m/R60m` subfolders, where the
+finest copy of each band is used). Files that are not bands (`preview.tif`, `TCI`, quicklooks) are
+ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.transform import Affine
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from rs_ssl.bands import BandSelection, canonical_band_name
+from rs_ssl.errors import DataError
+
+RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
+# `..._B8A.tif`, `s2_B01.tif`, `B1.tif`, `T33UUP_20200601T100031_B04_10m.jp2`; the band token must be
+# preceded by start/`_` and followed by `.`/`_<res>m`, so `preview.tif` or `TCI` never match.
+_BAND_FILE = re.compile(r"(?:^|_)(B(?:0?[1-9]|1[0-2]|8A))(?:_(\d+)m)?$", re.IGNORECASE)
+
+
+def band_files(folder: Path) -> dict[str, Path]:
+    """Map canonical Sentinel-2 band names to their files in `folder` (or a SAFE product inside it)."""
+    folder = Path(folder)
+    roots = [folder]
+    granules = sorted(folder.glob("GRANULE/*/IMG_DATA"))
+    if granules:
+        if len(granules) > 1:
+            raise DataError(
+                f"{folder}: SAFE product with {len(granules)} granules; point --data at one of "
+                f"{', '.join(str(g.parent) for g in granules)}"
+            )
+        roots = [granules[0]] + sorted(p for p in granules[0].glob("R*m") if p.is_dir())
+    found: dict[str, tuple[float, Path]] = {}
+    for root in roots:
+        for path in sorted(root.iterdir()):
+            if path.suffix.lower() not in RASTER_SUFFIXES or not path.is_file():
+                continue
+            m = _BAND_FILE.search(path.stem)
+            if not m:
+                continue
+            name = canonical_band_name(m.group(1))
+            res = float(m.group(2)) if m.group(2) else 0.0
+            # L2A SAFE stores e.g. B02 at 10, 20 and 60 m: keep the finest copy.
+            if name not in found or res < found[name][0]:
+                found[name] = (res, path)
+    return {name: p for name, (_, p) in found.items()}
+
+
+def is_band_folder(folder: Path) -> bool:
+    """True when `folder` holds at least two Sentinel-2 band files."""
+    try:
+        return Path(folder).is_dir() and len(band_files(Path(folder))) >= 2
+    except (OSError, DataError):
+        return False
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up pixel grid: CRS, affine transform and size."""
+
+    crs: rasterio.crs.CRS
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        t = self.transform
+        return (t.c, t.f + t.e * self.height, t.c + t.a * self.width, t.f)
+
+    @property
+    def res(self) -> float:
+        return self.transform.a
+
+
+class Sentinel2Scene:
+    """One scene, one file per band, read as float32 `(C, H, W)` windows on the finest band's grid.
+
+    The output grid is the grid of the finest-resolution selected band, clipped to the area covered
+    by every selected band. Coarser bands are resampled onto it by their georeferenced bounds
+    (bilinear), so sub-pixel offsets between the 10/20/60 m grids are honoured rather than ignored.
+    Values are digital numbers as stored (uint16 for L1C/L2A), converted to float32.
+    """
+
+    def __init__(self, folder: str | Path, selection: BandSelection):
+        self.folder = Path(folder)
+        self.selection = selection
+        files = band_files(self.folder)
+        missing = [n for n in selection.names if n not in files]
+        if missing:
+            have = ", ".join(sorted(files)) or "none"
+            raise DataError(
+                f"{self.folder}: band(s) {', '.join(missing)} not found (this scene has: {have}); "
+                f"choose --bands among those"
+            )
+        self.files = [files[n] for n in selection.names]
+        self._datasets: list | None = None
+        self._vrts: list | None = None
+        self.grid = self._common_grid()
+
+    def _common_grid(self) -> Grid:
+        metas = []
+        for name, path in zip(self.selection.names, self.files, strict=True):
+            try:
+                with rasterio.open(path) as src:
+                    if src.count != 1:
+                        raise DataError(f"{path}: expected 1 band for {name}, found {src.count}")
+                    if src.crs is None:
+                        raise DataError(f"{path}: no CRS; per-band Sentinel-2 files must be georeferenced")
+                    if src.transform.b != 0 or src.transform.d != 0:
+                        raise DataError(f"{path}: rotated rasters are not supported")
+                    metas.append((path, src.crs, src.transform, src.bounds))
+            except rasterio.errors.RasterioIOError as e:
+                raise DataError(f"{path}: cannot be read as a raster ({e})") from None
+        crss = {m[1] for m in metas}
+        if len(crss) > 1:
+            raise DataError(f"{self.folder}: band files have different CRSs ({', '.join(map(str, crss))})")
+        finest = min(metas, key=lambda m: m[2].a)
+        # x and y pixel sizes differ in geographic CRSs (SSL4EO-S12 is stored in EPSG:4326).
+        res, yres = finest[2].a, -finest[2].e
+        left = max(m[3].left for m in metas)
+        bottom = max(m[3].bottom for m in metas)
+        right = min(m[3].right for m in metas)
+        top = min(m[3].top for m in metas)
+        # Snap the intersection inwards to the finest band's own pixel grid.
+        x0, y0 = finest[2].c, finest[2].f
+        col0 = int(np.ceil(round((left - x0) / res, 6)))
+        col1 = int(np.floor(round((right - x0) / res, 6)))
+        row0 = int(np.ceil(round((y0 - top) / yres, 6)))
+        row1 = int(np.floor(round((y0 - bottom) / yres, 6)))
+        if col1 <= col0 or row1 <= row0:
+            raise DataError(f"{self.folder}: the band files do not overlap")
+        transform = Affine(res, 0.0, x0 + col0 * res, 0.0, -yres, y0 - row0 * yres)
+        return Grid(crs=finest[1], transform=transform, width=col1 - col0, height=row1 - row0)
+
+    def _open(self) -> list:
+        # Opened lazily and per process: rasterio handles must not cross DataLoader worker forks.
+        if self._vrts is None:
+            self._datasets = [rasterio.open(p) for p in self.files]
+            self._vrts = [
+                WarpedVRT(
+                    src,
+                    crs=self.grid.crs,
+                    transform=self.grid.transform,
+                    width=self.grid.width,
+                    height=self.grid.height,
+                    resampling=Resampling.nearest if src.transform.a == self.grid.res and src.transform.e == self.grid.transform.e else Resampling.bilinear,
+                    src_nodata=src.nodata,
+                    nodata=src.nodata,
+                )
+                for src in self._datasets
+            ]
+        return self._vrts
+
+    def read(self, window: Window | None = None) -> np.ndarray:
+        """Read a window of the common grid (all of it by default) as float32 `(C, h, w)`."""
+        vrts = self._open()
+        out = []
+        for path, vrt in zip(self.files, vrts, strict=True):
+            try:
+                out.append(vrt.read(1, window=window).astype(np.float32, copy=False))
+            except rasterio.errors.RasterioIOError as e:
+                raise DataError(f"{path}: read failed ({e}); the file may be truncated or corrupt") from None
+        return np.stack(out)
+
+    def close(self) -> None:
+        for h in (self._vrts or []) + (self._datasets or []):
+            h.close()
+        self._vrts = self._datasets = None
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_datasets"] = state["_vrts"] = None
+        return state
+
+    def __repr__(self) -> str:
+        g = self.grid
+        return f"Sentinel2Scene({self.folder}, bands={len(self.selection)}, {g.width}x{g.height} @ {g.res:g} m, {g.crs})"

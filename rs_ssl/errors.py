@@ -1,0 +1,28 @@
+"""Exceptions with the exit codes of the command-line contract (2: bad usage, 1: other failure)."""
+
+from __future__ import annotations
+
+
+class RsSslError(Exception):
+    """A failure the user can act on; the CLI prints its message as one line and exits 1."""
+
+    exit_code = 1
+
+
+class UsageError(RsSslError):
+    """A bad option or value; the CLI exits with code 2."""
+
+    exit_code = 2
+
+
+class DataError(RsSslError):
+    """Unreadable or inconsistent input data; the message names the file and the problem."""
+
+    exit_code = 1
+
+
+class NotImplementedYet(RsSslError):
+    """A command whose option contract exists but whose behaviour is not built yet (exit 1)."""
+
+    def __init__(self, command: str, issue: str):
+        super().__init__(f"`rs-ssl {command}` is not implemented yet (tracked in the {issue} issue); its options are documented in --help")

@@ -1,0 +1,63 @@
+"""Contrastive InfoNCE losses: MoCo's (queue or in-batch keys) and SimCLR's NT-Xent."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def info_nce_queue(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+    """MoCo v1/v2 loss: each query's positive is its key, negatives are the queue (He et al. 2020, Alg. 1).
+
+    q, k: (N, D) L2-normalised; queue: (K, D) L2-normalised keys of earlier batches.
+    temperature: 0.07 in MoCo v1, 0.2 in MoCo v2.
+    """
+    l_pos = (q * k).sum(dim=1, keepdim=True)  # (N, 1)
+    l_neg = q @ queue.t()  # (N, K)
+    logits = torch.cat([l_pos, l_neg], dim=1) / temperature
+    labels = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
+    return F.cross_entropy(logits.float(), labels)
+
+
+def info_nce(q: torch.Tensor, k: torch.Tensor, temperature: float = 0.2, offset: int = 0) -> torch.Tensor:
+    """MoCo v3 loss: keys of the same batch (all ranks) are the negatives (Chen, Xie, He 2021, Alg. 1).
+
+    Returns `CE(q k^T / t) * 2t` as in the reference code (moco-v3 `builder.contrastive_loss`), whose
+    2t factor keeps gradients comparable across temperatures. q: (N, D) queries of this rank; k: (M, D)
+    keys gathered over all ranks, M >= N; the positive of query i is key `offset + i` (the reference's
+    `labels = arange(N) + N * rank`). temperature: 0.2 for ViT, 1.0 for ResNet in the reference.
+    """
+    q = F.normalize(q.float(), dim=1)
+    k = F.normalize(k.float(), dim=1)
+    logits = q @ k.t() / temperature
+    labels = torch.arange(q.shape[0], device=q.device) + offset
+    return F.cross_entropy(logits, labels) * (2 * temperature)
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1,
+            z1_all: torch.Tensor | None = None, z2_all: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:
+    """SimCLR's NT-Xent (Chen et al. 2020, Alg. 1): 2N views, positives are the other view of each image.
+
+    z1, z2: (N, D) projections of this rank. z1_all, z2_all: the same gathered over all ranks (default:
+    z1, z2), and `offset` is this rank's first row in them, so negatives come from every GPU. The mean
+    is over this rank's 2N anchors; gather with `rs_ssl.methods.dist.gather_with_grad` so that, after
+    DDP's gradient averaging, gradients equal those of the loss over the global batch.
+    temperature: 0.5 in the paper's default, 0.1 in SimCLR-S2.
+    """
+    z1 = F.normalize(z1.float(), dim=1)
+    z2 = F.normalize(z2.float(), dim=1)
+    z1_all = z1 if z1_all is None else F.normalize(z1_all.float(), dim=1)
+    z2_all = z2 if z2_all is None else F.normalize(z2_all.float(), dim=1)
+    n, big_n = z1.shape[0], z1_all.shape[0]
+    keys = torch.cat([z1_all, z2_all], dim=0)  # (2M, D)
+    idx = torch.arange(n, device=z1.device) + offset
+    # Anchor view 1 (rows idx): positive is view 2 of the same image (column M + idx); self is masked.
+    logits1 = z1 @ keys.t() / temperature
+    logits2 = z2 @ keys.t() / temperature
+    self_mask1 = F.one_hot(idx, 2 * big_n).bool()
+    self_mask2 = F.one_hot(idx + big_n, 2 * big_n).bool()
+    logits1 = logits1.masked_fill(self_mask1, float("-inf"))
+    logits2 = logits2.masked_fill(self_mask2, float("-inf"))
+    loss1 = F.cross_entropy(logits1, idx + big_n)
+    loss2 = F.cross_entropy(logits2, idx)
+    return (loss1 + loss2) / 2

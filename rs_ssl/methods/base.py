@@ -1,0 +1,182 @@
+"""Shared plumbing of every SSL method: normalisation and views on the device, optimiser, schedule.
+
+A method subclass declares its paper defaults (`defaults`), builds its networks in
+`configure_models`, and returns the loss from `ssl_step(v1, v2)`. Momentum methods list their
+(online, momentum) pairs in `momentum_pairs()`; `momentum_update` updates them all.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from torch import nn
+
+from rs_ssl.bands import BandSelection, BandStats
+from rs_ssl.errors import UsageError
+from rs_ssl.methods.optim import LARS
+
+OPTIMIZERS = ("sgd", "adamw", "adam", "lars")
+
+
+@dataclass(frozen=True)
+class MethodDefaults:
+    """A method's paper hyper-parameters, used where the user gives none."""
+
+    lr: float  # at batch size 256
+    weight_decay: float
+    temperature: float
+    preset: str
+    optimizer: str  # "sgd", "adamw", "adam", "lars"
+    warmup_epochs: float = 0.0
+    proj_dim: int = 128  # output of the projection head
+    lars_lr: float | None = None  # lr at batch size 256 when the user picks LARS and gives no --lr
+
+
+class Normalize(nn.Module):
+    """DN -> reflectance (`DN * scale + offset`) -> standardised with the sensor's per-band mean/std.
+
+    Non-finite values (NaN nodata) become 0 after standardisation, i.e. the band mean.
+    """
+
+    def __init__(self, selection: BandSelection, stats: BandStats):
+        super().__init__()
+        s = selection.sensor
+        mean = torch.as_tensor(stats.mean).view(1, -1, 1, 1)
+        std = torch.as_tensor(stats.std).view(1, -1, 1, 1)
+        # Fold both affine steps into one multiply-add: x * a + b.
+        self.register_buffer("a", s.scale / std, persistent=False)
+        self.register_buffer("b", (s.offset - mean) / std, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.addcmul(self.b, x.float(), self.a)
+        return torch.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def warmup_cosine(step: int, total: int, warmup: int) -> float:
+    """LR multiplier: linear warm-up over `warmup` steps, then half-cosine to 0 at `total` (per step)."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+class SSLMethod(L.LightningModule):
+    name: ClassVar[str] = ""
+    defaults: ClassVar[MethodDefaults]
+
+    def __init__(self, *, backbone: nn.Module, selection: BandSelection, stats: BandStats, views: nn.Module,
+                 lr: float | None = None, weight_decay: float | None = None, temperature: float | None = None,
+                 batch_size: int = 256, warmup_epochs: float | None = None, proj_dim: int | None = None,
+                 optimizer: str | None = None, **method_kwargs: Any):
+        super().__init__()
+        self.backbone = backbone
+        self.normalize = Normalize(selection, stats)
+        self.views = views
+        self.optimizer_name = self.defaults.optimizer if optimizer is None else optimizer
+        if self.optimizer_name not in OPTIMIZERS:
+            raise UsageError(f"--optimizer {self.optimizer_name}: choose one of {', '.join(OPTIMIZERS)}")
+        if lr is None and self.optimizer_name == "lars" and self.defaults.optimizer != "lars":
+            if self.defaults.lars_lr is None:
+                raise UsageError(f"--optimizer lars: {self.name} has no paper learning rate for LARS; give --lr")
+            lr = self.defaults.lars_lr
+        self.base_lr = self.defaults.lr if lr is None else lr
+        self.weight_decay = self.defaults.weight_decay if weight_decay is None else weight_decay
+        self.temperature = self.defaults.temperature if temperature is None else temperature
+        self.warmup_epochs = self.defaults.warmup_epochs if warmup_epochs is None else warmup_epochs
+        self.batch_size = batch_size
+        self.proj_dim = self.defaults.proj_dim if proj_dim is None else proj_dim
+        self.feature_dim = backbone.num_features
+        self.method_kwargs = method_kwargs
+        self.configure_models()
+
+    # -- to implement -----------------------------------------------------------------------------
+    @classmethod
+    def backbone_input_size(cls, size: int) -> int:
+        """Side in pixels of the images the backbone sees when views are `size` pixels (ViTs need it)."""
+        return size
+
+    def configure_models(self) -> None:
+        raise NotImplementedError
+
+    def ssl_step(self, v1: torch.Tensor, v2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (loss, online features of v1 before the projector) for one batch of two views."""
+        raise NotImplementedError
+
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return []
+
+    # -- shared -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def momentum_update(self, m: float) -> None:
+        """EMA update `momentum = m * momentum + (1 - m) * online` for every declared pair."""
+        for online, target in self.momentum_pairs():
+            po = [p.detach() for p in online.parameters()]
+            pt = [p.detach() for p in target.parameters()]
+            torch._foreach_mul_(pt, m)
+            torch._foreach_add_(pt, po, alpha=1.0 - m)
+            # BatchNorm running statistics of the momentum encoder are its own (as in the reference
+            # code, where buffers are never copied after initialisation).
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        # Augment on the device, after transfer: GPU work instead of CPU workers (torchgeo's pattern).
+        if self.trainer is not None and not self.trainer.training:
+            return batch
+        x = self.normalize(batch["image"])
+        with torch.no_grad():
+            v1, v2 = self.views(x)
+        if self.device.type == "cuda" and self.backbone_is_cnn:
+            v1 = v1.contiguous(memory_format=torch.channels_last)
+            v2 = v2.contiguous(memory_format=torch.channels_last)
+        return {**batch, "v1": v1, "v2": v2}
+
+    @property
+    def backbone_is_cnn(self) -> bool:
+        return any(isinstance(m, nn.Conv2d) for m in self.backbone.children()) or hasattr(self.backbone, "layer1")
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss, feats = self.ssl_step(batch["v1"], batch["v2"])
+        # Collapse monitor: per-dimension std of L2-normalised features; ~1/sqrt(D) when healthy, -> 0 when collapsed.
+        with torch.no_grad():
+            fstd = torch.nn.functional.normalize(feats.float(), dim=1).std(dim=0).mean() * math.sqrt(feats.shape[1])
+        # Logged as tensors: no host sync in the step (Lightning reduces them at logging time).
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=feats.shape[0])
+        self.log("train/feature_std", fstd, on_step=True, on_epoch=False, batch_size=feats.shape[0])
+        return loss
+
+    def scaled_lr(self) -> float:
+        world = self.trainer.world_size if self.trainer is not None else 1
+        return self.base_lr * self.batch_size * world / 256  # linear scaling rule (Goyal et al. 2017)
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """No weight decay on biases and normalisation parameters (timm's and moco-v3 LARS's rule; note
+        moco-v3's AdamW decays every parameter)."""
+        decay, no_decay = [], []
+        for n, p in self.named_parameters():
+            if not p.requires_grad:
+                continue
+            (no_decay if p.ndim <= 1 or n.endswith(".bias") else decay).append(p)
+        return [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+    def configure_optimizers(self):
+        lr = self.scaled_lr()
+        kind = self.optimizer_name
+        groups = self.param_groups()
+        if kind == "sgd":
+            opt = torch.optim.SGD(groups, lr=lr, momentum=0.9)
+        elif kind == "adamw":
+            # torch's default betas (0.9, 0.999), as moco-v3 main_moco.py's AdamW.
+            opt = torch.optim.AdamW(groups, lr=lr)
+        elif kind == "adam":
+            opt = torch.optim.Adam(groups, lr=lr)
+        else:
+            opt = LARS(groups, lr=lr)
+        # The schedule spans the run's real length (set by pretrain.run, which knows --max-steps).
+        total = getattr(self, "total_steps", None) or max(1, int(self.trainer.estimated_stepping_batches))
+        steps_per_epoch = getattr(self, "steps_per_epoch", None) or max(1, total // max(1, self.trainer.max_epochs or 1))
+        warmup = int(self.warmup_epochs * steps_per_epoch)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total, warmup))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

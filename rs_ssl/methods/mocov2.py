@@ -1,0 +1,67 @@
+"""MoCo v2 (Chen, Fan, Girshick, He 2020, "Improved Baselines with Momentum Contrastive Learning").
+
+Follows facebookresearch/moco `moco/builder.py`: the key encoder starts as a copy of the query
+encoder and is updated by momentum before the keys are computed; a queue of K normalised keys
+gives the negatives; 2-layer MLP head; temperature 0.2; SGD lr 0.03 at batch 256, wd 1e-4, cosine.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from rs_ssl.losses import info_nce_queue
+from rs_ssl.methods.base import MethodDefaults, SSLMethod
+from rs_ssl.methods.dist import concat_all_gather
+from rs_ssl.models.heads import mlp
+
+
+class MoCoV2(SSLMethod):
+    name = "mocov2"
+    defaults = MethodDefaults(lr=0.03, weight_decay=1e-4, temperature=0.2, preset="mocov2", optimizer="sgd")
+
+    def configure_models(self) -> None:
+        d = self.feature_dim
+        # "we replace the fc head in MoCo with a 2-layer MLP head (hidden layer 2048-d, with ReLU)"
+        self.projector = mlp([d, d, self.proj_dim], batchnorm=[False, False])
+        self.key_backbone = copy.deepcopy(self.backbone)
+        self.key_projector = copy.deepcopy(self.projector)
+        for p in list(self.key_backbone.parameters()) + list(self.key_projector.parameters()):
+            p.requires_grad = False
+        m = self.method_kwargs.get("momentum")
+        self.m = 0.999 if m is None else float(m)  # moco main_moco.py --moco-m 0.999
+        k = self.method_kwargs.get("queue_size")
+        k = 16384 if k is None else int(k)  # 65536 in the paper
+        self.register_buffer("queue", F.normalize(torch.randn(k, self.proj_dim), dim=1))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    def momentum_pairs(self):
+        return [(self.backbone, self.key_backbone), (self.projector, self.key_projector)]
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        keys = concat_all_gather(keys)
+        k = self.queue.shape[0]
+        n = keys.shape[0]
+        if n >= k:
+            self.queue.copy_(keys[-k:])
+            self.queue_ptr.zero_()
+            return
+        # Index arithmetic on the device: no `.item()` host sync in the step.
+        idx = (self.queue_ptr + torch.arange(n, device=keys.device)) % k
+        self.queue.index_copy_(0, idx, keys.to(self.queue.dtype))
+        self.queue_ptr.copy_((self.queue_ptr + n) % k)
+
+    def ssl_step(self, v1: torch.Tensor, v2: torch.Tensor):
+        feats = self.backbone(v1)
+        q = F.normalize(self.projector(feats), dim=1)
+        with torch.no_grad():
+            self.momentum_update(self.m)
+            # Single-device runs have no batch shuffle; under DDP, SyncBN is used instead of
+            # shuffle-BN (Trainer(sync_batchnorm=True)), which also stops BN statistics leaking.
+            k = F.normalize(self.key_projector(self.key_backbone(v2)), dim=1)
+        loss = info_nce_queue(q, k, self.queue.clone().detach(), self.temperature)
+        self.enqueue(k)
+        return loss, feats

@@ -1,0 +1,106 @@
+"""MoCo v3 (Chen, Xie, He 2021, "An Empirical Study of Training Self-Supervised Vision Transformers").
+
+Follows facebookresearch/moco-v3 `moco/builder.py` and `main_moco.py`: the momentum encoder
+(backbone + projector) starts as a copy of the online one and is updated before the keys are
+computed; symmetric loss `ctr(q1, k2) + ctr(q2, k1)` with in-batch keys gathered from every rank
+(no queue); momentum 0.99 -> 1 on a half-cosine stepped every iteration (`adjust_moco_momentum`);
+AdamW lr 1.5e-4 x batch/256, wd 0.1, 40 warm-up epochs, temperature 0.2 (ViT settings).
+
+Heads (`_build_mlp`): Linear layers without bias, BN + ReLU after every hidden layer, hidden 4096,
+output 256. Projector: 3 layers (paper Sec. 4; the reference code uses 3 for ViT and 2 for ResNet),
+ending in a non-affine BN. Predictor: 2 layers with no BN at its output (the reference's ResNet
+predictor; its ViT predictor also ends in a non-affine BN, the paper text and this package do not).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from functools import reduce
+from operator import mul
+
+import torch
+from torch import nn
+
+from rs_ssl.losses import info_nce
+from rs_ssl.methods.base import MethodDefaults, SSLMethod
+from rs_ssl.methods.dist import concat_all_gather, is_distributed
+from rs_ssl.models.heads import mlp
+
+
+def cosine_momentum(step: int, total: int, base: float = 0.99) -> float:
+    """moco-v3 main_moco.py `adjust_moco_momentum`: `1 - (1 + cos(pi * t)) / 2 * (1 - base)`, t = step / total."""
+    t = min(1.0, step / max(1, total))
+    return 1.0 - 0.5 * (1.0 + math.cos(math.pi * t)) * (1.0 - base)
+
+
+def freeze_random_patch_embed(backbone: nn.Module) -> None:
+    """moco-v3 vits.py `stop_grad_conv1`: the ViT patch projection keeps a random (Xavier-uniform,
+    as a linear layer of fan-in C*p*p and fan-out D) initialisation and is never trained (Sec. 5.1)."""
+    proj = getattr(getattr(backbone, "patch_embed", None), "proj", None)
+    if not isinstance(proj, nn.Conv2d):
+        raise ValueError(f"freeze_patch_embed needs a ViT with patch_embed.proj; {type(backbone).__name__} has none")
+    fan_in = proj.in_channels * reduce(mul, proj.kernel_size, 1)
+    val = math.sqrt(6.0 / float(fan_in + proj.out_channels))
+    with torch.no_grad():
+        nn.init.uniform_(proj.weight, -val, val)
+        if proj.bias is not None:
+            nn.init.zeros_(proj.bias)
+    for p in proj.parameters():
+        p.requires_grad = False
+
+
+class MoCoV3(SSLMethod):
+    name = "mocov3"
+    defaults = MethodDefaults(lr=1.5e-4, weight_decay=0.1, temperature=0.2, preset="mocov3", optimizer="adamw",
+                              warmup_epochs=40, proj_dim=256)
+
+    def configure_models(self) -> None:
+        kw = self.method_kwargs
+        hidden = 4096 if kw.get("mlp_dim") is None else int(kw["mlp_dim"])
+        m = kw.get("momentum")
+        self.base_momentum = 0.99 if m is None else float(m)
+        self.momentum = self.base_momentum
+        if kw.get("freeze_patch_embed"):
+            freeze_random_patch_embed(self.backbone)
+        d, out = self.feature_dim, self.proj_dim
+        self.projector = mlp([d, hidden, hidden, out], batchnorm=[True, True, True], last_bn_affine=False)
+        self.predictor = mlp([out, hidden, out], batchnorm=[True, False])
+        # The momentum encoder is a copy (builder.py: `param_m.data.copy_(param_b.data)`).
+        self.key_backbone = copy.deepcopy(self.backbone)
+        self.key_projector = copy.deepcopy(self.projector)
+        for p in list(self.key_backbone.parameters()) + list(self.key_projector.parameters()):
+            p.requires_grad = False
+
+    def momentum_pairs(self):
+        return [(self.backbone, self.key_backbone), (self.projector, self.key_projector)]
+
+    def current_momentum(self) -> float:
+        """The momentum for this iteration: cosine in the global step over the run's steps."""
+        trainer = self._trainer
+        if trainer is None:
+            return self.base_momentum
+        total = getattr(self, "total_steps", None) or int(trainer.estimated_stepping_batches)
+        return cosine_momentum(trainer.global_step, total, self.base_momentum)
+
+    def contrastive(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """builder.py `contrastive_loss`: keys gathered over ranks, positives at `N * rank + i`."""
+        offset = torch.distributed.get_rank() * q.shape[0] if is_distributed() else 0
+        return info_nce(q, concat_all_gather(k), self.temperature, offset)
+
+    def ssl_step(self, v1: torch.Tensor, v2: torch.Tensor):
+        # Two forwards, as in builder.py `forward`: BatchNorm statistics are per view.
+        f1 = self.backbone(v1)
+        q1 = self.predictor(self.projector(f1))
+        q2 = self.predictor(self.projector(self.backbone(v2)))
+        self.momentum = self.current_momentum()
+        with torch.no_grad():  # stop-gradient on the keys
+            self.momentum_update(self.momentum)
+            k1 = self.key_projector(self.key_backbone(v1))
+            k2 = self.key_projector(self.key_backbone(v2))
+        return self.contrastive(q1, k2) + self.contrastive(q2, k1), f1
+
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        self.log("train/momentum", self.momentum, on_step=True, on_epoch=False, batch_size=batch["v1"].shape[0])
+        return loss

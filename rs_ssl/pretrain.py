@@ -1,0 +1,231 @@
+"""`rs-ssl pretrain`: build data, views, backbone and method from a PretrainConfig and train."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rs_ssl.bands import load_stats, resolve_bands
+from rs_ssl.config import PretrainConfig, default_out
+from rs_ssl.errors import RsSslError, UsageError
+from rs_ssl.runs import prepare_out, write_config, write_metrics
+
+
+def effective_queue_size(cfg: PretrainConfig) -> int:
+    """MoCo's queue must hold keys of *other* images: at most half an epoch's distinct samples.
+
+    A queue larger than the data (the 16384 default on the 512-patch demo) fills with random
+    initial keys and with earlier keys of the query's own image, so it is clamped, with a notice.
+    """
+    limit = max(cfg.batch_size, (cfg.samples_per_epoch // 2) // cfg.batch_size * cfg.batch_size)
+    if cfg.method == "mocov2" and cfg.queue_size > limit:
+        print(f"note: --queue-size {cfg.queue_size} exceeds half of --samples-per-epoch {cfg.samples_per_epoch}; using {limit}")
+        return limit
+    return cfg.queue_size
+
+
+def build_method(cfg: PretrainConfig, selection, stats):
+    """The LightningModule for cfg.method, with backbone and device-side views."""
+    from rs_ssl.augment import make_views
+    from rs_ssl.methods import METHODS
+    from rs_ssl.models import create_backbone
+
+    if cfg.method not in METHODS:
+        raise UsageError(f"--method {cfg.method}: not implemented yet; available: {', '.join(METHODS)}")
+    cls = METHODS[cfg.method]
+    augs = cfg.augs or cls.defaults.preset
+    try:
+        if "," in augs or augs not in ("mocov2", "mocov3", "simclr", "s2"):
+            views = make_views("custom", bands=len(selection), size=cfg.size, augs=[a.strip() for a in augs.split(",") if a.strip()])
+        else:
+            views = make_views(augs, bands=len(selection), size=cfg.size)
+    except ValueError as e:
+        raise UsageError(f"--augs {augs}: {e}") from None
+    backbone = create_backbone(cfg.backbone, selection, init=cfg.init, img_size=cls.backbone_input_size(cfg.size))
+    return cls(backbone=backbone, selection=selection, stats=stats, views=views, lr=cfg.lr,
+               weight_decay=cfg.weight_decay, temperature=cfg.temperature, batch_size=cfg.batch_size,
+               warmup_epochs=cfg.warmup_epochs if cfg.warmup_epochs > 0 else None, proj_dim=cfg.proj_dim,
+               optimizer=cfg.optimizer, queue_size=effective_queue_size(cfg), momentum=cfg.momentum,
+               freeze_patch_embed=cfg.freeze_patch_embed)
+
+
+def _accelerator(devices: str) -> tuple[str, Any]:
+    if devices == "cpu":
+        return "cpu", 1
+    if devices == "auto":
+        return ("gpu", "auto") if torch.cuda.is_available() else ("cpu", 1)
+    try:
+        n = int(devices)
+    except ValueError:
+        raise UsageError(f"--devices {devices}: use auto, cpu or a device count") from None
+    return ("gpu", n) if torch.cuda.is_available() else ("cpu", n)
+
+
+class _StopAtStep:
+    """Ends training after `max_steps` optimiser steps.
+
+    Not Lightning's `max_steps`: with it set, Lightning treats every resume as mid-epoch and
+    restores the finished epoch's batch counter, which cuts the next epoch short.
+    """
+
+    def __new__(cls, max_steps: int):
+        from lightning.pytorch.callbacks import Callback
+
+        class StopAtStep(Callback):
+            def on_train_batch_end(self, trainer, *args) -> None:
+                if trainer.global_step >= max_steps:
+                    trainer.should_stop = True
+
+        return StopAtStep()
+
+
+def _read_losses(csv_dir: Path) -> tuple[list[int], list[float]]:
+    steps, losses = [], []
+    for path in sorted(csv_dir.rglob("metrics.csv")):
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                v = row.get("train/loss_step")
+                if v not in (None, ""):
+                    steps.append(int(row["step"]))
+                    losses.append(float(v))
+    # A resumed run appends: keep the last value written for each step.
+    merged = dict(zip(steps, losses, strict=True))
+    keys = sorted(merged)
+    return keys, [merged[k] for k in keys]
+
+
+def run(cfg: PretrainConfig) -> dict[str, Any]:
+    import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from rs_ssl.checkpoints import AtomicCheckpointIO, newest_valid_checkpoint
+    from rs_ssl.data import pretrain_dataset
+    from rs_ssl.data.loader import EpochSampler, ResumableLoader
+    from rs_ssl.models import export_backbone
+    from rs_ssl.plots import loss_curve
+
+    for name, v in (("size", cfg.size), ("batch-size", cfg.batch_size), ("epochs", cfg.epochs), ("samples-per-epoch", cfg.samples_per_epoch)):
+        if v <= 0:
+            raise UsageError(f"--{name} must be positive, got {v}")
+    if cfg.samples_per_epoch < cfg.batch_size:
+        raise UsageError(f"--samples-per-epoch {cfg.samples_per_epoch} is smaller than --batch-size {cfg.batch_size}")
+    selection = resolve_bands(cfg.bands, cfg.sensor)
+    if cfg.resume and not cfg.out:
+        raise UsageError("--resume needs --out pointing at the run folder to continue")
+    out = prepare_out(cfg.out or default_out("pretrain"))
+    ckpt_dir = out / "checkpoints"
+    resume_from = None
+    if cfg.resume:
+        resume_from = newest_valid_checkpoint(ckpt_dir)
+        if resume_from is None:
+            raise RsSslError(f"--resume: no valid checkpoint in {ckpt_dir}")
+        print(f"resuming from {resume_from}")
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dataset, data_info = pretrain_dataset(cfg.data, cfg.format, selection, patch=cfg.size,
+                                          samples_per_epoch=cfg.samples_per_epoch, seed=cfg.seed,
+                                          region=cfg.region, skip_bad=cfg.skip_bad)
+    stats = load_stats(selection)
+    method = build_method(cfg, selection, stats)
+
+    sampler = EpochSampler(len(dataset), seed=cfg.seed)
+    sampler.dataset = dataset
+    workers = max(0, cfg.workers)
+    loader = ResumableLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+                             num_workers=workers, pin_memory=torch.cuda.is_available(),
+                             persistent_workers=False, prefetch_factor=4 if workers else None)
+    accelerator, devices = _accelerator(cfg.devices)
+    world = (devices if isinstance(devices, int) else max(1, torch.cuda.device_count())) * cfg.num_nodes
+    steps_per_epoch = len(dataset) // world // cfg.batch_size
+    if steps_per_epoch == 0:
+        raise UsageError(f"{len(dataset)} samples over {world} device(s) make no full batch of {cfg.batch_size}")
+    method.total_steps = steps_per_epoch * cfg.epochs if cfg.max_steps <= 0 else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
+    method.steps_per_epoch = steps_per_epoch
+    precision = cfg.precision if cfg.precision != "auto" else ("bf16-mixed" if accelerator == "gpu" else "32-true")
+    if cfg.compile:
+        method.backbone = torch.compile(method.backbone)
+
+    # Epoch-end checkpoints (the newest kept, plus last.ckpt) and, with --ckpt-every, last.ckpt every N
+    # steps; all written atomically by AtomicCheckpointIO.
+    callbacks = [
+        ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
+                        save_last=True, save_top_k=1, every_n_epochs=1, save_on_train_epoch_end=True),
+        LearningRateMonitor(logging_interval="step"),
+        RichProgressBar(leave=True),
+    ]
+    if cfg.max_steps > 0:
+        callbacks.append(_StopAtStep(cfg.max_steps))
+    if cfg.ckpt_every > 0:
+        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", auto_insert_metric_name=False,
+                                         every_n_train_steps=cfg.ckpt_every, save_top_k=1, save_last=True))
+    # A new version folder per (re)start: CSVLogger would otherwise delete the earlier segment's rows.
+    loggers = [CSVLogger(out, name="logs"), TensorBoardLogger(out, name="tensorboard")]
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=devices, num_nodes=cfg.num_nodes, precision=precision,
+        max_epochs=cfg.epochs, max_steps=-1, logger=loggers, callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()], log_every_n_steps=1, gradient_clip_val=None if cfg.method == "mocov3" else 3.0,
+        sync_batchnorm=isinstance(devices, int) and devices > 1 or cfg.num_nodes > 1,
+        enable_model_summary=False, deterministic=False, default_root_dir=out,
+        use_distributed_sampler=False,
+    )
+    loader.position = lambda: (trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+
+    write_config(out, "pretrain", cfg, extra={"bands": list(selection.names), "sensor": selection.sensor.key,
+                                              "normalisation": stats.source, "precision": precision,
+                                              "accelerator": accelerator, "data": data_info})
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*`training_step` returned.*")
+        trainer.fit(method, train_dataloaders=loader, ckpt_path=resume_from, weights_only=True)
+    elapsed = time.perf_counter() - t0
+    if not trainer.is_global_zero:
+        return {}
+
+    backbone = method.backbone._orig_mod if hasattr(method.backbone, "_orig_mod") else method.backbone
+    weights = export_backbone(backbone, out / "backbone.safetensors", metadata={
+        "timm_model": cfg.backbone, "in_chans": str(len(selection)), "bands": ",".join(selection.names),
+        "sensor": selection.sensor.key, "method": cfg.method, "rs_ssl_config": json.dumps({"size": cfg.size})})
+    steps, losses = _read_losses(out / "logs")
+    if steps:
+        loss_curve({cfg.method: (steps, losses)}, out / "loss.png",
+                   title=f"{cfg.method} · {cfg.backbone} · {len(selection)} bands · {cfg.size} px")
+    feature_std = trainer.callback_metrics.get("train/feature_std")
+    metrics = {
+        "command": "pretrain",
+        "method": cfg.method,
+        "backbone": cfg.backbone,
+        "bands": list(selection.names),
+        "steps": int(trainer.global_step),
+        "epochs_completed": int(trainer.current_epoch),
+        "final_loss": losses[-1] if losses else None,
+        "first_loss": losses[0] if losses else None,
+        "min_loss": min(losses) if losses else None,
+        "feature_std": float(feature_std) if feature_std is not None else None,
+        "train_seconds": round(elapsed, 2),
+        "images_per_second": round(trainer.global_step * cfg.batch_size / elapsed, 2) if elapsed > 0 else None,
+        "resumed_from": str(resume_from) if resume_from else None,
+        "data": {k: v for k, v in data_info.items() if k != "skipped_reasons"},
+        "skipped": data_info["skipped"],
+        "outputs": {"checkpoint": str(ckpt_dir / "last.ckpt"), "backbone": str(weights),
+                    "loss_curve": str(out / "loss.png"), "config": str(out / "config.yaml")},
+    }
+    write_metrics(out, metrics)
+    print(
+        f"pretrain done: {cfg.method}/{cfg.backbone}, {len(selection)} bands, {metrics['steps']} steps in "
+        f"{elapsed:.0f} s; loss {metrics['first_loss']:.3f} -> {metrics['final_loss']:.3f}\n"
+        f"  backbone: {weights}\n  run folder: {out}"
+        if losses else f"pretrain done: {metrics['steps']} steps; run folder: {out}"
+    )
+    return metrics
+
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
