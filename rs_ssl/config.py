@@ -40,6 +40,7 @@ class CommonConfig:
     seed: int = opt(0, "random seed for sampling, augmentation and initialisation")
     devices: str = opt("auto", "devices for Lightning: `auto`, a count (e.g. 4) or `cpu`")
     skip_bad: bool = opt(False, "skip unreadable or inconsistent input files (counted in metrics.json) instead of stopping")
+    zoom: int | None = opt(None, "zoom level of an XYZ/TMS tile directory z/x/y.png (default: the deepest)")
 
 
 @dataclass
@@ -52,6 +53,7 @@ class PretrainConfig(CommonConfig):
     batch_size: int = opt(32, "images per optimiser step (per device)")
     epochs: int = opt(4, "passes over --samples-per-epoch patches")
     samples_per_epoch: int = opt(512, "random patches drawn per epoch from georeferenced scenes (patch datasets use every sample)")
+    subset: int | None = opt(None, "patch/image datasets: train on a seeded random subset of N samples (MillionAID MoCo v3: 150000)")
     max_steps: int = opt(-1, "stop after this many optimiser steps (-1: run all epochs)")
     lr: float | None = opt(None, "base learning rate at batch size 256, scaled linearly (default: the method's paper value)")
     weight_decay: float | None = opt(None, "weight decay (default: the method's paper value)")
@@ -133,6 +135,10 @@ class BenchConfig(CommonConfig):
     warmup: int = opt(3, "untimed warm-up steps")
     device: str = opt("auto", "cpu, cuda or auto")
     compare: str | None = opt(None, "also time this implementation on identical inputs", choices=("torchgeo",))
+    handwritten: bool = opt(True, "also time a plain hand-written PyTorch step (same model, views and loss, no Lightning)")
+    workers: int = opt(2, "DataLoader workers when --data streams patches from files")
+    precision: str = opt("auto", "auto (bf16-mixed on GPU, 32 on CPU), 32, bf16-mixed")
+    channels_last: bool = opt(True, "channels-last memory format for CNNs on GPU")
 
 
 def _base_type(tp: Any) -> Any:

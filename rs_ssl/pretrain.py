@@ -132,7 +132,8 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dataset, data_info = pretrain_dataset(cfg.data, cfg.format, selection, patch=cfg.size,
                                           samples_per_epoch=cfg.samples_per_epoch, seed=cfg.seed,
-                                          region=cfg.region, skip_bad=cfg.skip_bad)
+                                          region=cfg.region, skip_bad=cfg.skip_bad,
+                                          subset=cfg.subset, zoom=cfg.zoom)
     stats = load_stats(selection)
     method = build_method(cfg, selection, stats)
 

@@ -503,3 +503,78 @@ def test_fused_geometry_is_the_product_of_the_kornia_matrices(augs: list[str]) -
     seq = K.AugmentationSequential(*view.ops, data_keys=["input"])
     seq(x)
     torch.testing.assert_close(_kornia_convention(total), seq.transform_matrix, rtol=1e-5, atol=1e-4)
+
+
+# --- presets as documented, same_on_batch, devices, benchmark ---------------------------------------
+
+
+def test_preset_parameters_are_the_documented_ones() -> None:
+    jitter = {"mocov2": (0.4, 0.4, 0.1, 0.05), "mocov3": (0.4, 0.4, 0.05, 0.05), "simclr": (0.8, 0.8, 0.2, 0.1)}
+    crop_scale = {"mocov2": [0.2, 1.0], "mocov3": [0.08, 1.0], "simclr": [0.08, 1.0]}
+    blur_p = {"mocov2": (0.5, 0.5), "mocov3": (1.0, 0.1), "simclr": (0.5, 0.5)}
+    for preset, (b, c, g, s) in jitter.items():
+        config = make_views(preset, 13, 224).config
+        for i, view in enumerate((config["view1"], config["view2"])):
+            ops = dict((n, p) for n, p in view)
+            assert ops["resized_crop"]["scale"] == crop_scale[preset]
+            cj = ops["color_jitter"]
+            assert (cj["brightness"], cj["contrast"], cj["gain"], cj["spectral"], cj["p"]) == (b, c, g, s, 0.8)
+            assert ops["grayscale"]["p"] == 0.2 and ops["flip"]["p"] == 0.5
+            assert ops["blur"]["p"] == blur_p[preset][i] and ops["blur"]["sigma"] == [0.1, 2.0]
+            assert ("solarize" in ops) == (preset == "mocov3" and i == 1)
+    s2 = [n for n, _ in make_views("s2", 13, 224).config["view1"]]
+    assert s2 == ["crop", "flip", "rot90", "shift", "zoom", "blur", "brightness", "contrast", "gain", "speckle"]
+
+
+def test_same_on_batch_shares_the_draw_across_the_batch() -> None:
+    x, _, _ = batch(12)
+    out, params = _run(P.RandomGain(0.2, p=1.0, same_on_batch=True), x)
+    assert torch.equal(params["gain"], params["gain"][:1].expand_as(params["gain"]))
+    out, params = _run(P.RandomSpeckle(looks=4.0, p=1.0, same_on_batch=True), x)
+    assert torch.equal(params["speckle"][0], params["speckle"][-1])
+    out, params = _run(G.RandomResizedCrop(32, same_on_batch=True), x)
+    assert (params["crop"] == params["crop"][:1]).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_views_on_cuda_are_deterministic_and_keep_dtype(dtype: torch.dtype) -> None:
+    x, _, _ = batch(13)
+    x = x.cuda().to(dtype)
+    mask = torch.ones(x.shape[0], 1, 64, 64, dtype=torch.bool, device="cuda")
+    for preset in sorted(VIEW_PRESETS):
+        views = make_views(preset, 13, 48)
+        torch.manual_seed(0)
+        (a, ma), (b, _) = views(x, mask)
+        torch.manual_seed(0)
+        (a2, _), _ = views(x, mask)
+        assert a.device.type == "cuda" and a.dtype == dtype and ma.device.type == "cuda"
+        assert torch.equal(a, a2) and torch.isfinite(a.float()).all()
+
+
+def test_benchmark_script_runs_and_reports_every_pipeline() -> None:
+    import argparse
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "augment_speed.py"
+    spec = importlib.util.spec_from_file_location("augment_speed", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = argparse.Namespace(device="cpu", batch=2, bands=13, size=32, repeats=1, warmup=0, threads=0,
+                              input="real", pipelines="torchgeo-mocov3,rs_ssl-mocov3,rs_ssl-mocov3-ops,rs_ssl-s2",
+                              json=None)
+    report = bench.run(args)
+    assert report["input"] == "L1C scene tiles"
+    assert [r["pipeline"] for r in report["results"]] == args.pipelines.split(",")
+    assert all(r["median_ms"] > 0 and r["views_per_s"] > 0 for r in report["results"])
+    assert "| rs_ssl-mocov3 |" in bench.table(report)
+
+
+def test_small_patches_are_resized_up_to_the_view_size() -> None:
+    x, mean, std = batch(13)  # 64 x 64 patches
+    views = make_views("s2", 13, 96, mean=mean, std=std)
+    torch.manual_seed(0)
+    v1, v2 = views(x)
+    assert v1.shape == v2.shape == (x.shape[0], 13, 96, 96)
+    assert views.config["mean"] == pytest.approx(mean.tolist())

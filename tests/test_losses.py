@@ -33,7 +33,7 @@ def simclr_reference(z1, z2, t):
         z += [a / a.norm(), b / b.norm()]
 
     def sim(i, j):
-        return float(z[i] @ z[j])
+        return float((z[i] @ z[j]).detach())
 
     def ell(i, j):
         denom = sum(math.exp(sim(i, m) / t) for m in range(2 * n) if m != i)

@@ -47,7 +47,9 @@ def normalized_theta(src_from_dst: Tensor, in_hw: tuple[int, int], out_hw: tuple
     """(B, 2, 3) `affine_grid` matrix for a pixel-space output->input map."""
     dev = src_from_dst.device
     n_in = pixel_to_normalized(*in_hw, dev)
-    n_out_inv = torch.linalg.inv(pixel_to_normalized(*out_hw, dev))
+    h, w = out_hw
+    # Closed-form inverse of pixel_to_normalized(h, w): no linear solver on the GPU.
+    n_out_inv = torch.tensor([[w / 2.0, 0.0, w / 2.0], [0.0, h / 2.0, h / 2.0], [0.0, 0.0, 1.0]], device=dev)
     return (n_in @ src_from_dst.float() @ n_out_inv)[:, :2, :]
 
 
@@ -89,18 +91,19 @@ def sampling_grid(
             t = torch.remainder(grid - lo, 2.0 * span)
             grid = lo + torch.where(t > span, 2.0 * span - t, t)
     half = torch.tensor([1.0 / in_hw[1], 1.0 / in_hw[0]], device=grid.device)
-    grid = torch.maximum(torch.minimum(grid, hi - half), lo + half)
+    grid = grid.clamp_(min=lo + half, max=hi - half)
     return grid, inside
 
 
 def sample_image(x: Tensor, grid: Tensor, inside: Tensor | None, padding_mode: str) -> Tensor:
     """Bilinear samples of `x` at `grid` (already inside the image); zeros outside if asked."""
-    # The grid is built in float32 whatever the image dtype: in bfloat16 a coordinate of 224 px
-    # is off by up to half a pixel.
-    out = F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+    # Sample in float32 for half-precision images: a bfloat16 grid coordinate of 224 px is off
+    # by up to half a pixel.
+    src = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    out = F.grid_sample(src, grid.to(src.dtype), mode="bilinear", padding_mode="border", align_corners=False)
     if padding_mode == "zeros" and inside is not None:
         out = out * inside.to(out.dtype)
-    return out
+    return out.to(x.dtype)
 
 
 def sample_mask(mask: Tensor, grid: Tensor, inside: Tensor | None) -> Tensor:
@@ -209,12 +212,6 @@ class AffineAugmentation(GeometricAugmentationBase2D):
         in_hw = (input.shape[-2], input.shape[-1])
         mat = self.src_from_dst(params, in_hw).to(input.device)
         return resample_mask(input, mat, self.output_hw(in_hw), self.box(params, in_hw), self.leaves_box(in_hw))
-
-    def transform_masks(self, input: Tensor, params, flags, transform=None, **kwargs) -> Tensor:
-        # Kornia's geometric base injects `resample`/`antialias` kwargs meant for its own ops.
-        kwargs.pop("resample", None)
-        kwargs.pop("antialias", None)
-        return super().transform_masks(input, params, flags, transform=transform, **kwargs)
 
 
 class RandomResizedCrop(AffineAugmentation):

@@ -430,10 +430,12 @@ class RandomGaussianNoise(_FieldAugmentation):
 
     def __init__(self, std: float | Sequence[float] = (0.0, 0.1), p: float = 0.5, same_on_batch: bool = False):
         super().__init__(p=p, same_on_batch=same_on_batch)
-        self.std = as_range(std, "noise std", 0.0, 0.0) if not isinstance(std, (int, float)) else (
-            float(std), float(std))
-        if self.std[0] < 0:
-            raise ValueError(f"noise std must be >= 0, found {std!r}")
+        if isinstance(std, (int, float)):
+            if std < 0:
+                raise ValueError(f"noise std must be >= 0, found {std!r}")
+            self.std = (float(std), float(std))
+        else:
+            self.std = as_range(std, "noise std", 0.0, 0.0)
 
     def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
         return {"sigma": uniform(*self.std, (batch_shape[0],), self.same_on_batch, self.device)}

@@ -5,6 +5,30 @@ depend on the crop (crop size, blur kernel) are filled in by `make_views`. Diffe
 papers are marked "MS substitution" (an RGB op replaced by its multispectral counterpart) or
 "RS addition" (an op added because overhead imagery has no canonical orientation).
 
+Exact parameters (p = probability per image; blur kernel = odd ~10% of `size`, 23 at 224):
+
+| preset | view | ops |
+|---|---|---|
+| mocov2 | both | resized_crop scale (0.2, 1); hflip p=0.5 + vflip p=0.5 [RS addition]; blur sigma (0.1, 2) p=0.5; color_jitter p=0.8 [MS substitution: brightness 0.4, contrast 0.4, gain 0.1, spectral 0.05]; grayscale p=0.2 [MS: N-band] |
+| mocov3 | 1 | resized_crop scale (0.08, 1); flips as above; blur p=1.0; color_jitter p=0.8 [MS: brightness 0.4, contrast 0.4, gain 0.05, spectral 0.05]; grayscale p=0.2 [MS] |
+| mocov3 | 2 | as view 1 but blur p=0.1, plus solarize p=0.2 [MS: in reflectance, threshold = band mean unless given] |
+| simclr | both | resized_crop scale (0.08, 1) ratio (3/4, 4/3); flips; blur p=0.5; color_jitter p=0.8 [MS: brightness 0.8, contrast 0.8, gain 0.2, spectral 0.1]; grayscale p=0.2 [MS] |
+| s2 | both | crop to size; flips; rot90 p=1; shift 0.1 p=0.5; zoom (0.8, 1.25) p=0.5; blur p=0.5; brightness 0.2 p=0.8; contrast 0.2 p=0.8; gain 0.1 p=0.8; speckle looks (4, 16) p=0.5 |
+
+Sources: MoCo v2 = Chen, Fan, Girshick, He 2020, "Improved Baselines with Momentum Contrastive
+Learning" (arXiv:2003.04297; `aug_plus` in facebookresearch/moco). MoCo v3 = Chen, Xie, He 2021,
+"An Empirical Study of Training Self-Supervised Vision Transformers" (arXiv:2104.02057, appendix:
+the BYOL augmentations with asymmetric blur p = 1.0 / 0.1 and solarize p = 0 / 0.2). SimCLR =
+Chen, Kornblith, Norouzi, Hinton 2020 (arXiv:2002.05709, Appendix A, colour strength s = 1).
+s2 = the op table of the SimCLR-S2 study (blur, brightness, contrast, gain, speckle; flip,
+rotation, shift, zoom); its magnitudes above are rs-ssl's choices, not the study's.
+
+Colour jitter, MS substitution: ColorJitter(brightness b, contrast c, saturation s, hue h) becomes
+`MultispectralColorJitter` with brightness b (additive, in standard deviations), contrast c,
+per-band gain s / 4 and spectral jitter h / 2. Saturation and hue do not exist beyond three
+bands; the scaling of their replacements is rs-ssl's choice, made so that band ratios such as
+NDVI stay plausible (+-10% gain for s = 0.4).
+
 Geometric ops are listed first because the fused view composes them into one resampling;
 flips commute with every pixel op here, so this equals the papers' order. Blur is listed
 before colour jitter / grayscale (the papers blur after them): blur is linear and the same for
@@ -283,7 +307,7 @@ def make_views(preset: str, bands: int, size: int, augs: list[str] | None = None
         "preset": preset,
         "bands": bands,
         "size": size,
-        **{k: (list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v) for k, v in context_kw.items()},
+        **{k: (v if isinstance(v, str) else [float(a) for a in v]) for k, v in context_kw.items() if v is not None},
         "view1": [[n, _plain(p)] for n, p in specs[0]],
         "view2": [[n, _plain(p)] for n, p in specs[1]],
     }

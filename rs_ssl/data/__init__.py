@@ -1,14 +1,21 @@
-"""Readers and datasets. `open_rasters` turns `--data` into readable rasters of the selected bands."""
+"""Readers and datasets: `--data PATH` (any supported format) -> torch datasets of DN patches.
+
+Entry points: `pretrain_dataset` (unlabelled, for `rs-ssl pretrain`), `labelled_dataset` (for probe
+and fine-tune), `open_rasters`, `detect_format`, `scan` (the records of a dataset).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from rs_ssl.bands import BandSelection
-from rs_ssl.data.sentinel2 import Sentinel2Scene, is_band_folder
+from rs_ssl.data.catalog import FORMATS, Catalog, Record, detect_format, scan
 from rs_ssl.errors import DataError, UsageError
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
+
+__all__ = ["FORMATS", "Catalog", "Record", "detect_format", "labelled_dataset", "open_rasters",
+           "pretrain_dataset", "sample_path", "scan"]
 
 
 def sample_path() -> Path:
@@ -16,54 +23,89 @@ def sample_path() -> Path:
     return SAMPLE_DIR
 
 
-def detect_format(path: Path) -> str:
-    """Name the layout of `path` (only per-band Sentinel-2 scene folders so far)."""
-    if is_band_folder(path):
-        return "sentinel2"
-    subdirs = [p for p in sorted(path.iterdir()) if p.is_dir()] if path.is_dir() else []
-    if subdirs and all(is_band_folder(p) for p in subdirs):
-        return "sentinel2"
-    raise DataError(
-        f"{path}: format not recognised. Supported here: a folder of per-band Sentinel-2 files "
-        "(*_B01.tif ... *_B12.tif, B8A) or a folder of such folders. Name it with --format if detection fails"
-    )
-
-
-def open_rasters(data: str | Path | None, fmt: str, selection: BandSelection, skip_bad: bool = False) -> tuple[list, dict]:
-    """Open `--data` as a list of windowed rasters; returns (rasters, info for metrics.json)."""
-    path = Path(data) if data else sample_path()
-    if not path.exists():
+def _catalog(data: str | Path | None, fmt: str, selection: BandSelection, zoom: int | None) -> Catalog:
+    path = data if data is not None and "://" in str(data) else Path(data) if data else sample_path()
+    if isinstance(path, Path) and not path.exists():
         raise UsageError(f"--data {path}: no such file or folder")
-    fmt = detect_format(path) if fmt == "auto" else fmt
-    if fmt != "sentinel2":
-        raise UsageError(f"--format {fmt}: not supported yet; supported: auto, sentinel2")
-    folders = [path] if is_band_folder(path) else [p for p in sorted(path.iterdir()) if p.is_dir()]
-    rasters, skipped = [], []
-    for folder in folders:
-        try:
-            rasters.append(Sentinel2Scene(folder, selection))
-        except DataError as e:
-            if not skip_bad:
-                raise
-            skipped.append(str(e))
+    if fmt not in ("auto", *FORMATS):
+        raise UsageError(f"--format {fmt}: unknown; choose auto or one of {', '.join(FORMATS)}")
+    return scan(path, fmt, zoom=zoom, sensor=selection.sensor.key)
+
+
+def _info(cat: Catalog, key: str, n: int, skipped: list[str]) -> dict:
+    return {"data": str(cat.root), "format": cat.format, key: n, "skipped": len(skipped), "skipped_reasons": skipped}
+
+
+def open_rasters(data: str | Path | None, fmt: str, selection: BandSelection, skip_bad: bool = False,
+                 zoom: int | None = None) -> tuple[list, dict]:
+    """Open `--data` (a georeferenced raster format) as windowed rasters; returns (rasters, info)."""
+    from rs_ssl.data.datasets import open_rasters as _open
+
+    cat = _catalog(data, fmt, selection, zoom)
+    if cat.kind != "rasters":
+        raise UsageError(f"--data {cat.root}: a {cat.format} dataset of patches, not large rasters")
+    rasters, skipped = _open(cat, selection, skip_bad)
     if not rasters:
-        raise DataError(f"{path}: no readable scene" + (f" ({len(skipped)} skipped)" if skipped else ""))
-    info = {"data": str(path), "format": fmt, "rasters": len(rasters), "skipped": len(skipped), "skipped_reasons": skipped}
-    return rasters, info
+        raise DataError(f"{cat.root}: no readable raster" + (f" ({len(skipped)} skipped)" if skipped else ""))
+    return rasters, _info(cat, "rasters", len(rasters), skipped)
 
 
 def pretrain_dataset(data: str | Path | None, fmt: str, selection: BandSelection, *, patch: int,
                      samples_per_epoch: int, seed: int = 0, region: str | None = None,
-                     skip_bad: bool = False):
+                     skip_bad: bool = False, subset: int | None = None, zoom: int | None = None):
     """The unlabelled training set for `rs-ssl pretrain`: returns (dataset, info for metrics.json).
 
-    Georeferenced rasters give `samples_per_epoch` seeded random patches (restricted to `region`);
-    each item is `{"image": float32 (C, patch, patch)}` in digital numbers, bands in `selection` order.
+    Large georeferenced rasters give `samples_per_epoch` seeded random patches (restricted to
+    `region`); patch and image datasets give every sample (or a seeded `subset` of them), resized
+    to `patch` when their native size differs. Each item is `{"image": float32 (C, patch, patch)}`
+    in digital numbers, bands in `selection` order.
     """
+    from rs_ssl.data import datasets as D
     from rs_ssl.data.patches import RandomPatchDataset
     from rs_ssl.data.regions import restrict_to_region
 
-    rasters, info = open_rasters(data, fmt, selection, skip_bad=skip_bad)
-    allowed = restrict_to_region(rasters, region, patch) if region else None
-    dataset = RandomPatchDataset(rasters, patch, samples_per_epoch, seed=seed, allowed=allowed)
-    return dataset, info
+    cat = _catalog(data, fmt, selection, zoom)
+    if cat.kind == "rasters":
+        rasters, skipped = D.open_rasters(cat, selection, skip_bad)
+        if not rasters:
+            raise DataError(f"{cat.root}: no readable raster ({len(skipped)} skipped)")
+        allowed = restrict_to_region(rasters, region, patch) if region else None
+        dataset = RandomPatchDataset(rasters, patch, samples_per_epoch, seed=seed, allowed=allowed)
+        return dataset, _info(cat, "rasters", len(rasters), skipped)
+    records = D.subset(cat.records, subset, seed)
+    records, skipped = D.check_records(cat, records, selection, skip_bad)
+    if region:
+        from rs_ssl.data.regions import records_in_region
+
+        records = records_in_region(cat, records, selection, region)
+    if not records:
+        raise DataError(f"{cat.root}: no readable sample ({len(skipped)} skipped)")
+    info = _info(cat, "samples", len(records), skipped)
+    return D.SampleDataset(cat, records, selection, patch), info
+
+
+def labelled_dataset(data: str | Path | None, fmt: str, selection: BandSelection, *, split: str | None,
+                     patch: int, level: int = 1, skip_bad: bool = False, zoom: int | None = None):
+    """A labelled dataset for probing/fine-tuning: returns (dataset, info).
+
+    Items are `{"image": float32 (C, patch, patch) DN, "label": ...}`: a LongTensor class index
+    (single-label) or a FloatTensor multi-hot vector (multi-label, BigEarthNet's 19 classes; v1's
+    43 with `level=2`). The dataset has `classes` and `multilabel`. `split` is train, val or test
+    (BigEarthNet: metadata.parquet or CSV lists; MillionAID: its train/test folders; trees without
+    splits: a fixed 60/20/20 split by file name); None takes every labelled sample. `level` is the
+    MillionAID hierarchy level (1: 8 classes, 2: 28, 3: 51 leaves).
+    """
+    from rs_ssl.data import datasets as D
+
+    cat = _catalog(data, fmt, selection, zoom)
+    if cat.kind != "samples":
+        raise UsageError(f"--data {cat.root}: {cat.format} rasters carry no labels; use a labelled dataset "
+                         "(BigEarthNet, MillionAID, a class-folder tree, a labelled zarr or manifest)")
+    classes = cat.classes if cat.classes and level == 1 else cat.label_names(level)
+    records = [r for r in D.select_split(cat.records, split) if r.labels or r.hierarchy]
+    records, skipped = D.check_records(cat, records, selection, skip_bad)
+    if not records:
+        raise DataError(f"{cat.root}: no labelled sample in split {split!r}")
+    ds = D.LabelledDataset(cat, records, selection, patch, classes, level)
+    info = _info(cat, "samples", len(records), skipped) | {"split": split, "classes": len(classes), "multilabel": cat.multilabel}
+    return ds, info

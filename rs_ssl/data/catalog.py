@@ -135,8 +135,8 @@ def detect_format(path: Path) -> str:
     )
 
 
-def scan(data: str | Path, fmt: str = "auto", *, zoom: int | None = None) -> Catalog:
-    """List the records of `data` in format `fmt` (`auto`: detected)."""
+def scan(data: str | Path, fmt: str = "auto", *, zoom: int | None = None, sensor: str | None = None) -> Catalog:
+    """List the records of `data` in format `fmt` (`auto`: detected); `sensor` picks an SSL4EO-S12 modality."""
     from rs_ssl.data import bigearthnet, folders, ssl4eo, tiles, zarr_store
     from rs_ssl.data.sentinel2 import is_band_folder
 
@@ -172,11 +172,12 @@ def scan(data: str | Path, fmt: str = "auto", *, zoom: int | None = None) -> Cat
     elif fmt == "bigearthnet":
         cat = bigearthnet.scan(descend(path))
     elif fmt == "ssl4eo":
-        cat = ssl4eo.scan(descend(path))
+        cat = ssl4eo.scan(descend(path), sensor)
     elif fmt == "millionaid":
         cat = folders.scan_millionaid(descend(path))
     else:
         cat = folders.scan_class_folders(descend(path))
+    cat.root = path
     if not cat.records:
         raise DataError(f"{path}: no {fmt} data found (empty folder or wrong --format)")
     return cat

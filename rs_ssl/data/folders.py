@@ -7,9 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import rasterio
-
 from rs_ssl.data.catalog import IMAGE_SUFFIXES, Catalog, Record
+from rs_ssl.data.readers import open_raster
 from rs_ssl.errors import DataError
 
 SPLITS = ("train", "val", "validation", "test")
@@ -38,11 +37,8 @@ def is_millionaid(path: Path) -> bool:
 
 def _layout(first: Path) -> str | None:
     """EuroSAT-MS stores 13 unnamed bands with B8A last; other unnamed files use the registry order."""
-    try:
-        with rasterio.open(first) as src:
-            unnamed, count = all(not d for d in src.descriptions), src.count
-    except rasterio.errors.RasterioIOError as e:
-        raise DataError(f"{first}: cannot be opened as a raster ({e})") from None
+    with open_raster(str(first)) as src:
+        unnamed, count = all(not d for d in src.descriptions), src.count
     return "eurosat" if count == 13 and unnamed else None
 
 

@@ -1,7 +1,271 @@
-"""`rs-ssl manifest` (the data-layer issue; not built yet)."""
+"""`rs-ssl manifest PATH`: scan a dataset once into `manifest.parquet` + `summary.json`.
 
-from rs_ssl.errors import NotImplementedYet
+One row per raster, image or patch: path, format, bands, dtype, size, CRS, bounds, labels, split and
+a content checksum. `--check` decodes every file fully and lists the broken ones; `--stats` computes
+per-band mean/std (reflectance) streaming over a seeded sample. Training and evaluation accept the
+written `manifest.parquet` as `--data` and then skip the scan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from rs_ssl.data.catalog import Catalog, Record
+from rs_ssl.data.readers import file_band_names, open_raster
+from rs_ssl.data.sentinel2 import band_files
+from rs_ssl.errors import DataError
+
+SCENE_FORMATS = ("sentinel2", "bigearthnet", "ssl4eo")
+META_KEY = b"rs_ssl"
+
+
+def record_files(catalog: Catalog, r: Record) -> list[Path]:
+    """The files holding a record's pixels (the band files of a per-band folder)."""
+    if catalog.format in SCENE_FORMATS:
+        return [p for _, p in sorted(band_files(Path(r.path)).items())]
+    return [Path(r.path)]
+
+
+def checksum(files: list[Path]) -> str:
+    """BLAKE2b-128 of the files' bytes, streamed in 1 MiB blocks."""
+    h = hashlib.blake2b(digest_size=16)
+    for f in files:
+        with open(f, "rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+    return h.hexdigest()
+
+
+def describe(catalog: Catalog, r: Record) -> dict:
+    """File facts of one record (headers only); raises DataError naming the file when unreadable."""
+    from rs_ssl.bands import canonical_band_name, get_sensor
+
+    row = {"path": r.path, "format": catalog.format, "labels": list(r.labels), "split": r.split, "group": r.group,
+           "hierarchy": list(r.hierarchy), "fine": list(r.fine), "index": r.index}
+    if catalog.format == "zarr":
+        from rs_ssl.data.zarr_store import open_array
+
+        arr = open_array(r.path)
+        attrs = dict(arr.attrs)
+        crs = attrs["crs"][r.index] if r.index is not None and attrs.get("crs") else attrs.get("crs")
+        data = arr[r.index] if r.index is not None else None
+        return row | {"bands": list(attrs.get("band_names", [])), "dtype": str(arr.dtype), "width": arr.shape[-1],
+                      "height": arr.shape[-2], "crs": _crs_name(crs), "bounds": None,
+                      "checksum": hashlib.blake2b(np.ascontiguousarray(data).tobytes(), digest_size=16).hexdigest() if data is not None else None}
+    files = record_files(catalog, r)
+    if not files:
+        raise DataError(f"{r.path}: no band files found")
+    heads = []
+    for f in files:
+        with open_raster(str(f)) as src:
+            heads.append((f, src.count, src.dtypes, src.descriptions, src.colorinterp, src.crs, src.bounds, src.width, src.height, src.transform))
+    if catalog.format in SCENE_FORMATS:
+        have = {canonical_band_name(n) for n in band_files(Path(r.path))}
+        names = [n for n in get_sensor("s2_l1c").names if n in have]
+        dtypes = {d for h in heads for d in h[2]}
+        finest = min(heads, key=lambda h: h[9].a)
+        bad = [h[0].name for h in heads if h[1] != 1]
+        if bad:
+            raise DataError(f"{r.path}: band file(s) {', '.join(bad)} hold more than one band")
+    else:
+        f, count, dt, desc, ci = heads[0][:5]
+        names = list(file_band_names(str(f), count, desc, ci, catalog.layout))
+        dtypes, finest = set(dt), heads[0]
+    if len(dtypes) > 1:
+        raise DataError(f"{r.path}: mixed dtypes {sorted(dtypes)}")
+    crs = finest[5]
+    return row | {"bands": names, "dtype": dtypes.pop(), "width": finest[7], "height": finest[8],
+                  "crs": _crs_name(crs) if crs and not finest[9].is_identity else None,
+                  "bounds": list(finest[6]) if crs else None, "checksum": checksum(files)}
+
+
+def _crs_name(crs) -> str | None:
+    if not crs:
+        return None
+    import rasterio
+
+    c = rasterio.crs.CRS.from_user_input(crs)
+    epsg = c.to_epsg()
+    return f"EPSG:{epsg}" if epsg else c.to_wkt()
+
+
+def decode(catalog: Catalog, r: Record) -> None:
+    """Decode every pixel of a record; DataError naming the file on truncation, NaN or all-nodata."""
+    if catalog.format == "zarr":
+        from rs_ssl.data.zarr_store import open_array
+
+        arr = open_array(r.path)
+        data = np.asarray(arr[r.index] if r.index is not None else arr[:])
+        if np.issubdtype(data.dtype, np.floating) and np.isnan(data).any():
+            raise DataError(f"{r.path}: contains NaN")
+        return
+    import rasterio
+
+    for f in record_files(catalog, r):
+        with open_raster(str(f)) as src:
+            try:
+                data = src.read()
+            except rasterio.errors.RasterioIOError as e:
+                raise DataError(f"{f}: decoding failed ({e}); truncated or corrupt") from None
+            if np.issubdtype(data.dtype, np.floating) and np.isnan(data).any():
+                raise DataError(f"{f}: contains NaN pixels ({int(np.isnan(data).sum())})")
+            if src.nodata is not None and (data == src.nodata).all():
+                raise DataError(f"{f}: every pixel is nodata ({src.nodata})")
+
+
+def consistency(rows: list[dict]) -> list[tuple[int, str]]:
+    """Rows whose band list or dtype differs from the majority: (row index, problem)."""
+    if not rows:
+        return []
+    common_bands = Counter(tuple(r["bands"]) for r in rows).most_common(1)[0][0]
+    common_dtype = Counter(r["dtype"] for r in rows).most_common(1)[0][0]
+    out = []
+    for i, r in enumerate(rows):
+        if tuple(r["bands"]) != common_bands:
+            out.append((i, f"{r['path']}: {len(r['bands'])} bands ({','.join(r['bands'])}) while most files have {len(common_bands)} ({','.join(common_bands)})"))
+        elif r["dtype"] != common_dtype:
+            out.append((i, f"{r['path']}: dtype {r['dtype']} while most files are {common_dtype} (mixed dtypes)"))
+    return out
+
+
+def build(catalog: Catalog, *, check: bool = False, skip_bad: bool = False, progress: bool = True) -> tuple[list[dict], list[str]]:
+    """Describe (and with `check` decode) every record; returns (good rows, problems of skipped ones)."""
+    from rich.progress import track
+
+    rows, problems = [], []
+    it = track(catalog.records, description="scanning", disable=not progress or len(catalog.records) < 200, transient=True)
+    for r in it:
+        try:
+            row = describe(catalog, r)
+            if check:
+                decode(catalog, r)
+            rows.append(row)
+        except (DataError, OSError) as e:
+            msg = str(e) if isinstance(e, DataError) else f"{r.path}: {e.strerror or e}"
+            if not skip_bad and not check:
+                raise DataError(msg) from None
+            problems.append(msg)
+    bad = consistency(rows)
+    if bad and not skip_bad and not check:
+        raise DataError(bad[0][1] + (f" (+{len(bad) - 1} more)" if len(bad) > 1 else "") + "; fix them or pass --skip-bad")
+    drop = {i for i, _ in bad}
+    problems += [m for _, m in bad]
+    return [r for i, r in enumerate(rows) if i not in drop], problems
+
+
+def summarise(catalog: Catalog, rows: list[dict], problems: list[str]) -> dict:
+    labels = Counter(lab for r in rows for lab in r["labels"])
+    bands = Counter(tuple(r["bands"]) for r in rows).most_common(1)[0][0] if rows else ()
+    return {
+        "data": str(catalog.root), "format": catalog.format, "count": len(rows), "bands": list(bands),
+        "dtypes": sorted({r["dtype"] for r in rows}), "crs": sorted({r["crs"] for r in rows if r["crs"]}),
+        "labels": dict(sorted(labels.items())), "splits": dict(Counter(r["split"] for r in rows if r["split"])),
+        "multilabel": catalog.multilabel, "skipped": len(problems), "problems": problems,
+    }
+
+
+def write_manifest(path: Path, catalog: Catalog, rows: list[dict]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(rows) if rows else pa.table({})
+    meta = {"root": str(catalog.root), "format": catalog.format, "layout": catalog.layout, "multilabel": catalog.multilabel,
+            "classes": catalog.classes, "notes": catalog.notes}
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta, default=str).encode()})
+    pq.write_table(table, path)
+
+
+def read_manifest(path: Path) -> Catalog:
+    """A catalog from `manifest.parquet` (or a folder holding one), without scanning the data."""
+    import pyarrow.parquet as pq
+
+    path = path / "manifest.parquet" if path.is_dir() else path
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several types for bad files
+        raise DataError(f"{path}: cannot be read as a manifest ({e})") from None
+    raw = (table.schema.metadata or {}).get(META_KEY)
+    if raw is None:
+        raise DataError(f"{path}: not an rs-ssl manifest (no rs_ssl metadata); write one with `rs-ssl manifest DATA`")
+    meta = json.loads(raw)
+    recs = [Record(r["path"], labels=tuple(r["labels"] or ()), split=r["split"], group=r["group"],
+                   hierarchy=tuple(r["hierarchy"] or ()), fine=tuple(r["fine"] or ()),
+                   index=None if r["index"] is None else int(r["index"])) for r in table.to_pylist()]
+    if not recs:
+        raise DataError(f"{path}: the manifest lists no readable file")
+    return Catalog(Path(meta["root"]), meta["format"], recs, multilabel=meta["multilabel"], classes=meta["classes"],
+                   layout=meta["layout"], notes=meta["notes"] or {})
+
+
+def band_stats(catalog: Catalog, selection, seed: int, max_items: int = 256) -> dict:
+    """Per-band mean/std in reflectance (DN * scale + offset), streamed over a seeded sample."""
+    from rs_ssl.data import datasets as D
+    from rs_ssl.data.patches import RandomPatchDataset
+    from rs_ssl.data.stats import RunningStats
+
+    sens = selection.sensor
+    rs = RunningStats(len(selection), nodata=None)
+    if catalog.kind == "rasters":
+        rasters, _ = D.open_rasters(catalog, selection)
+        patch = min(256, *(min(r.grid.width, r.grid.height) for r in rasters))
+        ds = RandomPatchDataset(rasters, patch, min(max_items, 64), seed=seed)
+        arrays = (ds[i]["image"].numpy() for i in range(len(ds)))
+        n = len(ds)
+    else:
+        recs = D.subset(catalog.records, max_items, seed)
+        ds = D.SampleDataset(catalog, recs, selection, patch=1)
+        arrays = (ds.read(i) for i in range(len(ds)))
+        n = len(ds)
+    for a in arrays:
+        a = a.astype(np.float64)
+        if sens.nodata is not None:
+            a[:, (a == sens.nodata).all(0)] = np.nan  # pixels that are nodata in every band
+        rs.update(a * sens.scale + sens.offset)
+    return {"sensor": sens.key, "units": "reflectance (DN * scale + offset, see bands.yaml)", "items": n,
+            "pixels": int(rs.n.min()),
+            "bands": {b: {"mean": round(float(m), 6), "std": round(float(s), 6)} for b, m, s in zip(selection.names, rs.mean, rs.std, strict=True)}}
 
 
 def run(cfg) -> None:
-    raise NotImplementedYet("manifest", "data-layer")
+    """`rs-ssl manifest`: write manifest.parquet, summary.json, config.yaml, metrics.json into --out."""
+    import time
+
+    import yaml
+
+    from rs_ssl.bands import resolve_bands
+    from rs_ssl.config import default_out
+    from rs_ssl.data import _catalog
+    from rs_ssl.runs import atomic_write_text, prepare_out, write_config, write_metrics
+
+    t0 = time.time()
+    selection = resolve_bands(cfg.bands, cfg.sensor)
+    out = prepare_out(cfg.out or default_out("manifest"))
+    write_config(out, "manifest", cfg)
+    catalog = _catalog(cfg.data, cfg.format, selection, cfg.zoom)
+    rows, problems = build(catalog, check=cfg.check, skip_bad=cfg.skip_bad)
+    summary = summarise(catalog, rows, problems)
+    if cfg.check:
+        summary["broken"] = problems
+    if cfg.stats:
+        table = band_stats(catalog, selection, cfg.seed)
+        atomic_write_text(out / "stats.yaml", yaml.safe_dump(table | {"source": f"rs-ssl manifest --stats {catalog.root}"}, sort_keys=False))
+        summary["stats"] = table
+    write_manifest(out / "manifest.parquet", catalog, rows)
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    write_metrics(out, {"count": summary["count"], "skipped": summary["skipped"], "seconds": round(time.time() - t0, 3)})
+    print(f"{summary['format']}: {summary['count']} item(s), {len(summary['bands'])} bands ({','.join(summary['bands'])}), "
+          f"CRS {', '.join(summary['crs']) or 'none'}")
+    if summary["labels"]:
+        print("labels: " + ", ".join(f"{k} {v}" for k, v in summary["labels"].items()))
+    if problems:
+        print(f"{len(problems)} problem file(s){' skipped' if cfg.skip_bad else ''}:")
+        for p in problems[:20]:
+            print(f"  {p}")
+    print(f"wrote {out / 'manifest.parquet'} and {out / 'summary.json'}")
+    if cfg.check and problems and not cfg.skip_bad:
+        raise DataError(f"{len(problems)} broken file(s) in {catalog.root}; see {out / 'summary.json'} (or pass --skip-bad)")

@@ -77,7 +77,8 @@ def band_indexes(name: str, have: tuple[str, ...], selection: BandSelection) -> 
     return [have.index(n) + 1 if n in have else None for n in selection.names]
 
 
-def _open(path: str):
+def open_raster(path: str):
+    """rasterio.open without the not-georeferenced warning; DataError naming the file on failure."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         try:
@@ -96,7 +97,7 @@ class StackedRaster:
         self.name = name or self.path
         self.selection = selection
         self._src = None
-        with _open(self.path) as src:
+        with open_raster(self.path) as src:
             dtypes = set(src.dtypes)
             if len(dtypes) > 1:
                 raise DataError(f"{self.name}: bands of mixed dtypes ({', '.join(sorted(dtypes))})")
@@ -111,7 +112,7 @@ class StackedRaster:
 
     def read(self, window: Window | None = None) -> np.ndarray:
         if self._src is None:  # opened lazily and per process (DataLoader workers fork)
-            self._src = _open(self.path)
+            self._src = open_raster(self.path)
         idx = [i for i in self.indexes if i is not None]
         try:
             data = self._src.read(idx, window=window, out_dtype="float32")

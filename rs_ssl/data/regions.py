@@ -77,3 +77,25 @@ def restrict_to_region(rasters: list, spec: str, patch: int) -> list[np.ndarray]
             f"(lon/lat) {rb}, data bounds {', '.join(map(str, data_bounds))}{more}"
         )
     return masks
+
+
+def records_in_region(catalog, records: list, selection, spec: str) -> list:
+    """Samples whose whole footprint lies inside the region; fails with both extents when none does."""
+    from rs_ssl.data.datasets import open_record
+
+    region = load_region(spec)
+    kept, extents = [], []
+    for r in records:
+        g = open_record(catalog, r, selection).grid
+        if g.crs is None:
+            raise DataError(f"{r.path}: no CRS; --region needs georeferenced samples")
+        b = transform_bounds(g.crs, "EPSG:4326", *g.bounds)
+        extents.append(b)
+        if region.contains(box(*b)):
+            kept.append(r)
+    if not kept:
+        rb = tuple(round(v, 3) for v in region.bounds)
+        data = tuple(round(v, 3) for v in (min(e[0] for e in extents), min(e[1] for e in extents),
+                                           max(e[2] for e in extents), max(e[3] for e in extents)))
+        raise DataError(f"--region {spec}: no sample of {catalog.root} lies inside it; region bounds (lon/lat) {rb}, data bounds {data}")
+    return kept

@@ -10,7 +10,6 @@ level (`--zoom`, default the deepest) in EPSG:3857; `tilemapresource.xml` marks 
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -193,5 +192,3 @@ def lonlat_to_tile(lon: float, lat: float, z: int) -> tuple[int, int]:
     y = int((1.0 - math.asinh(math.tan(lat_r)) / math.pi) / 2.0 * n)
     return x, y
 
-
-_RETILE_NAME = re.compile(r"_(\d+)_(\d+)$")

@@ -1,15 +1,29 @@
-"""Evaluation: linear probe, fine-tuning, reports (the evaluation issue; not built yet)."""
+"""Evaluation: linear probe and k-NN on frozen features, fine-tuning by label fraction, reports.
 
-from rs_ssl.errors import NotImplementedYet
+The command entry points import their modules lazily so that `rs-ssl --help` stays fast.
+"""
 
+from __future__ import annotations
 
-def probe(cfg) -> None:
-    raise NotImplementedYet("probe", "evaluation")
-
-
-def finetune(cfg) -> None:
-    raise NotImplementedYet("finetune", "evaluation")
+from typing import Any
 
 
-def report(cfg) -> None:
-    raise NotImplementedYet("report", "evaluation")
+def probe(cfg) -> dict[str, Any]:
+    """`rs-ssl probe`: linear probe (and k-NN) on frozen features."""
+    from rs_ssl.eval.probe import probe as _probe
+
+    return _probe(cfg)
+
+
+def finetune(cfg) -> dict[str, Any]:
+    """`rs-ssl finetune`: label-efficiency experiment, pretrained vs random initialisation."""
+    from rs_ssl.eval.finetune import finetune as _finetune
+
+    return _finetune(cfg)
+
+
+def report(cfg) -> dict[str, Any]:
+    """`rs-ssl report RUN_DIR...`: report.md and report.html with figures."""
+    from rs_ssl.eval.report import report as _report
+
+    return _report(cfg)

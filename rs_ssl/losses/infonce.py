@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from rs_ssl.losses.dist import concat_all_gather, gather_with_grad, is_distributed
+
 
 def info_nce_queue(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
     """MoCo v1/v2 loss: each query's positive is its key, negatives are the queue (He et al. 2020, Alg. 1).
@@ -34,13 +36,28 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, temperature: float = 0.2, offset:
     return F.cross_entropy(logits, labels) * (2 * temperature)
 
 
+def info_nce_all_ranks(q: torch.Tensor, k: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+    """`info_nce` against the keys of every rank (moco-v3 `contrastive_loss`: keys gathered without
+    gradient, labels `N * rank + i`); plain `info_nce` when not distributed."""
+    offset = torch.distributed.get_rank() * q.shape[0] if is_distributed() else 0
+    return info_nce(q, concat_all_gather(k), temperature, offset)
+
+
+def nt_xent_all_ranks(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """`nt_xent` of this rank's projections with the negatives of every rank (gathered with gradient);
+    plain `nt_xent` when not distributed."""
+    z1_all, offset = gather_with_grad(z1)
+    z2_all, _ = gather_with_grad(z2)
+    return nt_xent(z1, z2, temperature, z1_all, z2_all, offset)
+
+
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1,
             z1_all: torch.Tensor | None = None, z2_all: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:
     """SimCLR's NT-Xent (Chen et al. 2020, Alg. 1): 2N views, positives are the other view of each image.
 
     z1, z2: (N, D) projections of this rank. z1_all, z2_all: the same gathered over all ranks (default:
     z1, z2), and `offset` is this rank's first row in them, so negatives come from every GPU. The mean
-    is over this rank's 2N anchors; gather with `rs_ssl.methods.dist.gather_with_grad` so that, after
+    is over this rank's 2N anchors; gather with `rs_ssl.losses.dist.gather_with_grad` so that, after
     DDP's gradient averaging, gradients equal those of the loss over the global batch.
     temperature: 0.5 in the paper's default, 0.1 in SimCLR-S2.
     """

@@ -22,9 +22,8 @@ from operator import mul
 import torch
 from torch import nn
 
-from rs_ssl.losses import info_nce
+from rs_ssl.losses import info_nce_all_ranks
 from rs_ssl.methods.base import MethodDefaults, SSLMethod
-from rs_ssl.methods.dist import concat_all_gather, is_distributed
 from rs_ssl.models.heads import mlp
 
 
@@ -83,11 +82,6 @@ class MoCoV3(SSLMethod):
         total = getattr(self, "total_steps", None) or int(trainer.estimated_stepping_batches)
         return cosine_momentum(trainer.global_step, total, self.base_momentum)
 
-    def contrastive(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """builder.py `contrastive_loss`: keys gathered over ranks, positives at `N * rank + i`."""
-        offset = torch.distributed.get_rank() * q.shape[0] if is_distributed() else 0
-        return info_nce(q, concat_all_gather(k), self.temperature, offset)
-
     def ssl_step(self, v1: torch.Tensor, v2: torch.Tensor):
         # Two forwards, as in builder.py `forward`: BatchNorm statistics are per view.
         f1 = self.backbone(v1)
@@ -98,7 +92,8 @@ class MoCoV3(SSLMethod):
             self.momentum_update(self.momentum)
             k1 = self.key_projector(self.key_backbone(v1))
             k2 = self.key_projector(self.key_backbone(v2))
-        return self.contrastive(q1, k2) + self.contrastive(q2, k1), f1
+        t = self.temperature
+        return info_nce_all_ranks(q1, k2, t) + info_nce_all_ranks(q2, k1, t), f1
 
     def training_step(self, batch, batch_idx):
         loss = super().training_step(batch, batch_idx)

@@ -10,17 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from rs_ssl.losses import nt_xent
+from rs_ssl.losses import nt_xent_all_ranks
 from rs_ssl.methods.base import MethodDefaults, SSLMethod
-from rs_ssl.methods.dist import gather_with_grad
 from rs_ssl.models.heads import mlp
-
-
-def simclr_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
-    """NT-Xent of this rank's projections against the projections of every rank."""
-    z1_all, offset = gather_with_grad(z1)
-    z2_all, _ = gather_with_grad(z2)
-    return nt_xent(z1, z2, temperature, z1_all, z2_all, offset)
 
 
 class SimCLR(SSLMethod):
@@ -39,4 +31,4 @@ class SimCLR(SSLMethod):
         # One forward over both views: one kernel launch sequence, BN statistics over 2N images.
         feats = self.backbone(torch.cat([v1, v2], dim=0))
         z = self.projector(feats)
-        return simclr_loss(z[:n], z[n:], self.temperature), feats[:n]
+        return nt_xent_all_ranks(z[:n], z[n:], self.temperature), feats[:n]

@@ -1,4 +1,4 @@
-"""Gathers across DDP ranks; identities when torch.distributed is not initialised."""
+"""Gathers across DDP ranks for the losses; identities when torch.distributed is not initialised."""
 
 from __future__ import annotations
 

@@ -1,0 +1,178 @@
+"""Map-style datasets over catalog records: one item per patch/image, optionally labelled."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from rs_ssl.bands import BandSelection
+from rs_ssl.data.catalog import Catalog, Record, record_labels
+from rs_ssl.data.readers import StackedRaster, fit_to, open_scene
+from rs_ssl.errors import DataError, UsageError
+
+SPLIT_ALIASES = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
+
+
+def open_record(catalog: Catalog, record: Record, selection: BandSelection):
+    """A reader (`.grid`, `.read(window)`) for one record of the catalog."""
+    fmt = catalog.format
+    if fmt == "zarr":
+        from rs_ssl.data.zarr_store import ZarrRaster, ZarrSample
+
+        return ZarrSample(record.path, record.index, selection) if record.index is not None else ZarrRaster(record.path, selection)
+    if fmt in ("sentinel2", "bigearthnet", "ssl4eo"):
+        return open_scene(Path(record.path), selection)
+    return StackedRaster(record.path, selection, layout=catalog.layout)
+
+
+def open_rasters(catalog: Catalog, selection: BandSelection, skip_bad: bool = False) -> tuple[list, list[str]]:
+    """The windowed rasters of a raster-format catalog (tile folders become one VRT mosaic)."""
+    from rs_ssl.data import tiles
+
+    if catalog.format == "xyz":
+        paths = [Path(r.path) for r in catalog.records]
+        xml = tiles.xyz_mosaic(paths, catalog.notes["zoom"], catalog.notes["scheme"])
+        return [StackedRaster(xml, selection, name=f"{catalog.root} (zoom {catalog.notes['zoom']}, {len(paths)} tiles)")], []
+    if catalog.format == "tiles" and not catalog.records[0].path.lower().endswith(".vrt"):
+        paths = [Path(r.path) for r in catalog.records]
+        name = f"{catalog.root} (mosaic of {len(paths)} tiles)"
+        return [StackedRaster(tiles.mosaic_vrt(paths, name), selection, name=name)], []
+    rasters, skipped = [], []
+    for r in catalog.records:
+        try:
+            rasters.append(open_record(catalog, r, selection))
+        except DataError as e:
+            if not skip_bad:
+                raise
+            skipped.append(str(e))
+    return rasters, skipped
+
+
+def check_records(catalog: Catalog, records: list[Record], selection: BandSelection,
+                  skip_bad: bool) -> tuple[list[Record], list[str]]:
+    """Open (headers only) every record with skip_bad, else the first; returns (kept, skip reasons)."""
+    if not skip_bad:
+        if records:
+            open_record(catalog, records[0], selection)
+        return records, []
+    kept, skipped = [], []
+    for r in records:
+        try:
+            open_record(catalog, r, selection)
+            kept.append(r)
+        except DataError as e:
+            skipped.append(str(e))
+    return kept, skipped
+
+
+def select_split(records: list[Record], split: str | None) -> list[Record]:
+    """Records of one split; trees without splits get a fixed 60/20/20 split by a hash of the file name."""
+    if split is None:
+        return records
+    want = SPLIT_ALIASES.get(split)
+    if want is None:
+        raise UsageError(f"split {split!r}: use train, val/validation or test")
+    if any(r.split for r in records):
+        return [r for r in records if SPLIT_ALIASES.get(r.split or "", r.split) == want]
+    return [r for r in records if hash_split(r) == want]
+
+
+def hash_split(r: Record) -> str:
+    """train/validation/test (60/20/20) from a CRC32 of `<label>/<file name>`: stable across machines."""
+    key = f"{'/'.join(r.labels)}/{Path(r.path).name}" if r.index is None else f"{r.path}[{r.index}]"
+    k = zlib.crc32(key.encode("utf-8")) % 10
+    return "train" if k < 6 else "validation" if k < 8 else "test"
+
+
+def subset(records: list[Record], n: int | None, seed: int) -> list[Record]:
+    """A seeded random subset of `n` records, in their original order (all when n is None)."""
+    if n is None or n >= len(records):
+        return records
+    if n <= 0:
+        raise UsageError(f"--subset {n}: must be positive")
+    keep = np.sort(np.random.default_rng(seed).choice(len(records), size=n, replace=False))
+    return [records[i] for i in keep]
+
+
+class SampleDataset(Dataset):
+    """One item per record, `{"image": float32 (C, patch, patch)}` in DN (resized when the native size differs)."""
+
+    def __init__(self, catalog: Catalog, records: Sequence[Record], selection: BandSelection, patch: int):
+        self.catalog = catalog
+        self.records = list(records)
+        self.selection = selection
+        self.patch = patch
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def read(self, index: int) -> np.ndarray:
+        reader = open_record(self.catalog, self.records[index], self.selection)
+        try:
+            return reader.read()
+        finally:
+            if hasattr(reader, "close"):
+                reader.close()
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"image": fit_to(self.read(index), self.patch)}
+
+
+class LabelledDataset(SampleDataset):
+    """Items `{"image", "label"}`: a class index (LongTensor scalar) or a multi-hot FloatTensor."""
+
+    def __init__(self, catalog: Catalog, records: Sequence[Record], selection: BandSelection, patch: int,
+                 classes: list[str], level: int = 1):
+        super().__init__(catalog, records, selection, patch)
+        self.classes = list(classes)
+        self.multilabel = catalog.multilabel
+        self.level = level
+        index = {c: i for i, c in enumerate(self.classes)}
+        self.targets = []
+        for r in self.records:
+            labs = record_labels(r, level)
+            unknown = [lab for lab in labs if lab not in index]
+            if unknown:
+                raise DataError(f"{r.path}: label(s) {unknown} are not in the nomenclature ({len(self.classes)} classes)")
+            if self.multilabel:
+                t = torch.zeros(len(self.classes), dtype=torch.float32)
+                t[[index[lab] for lab in labs]] = 1.0
+            else:
+                t = torch.tensor(index[labs[0]], dtype=torch.long)
+            self.targets.append(t)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"image": fit_to(self.read(index), self.patch), "label": self.targets[index]}
+
+
+class TemporalPairDataset(SampleDataset):
+    """Two dates of one place per item (`image`, `image2`): SSL4EO-S12's seasonal positive pairs.
+
+    The pair of location `i` in epoch `e` is a pure function of (seed, e, i).
+    """
+
+    def __init__(self, catalog: Catalog, records: Sequence[Record], selection: BandSelection, patch: int, seed: int = 0):
+        super().__init__(catalog, records, selection, patch)
+        groups: dict[str, list[int]] = {}
+        for i, r in enumerate(self.records):
+            groups.setdefault(r.group or r.path, []).append(i)
+        self.groups = [g for g in groups.values() if len(g) >= 2]
+        if not self.groups:
+            raise DataError(f"{catalog.root}: no location with two or more dates; pairs need at least two")
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        a, b = rng.choice(self.groups[index], size=2, replace=False)
+        return {"image": fit_to(self.read(int(a)), self.patch), "image2": fit_to(self.read(int(b)), self.patch)}

@@ -1,0 +1,165 @@
+"""`rs-ssl probe`: linear probe (and k-NN) on frozen features, extracted once."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rs_ssl.config import ProbeConfig, default_out
+from rs_ssl.errors import UsageError
+from rs_ssl.eval import figures
+from rs_ssl.eval import metrics as M
+from rs_ssl.eval.features import FrozenEncoder, extract, load_backbone
+from rs_ssl.eval.linear import Split, knn_scores, scores, sweep_linear
+from rs_ssl.eval.splits import Splits, load_splits
+from rs_ssl.runs import prepare_out, write_config, write_metrics
+
+HEADLINE = {False: ("accuracy", "precision", "recall", "f1"), True: ("f1_micro", "f1_macro", "map_micro", "map_macro")}
+
+
+def device_for(devices: str) -> torch.device:
+    return torch.device("cuda" if devices != "cpu" and torch.cuda.is_available() else "cpu")
+
+
+def progress_bar():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    transient=True)
+
+
+def evaluate(y_test: torch.Tensor, s_test: torch.Tensor, y_val: torch.Tensor, s_val: torch.Tensor,
+             classes: list[str], multilabel: bool) -> dict[str, Any]:
+    """Test metrics of class scores; the multi-label threshold is chosen on the validation scores."""
+    if multilabel:
+        return M.multilabel_metrics(y_test, s_test, classes, M.choose_threshold(y_val, s_val))
+    return M.single_label_metrics(y_test, s_test.argmax(1), classes)
+
+
+def check_common(cfg: ProbeConfig) -> None:
+    for name, v in (("size", cfg.size), ("batch-size", cfg.batch_size)):
+        if v <= 0:
+            raise UsageError(f"--{name} must be positive, got {v}")
+    if cfg.knn < 0:
+        raise UsageError(f"--knn must be 0 (off) or positive, got {cfg.knn}")
+    if cfg.level not in (1, 2, 3):
+        raise UsageError(f"--level {cfg.level}: MillionAID levels are 1, 2 or 3")
+
+
+def data_format(cfg: ProbeConfig) -> str:
+    """`--dataset bigearthnet|millionaid` fixes the reader when `--format` is auto."""
+    return cfg.dataset if cfg.format == "auto" and cfg.dataset in ("bigearthnet", "millionaid") else cfg.format
+
+
+def load_eval_splits(cfg: ProbeConfig, selection) -> Splits:
+    if cfg.labels:
+        from rs_ssl.eval.polygons import polygon_splits
+
+        return polygon_splits(cfg, selection)
+    if cfg.label_field:
+        raise UsageError("--label-field needs --labels VECTOR_FILE")
+    return load_splits(cfg.data, data_format(cfg), selection, patch=cfg.size, level=cfg.level, seed=cfg.seed,
+                       skip_bad=cfg.skip_bad)
+
+
+def sample_titles(y: torch.Tensor, s: torch.Tensor, classes: list[str], multilabel: bool,
+                  threshold: float) -> tuple[list[str], list[bool]]:
+    titles, ok = [], []
+    for yi, si in zip(y, s, strict=True):
+        if multilabel:
+            t = {classes[j] for j in torch.nonzero(yi > 0.5).flatten().tolist()}
+            p = {classes[j] for j in torch.nonzero(si >= threshold).flatten().tolist()}
+            titles.append(textwrap.fill(f"true: {'; '.join(sorted(t)) or '-'}", 44) + "\n"
+                          + textwrap.fill(f"pred: {'; '.join(sorted(p)) or '-'}", 44))
+            ok.append(t == p)
+        else:
+            t, p = classes[int(yi)], classes[int(si.argmax())]
+            titles.append(f"true: {t}\npred: {p} ({float(si.max()):.2f})")
+            ok.append(t == p)
+    return titles, ok
+
+
+def grid_indices(ok: list[bool], n: int = 8) -> list[int]:
+    """Up to n/2 correct and n/2 incorrect test samples (topped up from the other group)."""
+    good = [i for i, v in enumerate(ok) if v]
+    bad = [i for i, v in enumerate(ok) if not v]
+    take_good = good[: max(n // 2, n - len(bad))]
+    take_bad = bad[: n - len(take_good)]
+    return take_good + take_bad
+
+
+def probe(cfg: ProbeConfig) -> dict[str, Any]:
+    """Extract frozen features once, sweep a linear head on validation, report test metrics."""
+    check_common(cfg)
+    out = prepare_out(cfg.out or default_out("probe"))
+    torch.manual_seed(cfg.seed)
+    lb = load_backbone(cfg.checkpoint, cfg.random_init, cfg.backbone, cfg.bands, cfg.sensor, cfg.seed)
+    splits = load_eval_splits(cfg, lb.selection)
+    write_config(out, "probe", cfg, extra={"backbone": lb.name, "weights": lb.source, "bands": list(lb.selection.names),
+                                           "splits": splits.info["sizes"]})
+    device = device_for(cfg.devices)
+    encoder = FrozenEncoder(lb.model, lb.selection)
+    t0 = time.perf_counter()
+    feats: dict[str, Split] = {}
+    with progress_bar() as bar:
+        for name, ds in splits.parts.items():
+            x, y = extract(encoder, ds, cfg.batch_size, device, bar, f"features: {name}")
+            feats[name] = Split(x, y)
+    t_feat = time.perf_counter() - t0
+    k, ml = len(splits.classes), splits.multilabel
+    head, sweep = sweep_linear(feats["train"], feats["validation"], k, ml, seed=cfg.seed)
+    with torch.no_grad():
+        s_val = scores(head(feats["validation"].x), ml)
+        s_test = scores(head(feats["test"].x), ml)
+    result = evaluate(feats["test"].y, s_test, feats["validation"].y, s_val, splits.classes, ml)
+    metrics: dict[str, Any] = {
+        "command": "probe",
+        "task": "multi-label" if ml else "single-label",
+        **{m: result[m] for m in HEADLINE[ml]},
+        "linear": result,
+        "sweep": sweep,
+        "backbone": {"name": lb.name, "weights": lb.source, "method": lb.method, "bands": list(lb.selection.names),
+                     "frozen": True, "feature_dim": int(feats["train"].x.shape[1])},
+        "classes": splits.classes,
+        "splits": {k_: v for k_, v in splits.info.items() if k_ != "data"},
+        "data": {k_: v for k_, v in splits.info.get("data", {}).items() if k_ != "skipped_reasons"},
+        "feature_seconds": round(t_feat, 2),
+        "device": device.type,
+    }
+    if cfg.knn:
+        kv = knn_scores(feats["train"], feats["validation"].x, cfg.knn, k, ml)
+        kt = knn_scores(feats["train"], feats["test"].x, cfg.knn, k, ml)
+        knn = evaluate(feats["test"].y, kt, feats["validation"].y, kv, splits.classes, ml)
+        metrics["knn"] = {"k": min(cfg.knn, len(feats["train"].x)), **knn}
+
+    # Test-set scores and targets, for independent re-computation and for reports.
+    torch.save({"classes": splits.classes, "multilabel": ml, "target": feats["test"].y, "score": s_test,
+                "val_target": feats["validation"].y, "val_score": s_val}, out / "predictions.pt")
+    # figures
+    figs = {}
+    headline = {m: result[m] for m in HEADLINE[ml]}
+    bars = {"linear": headline}
+    if cfg.knn:
+        bars[f"{metrics['knn']['k']}-NN"] = {m: metrics["knn"][m] for m in HEADLINE[ml]}
+    figs["metrics"] = figures.metric_bars(bars, out / "metrics.png", title=f"Probe on {lb.name} ({Path(lb.source).parent.name or lb.source})")
+    if not ml:
+        figs["confusion"] = figures.confusion(result["confusion_matrix"], splits.classes, out / "confusion.png")
+    titles, ok = sample_titles(feats["test"].y, s_test, splits.classes, ml, result.get("threshold", 0.5))
+    pick = grid_indices(ok)
+    test_ds = splits.parts["test"]
+    figs["samples"] = figures.sample_grid([test_ds[i]["image"] for i in pick], [titles[i] for i in pick],
+                                          [ok[i] for i in pick], lb.selection.rgb_indices(), out / "samples.png",
+                                          title=f"Test samples: {sum(ok)} of {len(ok)} correct (green) / incorrect (red)")
+    metrics["figures"] = {k_: str(v) for k_, v in figs.items()}
+    metrics["outputs"] = {"predictions": str(out / "predictions.pt"), "config": str(out / "config.yaml")}
+    write_metrics(out, metrics)
+    line = ", ".join(f"{m} {result[m]:.3f}" for m in HEADLINE[ml])
+    knn_line = (f"\n  {metrics['knn']['k']}-NN: " + ", ".join(f"{m} {metrics['knn'][m]:.3f}" for m in HEADLINE[ml])
+                if cfg.knn else "")
+    print(f"probe ({metrics['task']}, {k} classes, {lb.name} from {lb.source}): test {line}{knn_line}\n"
+          f"  train/val/test {splits.info['sizes']}; run folder: {out}")
+    return metrics

@@ -1,0 +1,363 @@
+"""SSL methods: parity with plain reference implementations of the papers' algorithms."""
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rs_ssl.bands import load_stats, resolve_bands
+from rs_ssl.losses import info_nce_queue
+from rs_ssl.methods import METHODS, MoCoV2, MoCoV3, RelativePatchLocation, SimCLR
+from rs_ssl.methods.mocov3 import cosine_momentum
+from rs_ssl.methods.rpl import cut_pairs, grid_geometry, sample_pairs
+from rs_ssl.models import create_backbone
+
+BANDS = 13
+
+
+class TinyNet(nn.Module):
+    """A small CNN backbone with BatchNorm (so momentum encoders' BN buffers matter)."""
+
+    def __init__(self, bands=BANDS, width=8, bn=True):
+        super().__init__()
+        self.num_features = width
+        self.net = nn.Sequential(nn.Conv2d(bands, width, 3, padding=1), nn.BatchNorm2d(width) if bn else nn.Identity(),
+                                 nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class PairViews(nn.Module):
+    def forward(self, x):
+        return x, x.flip(-1)
+
+
+def make(cls, backbone=None, **kw):
+    sel = resolve_bands(str(BANDS))
+    return cls(backbone=backbone or TinyNet(), selection=sel, stats=load_stats(sel), views=PairViews(), **kw)
+
+
+def views(n=6, size=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    # every band distinct: band b has its own offset
+    base = torch.randn(n, BANDS, size, size, generator=g) + torch.arange(BANDS).view(1, -1, 1, 1) * 0.1
+    return base, base + 0.1 * torch.randn(base.shape, generator=g)
+
+
+def params_equal(a: nn.Module, b: nn.Module) -> bool:
+    return all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_registry_lists_every_method():
+    assert set(METHODS) == {"mocov2", "mocov3", "simclr", "rpl"}
+
+
+# -- MoCo v2 ---------------------------------------------------------------------------------------
+
+def test_mocov2_key_encoder_starts_as_an_exact_copy_and_is_frozen():
+    m = make(MoCoV2, queue_size=16)
+    for online, key in m.momentum_pairs():
+        assert params_equal(online, key)
+        for p, q in zip(online.parameters(), key.parameters(), strict=True):
+            assert p.data_ptr() != q.data_ptr() and not q.requires_grad and p.requires_grad
+        for b, c in zip(online.buffers(), key.buffers(), strict=True):
+            assert torch.equal(b, c)
+
+
+def test_momentum_update_is_the_ema_formula():
+    m = make(MoCoV2, queue_size=16)
+    with torch.no_grad():
+        for p in m.key_backbone.parameters():
+            p.add_(torch.randn_like(p))
+    old = [p.clone() for p in m.key_backbone.parameters()]
+    online = [p.clone() for p in m.backbone.parameters()]
+    m.momentum_update(0.9)
+    for p, o, q in zip(m.key_backbone.parameters(), old, online, strict=True):
+        torch.testing.assert_close(p, 0.9 * o + 0.1 * q)
+    assert all(torch.equal(p, q) for p, q in zip(m.backbone.parameters(), online, strict=True))
+
+
+def test_mocov2_queue_enqueues_in_order_and_wraps():
+    m = make(MoCoV2, queue_size=10)
+    keys = [F.normalize(torch.randn(4, m.proj_dim), dim=1) for _ in range(3)]
+    initial = m.queue.clone()
+    m.enqueue(keys[0])
+    m.enqueue(keys[1])
+    assert int(m.queue_ptr) == 8
+    torch.testing.assert_close(m.queue[:4], keys[0])
+    torch.testing.assert_close(m.queue[4:8], keys[1])
+    torch.testing.assert_close(m.queue[8:], initial[8:])
+    m.enqueue(keys[2])  # rows 8, 9, then wraps to 0, 1
+    assert int(m.queue_ptr) == 2
+    torch.testing.assert_close(m.queue[8:], keys[2][:2])
+    torch.testing.assert_close(m.queue[:2], keys[2][2:])
+    torch.testing.assert_close(m.queue[2:8], torch.cat([keys[0][2:], keys[1]]))
+
+
+def test_mocov2_training_matches_algorithm_1():
+    """Three SGD steps of the method and of MoCo's Algorithm 1 written out: same losses, key encoder, queue."""
+    torch.manual_seed(0)
+    method = make(MoCoV2, queue_size=12, momentum=0.9, temperature=0.2)
+    # Reference: f_q and f_k = copy of f_q (the paper's "initialize f_k.params = f_q.params").
+    f_q = copy.deepcopy(nn.Sequential(method.backbone, method.projector))
+    f_k = copy.deepcopy(f_q)
+    queue = method.queue.clone()
+    opt_m = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=0.5)
+    opt_r = torch.optim.SGD(f_q.parameters(), lr=0.5)
+    for step in range(3):
+        x_q, x_k = views(n=4, seed=step)
+        # method
+        loss_m, _ = method.ssl_step(x_q, x_k)
+        opt_m.zero_grad()
+        loss_m.backward()
+        opt_m.step()
+        # reference (moco builder.py order: momentum update, then keys)
+        q = F.normalize(f_q(x_q), dim=1)
+        with torch.no_grad():
+            for pq, pk in zip(f_q.parameters(), f_k.parameters(), strict=True):
+                pk.data = pk.data * 0.9 + pq.data * 0.1
+            k = F.normalize(f_k(x_k), dim=1)
+        l_pos = torch.einsum("nc,nc->n", [q, k]).unsqueeze(-1)
+        l_neg = torch.einsum("nc,ck->nk", [q, queue.t().clone()])
+        logits = torch.cat([l_pos, l_neg], dim=1) / 0.2
+        loss_r = F.cross_entropy(logits, torch.zeros(4, dtype=torch.long))
+        opt_r.zero_grad()
+        loss_r.backward()
+        opt_r.step()
+        ptr = (4 * step) % 12
+        queue[ptr:ptr + 4] = k
+        assert loss_m.item() == pytest.approx(loss_r.item(), rel=1e-5)
+    for a, b in zip(nn.Sequential(method.key_backbone, method.key_projector).parameters(), f_k.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(method.queue, queue, rtol=1e-5, atol=1e-6)
+
+
+def test_mocov2_loss_uses_the_queue_before_this_batch_is_enqueued():
+    m = make(MoCoV2, queue_size=8)
+    x1, x2 = views(n=4)
+    before = m.queue.clone()
+    loss, _ = m.ssl_step(x1, x2)
+    with torch.no_grad():
+        q = F.normalize(m.projector(m.backbone(x1)), dim=1)
+        k = F.normalize(m.key_projector(m.key_backbone(x2)), dim=1)
+    assert loss.item() == pytest.approx(info_nce_queue(q, k, before, 0.2).item(), rel=1e-5)
+
+
+# -- SimCLR ----------------------------------------------------------------------------------------
+
+def test_simclr_matches_reference_with_separate_view_losses():
+    """One forward over 2N images then NT-Xent, vs the paper's per-pair loop on the same projections."""
+    from tests.test_losses import simclr_reference
+
+    m = make(SimCLR, temperature=0.1)
+    x1, x2 = views(n=5)
+    loss, feats = m.ssl_step(x1, x2)
+    z = m.projector(m.backbone(torch.cat([x1, x2])))
+    assert loss.item() == pytest.approx(simclr_reference(z[:5].double(), z[5:].double(), 0.1), rel=1e-5)
+    assert feats.shape == (5, m.feature_dim)
+
+
+def test_lars_optimizer_is_selectable_with_the_paper_learning_rate():
+    m = make(SimCLR, optimizer="lars", batch_size=256)
+    assert m.optimizer_name == "lars" and m.base_lr == 0.3
+    assert make(SimCLR).base_lr == 5e-4
+
+
+def test_lars_step_matches_moco_v3_reference():
+    from rs_ssl.methods.optim import LARS
+
+    w = torch.randn(4, 3, requires_grad=True)
+    b = torch.randn(4, requires_grad=True)
+    opt = LARS([w, b], lr=0.1, weight_decay=0.01, momentum=0.9)
+    w0, b0 = w.detach().clone(), b.detach().clone()
+    (w.sum() * 2 + (b ** 2).sum()).backward()
+    gw, gb = w.grad.clone(), b.grad.clone()
+    opt.step()
+    dp = gw + 0.01 * w0
+    trust = 0.001 * w0.norm() / dp.norm()
+    torch.testing.assert_close(w.detach(), w0 - 0.1 * dp * trust)
+    torch.testing.assert_close(b.detach(), b0 - 0.1 * gb)  # 1-D: no decay, no trust ratio
+
+
+# -- MoCo v3 ---------------------------------------------------------------------------------------
+
+def test_mocov3_heads_follow_the_reference_builder():
+    m = make(MoCoV3, mlp_dim=32)
+    lin = [layer for layer in m.projector if isinstance(layer, nn.Linear)]
+    assert [(ll.in_features, ll.out_features) for ll in lin] == [(8, 32), (32, 32), (32, 256)]
+    assert all(ll.bias is None for ll in lin)
+    assert isinstance(m.projector[-1], nn.BatchNorm1d) and not m.projector[-1].affine
+    assert sum(isinstance(layer, nn.BatchNorm1d) for layer in m.projector) == 3
+    # predictor: Linear-BN-ReLU-Linear, no BatchNorm at the output
+    kinds = [type(layer) for layer in m.predictor]
+    assert kinds == [nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear]
+    assert m.base_momentum == 0.99 and m.temperature == 0.2 and m.optimizer_name == "adamw"
+    assert m.weight_decay == 0.1 and m.base_lr == 1.5e-4 and m.warmup_epochs == 40
+
+
+def test_cosine_momentum_matches_adjust_moco_momentum():
+    def adjust_moco_momentum(epoch, epochs, moco_m):  # moco-v3 main_moco.py
+        return 1.0 - 0.5 * (1.0 + math.cos(math.pi * epoch / epochs)) * (1.0 - moco_m)
+
+    iters, epochs = 7, 3
+    for e in range(epochs):
+        for i in range(iters):
+            step = e * iters + i
+            assert cosine_momentum(step, iters * epochs, 0.99) == pytest.approx(adjust_moco_momentum(e + i / iters, epochs, 0.99))
+    assert cosine_momentum(0, 10) == pytest.approx(0.99) and cosine_momentum(10, 10) == pytest.approx(1.0)
+
+
+class MoCoV3Reference(nn.Module):
+    """moco-v3 builder.py `MoCo.forward` written out with a given base encoder and predictor."""
+
+    def __init__(self, base_encoder, predictor, t):
+        super().__init__()
+        self.base_encoder, self.predictor, self.T = base_encoder, predictor, t
+        self.momentum_encoder = copy.deepcopy(base_encoder)
+        for param_b, param_m in zip(self.base_encoder.parameters(), self.momentum_encoder.parameters(), strict=True):
+            param_m.data.copy_(param_b.data)
+            param_m.requires_grad = False
+
+    def contrastive_loss(self, q, k):
+        q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
+        logits = torch.einsum("nc,mc->nm", [q, k]) / self.T
+        return nn.CrossEntropyLoss()(logits, torch.arange(logits.shape[0])) * (2 * self.T)
+
+    def forward(self, x1, x2, m):
+        q1 = self.predictor(self.base_encoder(x1))
+        q2 = self.predictor(self.base_encoder(x2))
+        with torch.no_grad():
+            for param_b, param_m in zip(self.base_encoder.parameters(), self.momentum_encoder.parameters(), strict=True):
+                param_m.data = param_m.data * m + param_b.data * (1.0 - m)
+            k1 = self.momentum_encoder(x1)
+            k2 = self.momentum_encoder(x2)
+        return self.contrastive_loss(q1, k2) + self.contrastive_loss(q2, k1)
+
+
+def test_mocov3_training_matches_reference_builder():
+    torch.manual_seed(0)
+    method = make(MoCoV3, mlp_dim=16, proj_dim=8)
+    assert params_equal(method.backbone, method.key_backbone) and params_equal(method.projector, method.key_projector)
+    ref = MoCoV3Reference(copy.deepcopy(nn.Sequential(method.backbone, method.projector)), copy.deepcopy(method.predictor), 0.2)
+    opt_m = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=0.5)
+    opt_r = torch.optim.SGD([p for p in ref.parameters() if p.requires_grad], lr=0.5)
+    total = 3
+    for step in range(total):
+        x1, x2 = views(n=6, seed=step)
+        mom = cosine_momentum(step, total, 0.9)
+        method.current_momentum = lambda mom=mom: mom  # what the Trainer's global step gives
+        loss_m, _ = method.ssl_step(x1, x2)
+        loss_r = ref(x1, x2, mom)
+        assert loss_m.item() == pytest.approx(loss_r.item(), rel=1e-5)
+        for opt, loss in ((opt_m, loss_m), (opt_r, loss_r)):
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for a, b in zip(nn.Sequential(method.key_backbone, method.key_projector).parameters(),
+                    ref.momentum_encoder.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(method.predictor.parameters(), ref.predictor.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5)  # float32 rounding after 3 steps at lr 0.5
+
+
+def test_mocov3_keys_get_no_gradient():
+    m = make(MoCoV3, mlp_dim=16)
+    x1, x2 = views(n=4)
+    loss, _ = m.ssl_step(x1, x2)
+    loss.backward()
+    assert all(p.grad is None for p in m.key_backbone.parameters())
+    assert all(p.grad is not None for p in m.backbone.parameters())
+
+
+def test_mocov3_momentum_is_stepped_every_iteration_by_the_trainer(tmp_path):
+    import lightning as L
+
+    m = make(MoCoV3, mlp_dim=16, batch_size=4)
+    seen = []
+
+    class Record(L.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            seen.append(module.momentum)
+
+    data = [{"image": 1000 + 100 * torch.rand(BANDS, 16, 16)} for _ in range(12)]
+    loader = torch.utils.data.DataLoader(data, batch_size=4)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[Record()])
+    trainer.fit(m, loader)
+    assert len(seen) == 6
+    assert seen == pytest.approx([cosine_momentum(s, 6, 0.99) for s in range(6)])
+    assert all(b > a for a, b in zip(seen, seen[1:]))
+
+
+def test_frozen_random_patch_embedding_for_vit():
+    sel = resolve_bands("13")
+    vit = create_backbone("vit_tiny_patch16_224", sel, img_size=32)
+    m = make(MoCoV3, backbone=vit, mlp_dim=16, freeze_patch_embed=True)
+    proj = m.backbone.patch_embed.proj
+    assert not proj.weight.requires_grad and not proj.bias.requires_grad
+    bound = math.sqrt(6.0 / (13 * 16 * 16 + proj.out_channels))
+    assert proj.weight.abs().max() <= bound and proj.weight.abs().max() > 0.9 * bound
+    frozen = proj.weight.detach().clone()
+    assert all(p is not proj.weight for g in m.param_groups() for p in g["params"])
+    opt = torch.optim.AdamW([p for g in m.param_groups() for p in g["params"]], lr=1e-2)
+    x1, x2 = views(n=4, size=32)
+    loss, _ = m.ssl_step(x1, x2)
+    loss.backward()
+    opt.step()
+    assert torch.equal(proj.weight, frozen)
+    torch.testing.assert_close(m.key_backbone.patch_embed.proj.weight, frozen)  # EMA of equal values
+    with pytest.raises(ValueError, match="patch_embed"):
+        make(MoCoV3, mlp_dim=16, freeze_patch_embed=True)
+
+
+# -- Relative patch location -----------------------------------------------------------------------
+
+# (row, col) of each label in the paper's Fig. 2 numbering, written out.
+_POS = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (2, 2)]
+
+
+def cut_reference(x, labels, jitter):
+    p, gap, _, off = grid_geometry(x.shape[-1])
+    cs, ns = [], []
+    for b in range(x.shape[0]):
+        r, c = _POS[int(labels[b])]
+        cy, cx = off + (p + gap) + int(jitter[b, 0, 0]), off + (p + gap) + int(jitter[b, 0, 1])
+        ny, nx = off + r * (p + gap) + int(jitter[b, 1, 0]), off + c * (p + gap) + int(jitter[b, 1, 1])
+        cs.append(x[b, :, cy:cy + p, cx:cx + p])
+        ns.append(x[b, :, ny:ny + p, nx:nx + p])
+    return torch.stack(cs), torch.stack(ns)
+
+
+@pytest.mark.parametrize("size", [16, 32, 64, 224])
+def test_rpl_patches_match_a_plain_loop_and_stay_apart(size):
+    torch.manual_seed(size)
+    x = torch.randn(16, 3, size, size)
+    labels, jit = sample_pairs(16, size, "cpu")
+    c, n = cut_pairs(x, labels, jit)
+    rc, rn = cut_reference(x, labels, jit)
+    assert torch.equal(c, rc) and torch.equal(n, rn)
+    p, gap, j, off = grid_geometry(size)
+    assert gap - 2 * j >= 1 and off >= j  # patches never overlap and never leave the view
+    assert off + 3 * p + 2 * gap + j <= size
+    assert int(jit.abs().max()) <= j
+
+
+def test_rpl_loss_matches_reference():
+    torch.manual_seed(1)
+    m = make(RelativePatchLocation, backbone=TinyNet(bn=False))
+    m.eval()  # classifier BN with running statistics: separate forwards equal the joint one
+    x1, x2 = views(n=4, size=32)
+    torch.manual_seed(7)
+    loss, feats = m.ssl_step(x1, x2)
+    torch.manual_seed(7)
+    x = torch.cat([x1, x2])
+    labels, jit = sample_pairs(8, 32, "cpu")
+    c, n = cut_reference(x, labels, jit)
+    logits = m.classifier(torch.cat([m.backbone(c), m.backbone(n)], dim=1))
+    assert loss.item() == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-5)
+    assert feats.shape == (8, 8)
+    assert RelativePatchLocation.backbone_input_size(32) == 7
