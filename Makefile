@@ -24,6 +24,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/rs-ssl pretrain --bands 13 --out runs/demo
 
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check rs_ssl tests benchmarks
 	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
 
 test-all: $(VENV)/.installed

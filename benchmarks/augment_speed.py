@@ -34,7 +34,21 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENE = ROOT.parent / "shared" / "data" / "sentinel2_l1c_scene"
-L1C_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+L1C_BANDS = (
+    "B01",
+    "B02",
+    "B03",
+    "B04",
+    "B05",
+    "B06",
+    "B07",
+    "B08",
+    "B8A",
+    "B09",
+    "B10",
+    "B11",
+    "B12",
+)
 
 
 def real_batch(batch: int, bands: int, size: int) -> torch.Tensor | None:
@@ -48,15 +62,22 @@ def real_batch(batch: int, bands: int, size: int) -> torch.Tensor | None:
     planes = []
     for name in L1C_BANDS[:bands]:
         with rasterio.open(SCENE / f"s2_{name}.tif") as src:
-            planes.append(src.read(1, out_shape=(960, 960), resampling=Resampling.nearest).astype(np.float32))
+            planes.append(
+                src.read(1, out_shape=(960, 960), resampling=Resampling.nearest).astype(np.float32)
+            )
     scene = np.stack(planes) * 1e-4
     scene = (scene - scene.mean(axis=(1, 2), keepdims=True)) / scene.std(axis=(1, 2), keepdims=True)
-    tiles = [scene[:, i : i + size, j : j + size] for i in range(0, 960 - size + 1, size)
-             for j in range(0, 960 - size + 1, size)]
+    tiles = [
+        scene[:, i : i + size, j : j + size]
+        for i in range(0, 960 - size + 1, size)
+        for j in range(0, 960 - size + 1, size)
+    ]
     return torch.from_numpy(np.stack([tiles[k % len(tiles)] for k in range(batch)]))
 
 
-def pipelines(bands: int, size: int, device: torch.device) -> dict[str, Callable[[torch.Tensor], object]]:
+def pipelines(
+    bands: int, size: int, device: torch.device
+) -> dict[str, Callable[[torch.Tensor], object]]:
     """The pipelines to time, each a callable that makes two views of a batch."""
     import kornia.augmentation as K
     from torchgeo.trainers.moco import moco_augmentations
@@ -115,7 +136,9 @@ def run(args: argparse.Namespace) -> dict:
     x = None if args.input == "random" else real_batch(args.batch, args.bands, args.size)
     source = "L1C scene tiles" if x is not None else "standard normal"
     if x is None:
-        x = torch.randn(args.batch, args.bands, args.size, args.size, generator=torch.Generator().manual_seed(0))
+        x = torch.randn(
+            args.batch, args.bands, args.size, args.size, generator=torch.Generator().manual_seed(0)
+        )
     x = x.to(device)
     names = args.pipelines.split(",")
     todo = {k: v for k, v in pipelines(args.bands, args.size, device).items() if k in names}
@@ -137,13 +160,15 @@ def run(args: argparse.Namespace) -> dict:
     rows = []
     for name, ts in times.items():
         med = statistics.median(ts)
-        rows.append({
-            "pipeline": name,
-            "median_ms": 1000 * med,
-            "min_ms": 1000 * min(ts),
-            "views_per_s": 2 * args.batch / med,
-            "speedup_vs_torchgeo": (base / med) if base else None,
-        })
+        rows.append(
+            {
+                "pipeline": name,
+                "median_ms": 1000 * med,
+                "min_ms": 1000 * min(ts),
+                "views_per_s": 2 * args.batch / med,
+                "speedup_vs_torchgeo": (base / med) if base else None,
+            }
+        )
     return {"machine": machine(device), "input": source, "args": vars(args), "results": rows}
 
 
@@ -158,24 +183,36 @@ def table(report: dict) -> str:
     ]
     for r in report["results"]:
         speed = f"{r['speedup_vs_torchgeo']:.2f}x" if r["speedup_vs_torchgeo"] else "-"
-        lines.append(f"| {r['pipeline']} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | {r['views_per_s']:.0f} | {speed} |")
+        lines.append(
+            f"| {r['pipeline']} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | {r['views_per_s']:.0f} | {speed} |"
+        )
     lines.append("")
     lines.append("machine: " + ", ".join(f"{k}={v}" for k, v in report["machine"].items()))
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--batch", type=int, default=None, help="images per batch (default 32 on CPU, 256 on CUDA)")
+    parser.add_argument(
+        "--batch", type=int, default=None, help="images per batch (default 32 on CPU, 256 on CUDA)"
+    )
     parser.add_argument("--bands", type=int, default=13)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)"
+    )
     parser.add_argument("--input", choices=("real", "random"), default="real")
-    parser.add_argument("--pipelines", default="torchgeo-mocov3,rs_ssl-mocov3,rs_ssl-mocov3-ops,rs_ssl-s2")
-    parser.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
+    parser.add_argument(
+        "--pipelines", default="torchgeo-mocov3,rs_ssl-mocov3,rs_ssl-mocov3-ops,rs_ssl-s2"
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, help="also write the report as JSON here"
+    )
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available here")

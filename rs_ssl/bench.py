@@ -68,17 +68,25 @@ def _timer_callback(warmup: int, device: torch.device):
     return StepTimer()
 
 
-def _fit_timed(module, loader, steps: int, warmup: int, device: torch.device, precision: str) -> float:
+def _fit_timed(module, loader, steps: int, warmup: int, device: torch.device, precision: str,
+               callbacks: list | None = None) -> float:
     """Run Lightning for warmup+steps optimiser steps; returns seconds for the timed steps."""
     import lightning as L
 
     timer = _timer_callback(warmup, device)
     trainer = L.Trainer(accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, precision=precision,
                         max_steps=warmup + steps, max_epochs=-1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[*(callbacks or []), timer],
                         num_sanity_val_steps=0)
     trainer.fit(module, train_dataloaders=loader)
     return timer.seconds()
+
+
+def _pretrain_callbacks() -> list:
+    """The per-step callbacks `rs-ssl pretrain` runs (its NaN guard costs one scalar sync per step)."""
+    from rs_ssl.checkpoints import LossHistory, NonFiniteGuard, RNGState
+
+    return [NonFiniteGuard(), LossHistory(), RNGState()]
 
 
 def _handwritten_seconds(method, images: torch.Tensor, steps: int, warmup: int, device: torch.device,
@@ -139,7 +147,7 @@ def _real_patches(cfg: BenchConfig, selection, n: int) -> torch.Tensor:
 
 
 def run(cfg: BenchConfig) -> dict[str, Any]:
-    from rs_ssl.pretrain import build_method
+    from rs_ssl.pretrain import build_method, true_colour_for_s2
 
     if cfg.steps <= 0 or cfg.warmup <= 0:
         raise UsageError("--steps and --warmup must be positive")
@@ -150,7 +158,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu")
     precision = cfg.precision if cfg.precision != "auto" else ("bf16-mixed" if device.type == "cuda" else "32-true")
     channels_last = cfg.channels_last and device.type == "cuda"
-    selection = resolve_bands(cfg.bands, cfg.sensor)
+    selection = true_colour_for_s2(resolve_bands(cfg.bands, cfg.sensor), cfg.data, cfg.format)
     out = prepare_out(cfg.out or default_out("bench"))
     write_config(out, "bench", cfg)
     torch.manual_seed(cfg.seed)
@@ -179,7 +187,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats(device)
     method = fresh_method()
     flops = _model_flops(method, images, device) if device.type == "cuda" else None
-    secs = _fit_timed(method, mem_loader(), cfg.steps, cfg.warmup, device, precision)
+    secs = _fit_timed(method, mem_loader(), cfg.steps, cfg.warmup, device, precision, callbacks=_pretrain_callbacks())
     result["img_per_s"] = round(cfg.steps * cfg.batch_size / secs, 2)
     result["step_ms"] = round(1000 * secs / cfg.steps, 2)
     if device.type == "cuda":
@@ -195,7 +203,8 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         loader = DataLoader(ds, batch_size=cfg.batch_size, drop_last=True, num_workers=cfg.workers,
                             pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
                             prefetch_factor=4 if cfg.workers else None)
-        secs_io = _fit_timed(fresh_method(), loader, cfg.steps, cfg.warmup, device, precision)
+        secs_io = _fit_timed(fresh_method(), loader, cfg.steps, cfg.warmup, device, precision,
+                             callbacks=_pretrain_callbacks())
         result["streamed_img_per_s"] = round(cfg.steps * cfg.batch_size / secs_io, 2)
         result["streamed_vs_memory"] = round(secs / secs_io, 3)
         result["workers"] = cfg.workers

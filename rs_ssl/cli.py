@@ -35,6 +35,7 @@ COMMANDS: dict[str, Command] = {
     "finetune": Command(C.FinetuneConfig, "rs_ssl.eval:finetune", "fine-tune with a fraction of the labels, against random initialisation"),
     "manifest": Command(C.ManifestConfig, "rs_ssl.data.manifest:run", "scan a dataset once: formats, bands, CRSs, labels, broken files", (("data", "PATH", "?"),)),
     "convert": Command(C.ConvertConfig, "rs_ssl.data.convert:run", "convert a supported input to a chunked zarr store", (("data", "PATH", "?"), ("out", "OUT", "?"))),
+    "augsearch": Command(C.AugsearchConfig, "rs_ssl.eval:augsearch", "short pretrain + probe for every pair of augmentations: F1 heatmap and ranking"),
     "report": Command(C.ReportConfig, "rs_ssl.eval:report", "collect runs into report.md / report.html with figures", (("runs", "RUN_DIR", "*"),)),
     "bench": Command(C.BenchConfig, "rs_ssl.bench:run", "images/s of the full training step (optionally against TorchGeo)"),
 }
@@ -95,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rs-ssl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.command_parsers = {}
     for name, cmd in COMMANDS.items():
-        p = sub.add_parser(name, help=cmd.summary, description=(cmd.config.__doc__ or cmd.summary).strip(),
+        p = parser.command_parsers[name] = sub.add_parser(name, help=cmd.summary, description=(cmd.config.__doc__ or cmd.summary).strip(),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         for field, metavar, nargs in cmd.positionals:
             p.add_argument(field, metavar=metavar, nargs=nargs, default=argparse.SUPPRESS,
@@ -122,10 +124,17 @@ def _join_negative_values(argv: Sequence[str]) -> list[str]:
 def parse(argv: Sequence[str]) -> tuple[str, Any]:
     """Parse argv into (command, resolved config); raises UsageError or exits 2 on bad usage."""
     parser = build_parser()
-    ns = parser.parse_args(_join_negative_values(argv))
-    if not ns.command:
+    argv = _join_negative_values(argv)
+    if not argv:
         parser.print_help(sys.stderr)
         raise SystemExit(2)
+    if argv[0] not in COMMANDS:  # --help, --version, or an unknown command: argparse says it
+        parser.parse_args(argv)
+        raise SystemExit(2)
+    # Per command, positionals may sit between options (`convert PATH --to zarr OUT`); argparse
+    # supports that only without subparsers, hence the command's own parser.
+    ns = parser.command_parsers[argv[0]].parse_intermixed_args(argv[1:])
+    ns.command = argv[0]
     cmd = COMMANDS[ns.command]
     given = {k: v for k, v in vars(ns).items() if k not in ("command", "config")}
     file_values = C.load_config_file(cmd.config, ns.config) if "config" in ns else {}

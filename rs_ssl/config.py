@@ -66,6 +66,7 @@ class PretrainConfig(CommonConfig):
     optimizer: str | None = opt(None, "optimizer (default: the method's: SGD for MoCo v2, AdamW for MoCo v3, Adam for SimCLR); lars for large batches", choices=("sgd", "adamw", "adam", "lars"))
     freeze_patch_embed: bool = opt(False, "MoCo v3 with a ViT: keep the patch embedding random and frozen (the paper's stability trick)")
     resume: bool = opt(False, "continue from --out's newest valid checkpoint (optimizer, schedule, queue, data position)")
+    nonfinite_patience: int = opt(10, "skip optimiser steps with NaN/Inf gradients; stop after this many in a row")
     ckpt_every: int = opt(0, "also write checkpoints/last.ckpt every N optimiser steps (0: only at epoch ends)")
     init: str | None = opt(None, "local RGB-pretrained timm weights (.safetensors/.pth) to start from; first layer adapted to the bands by wavelength")
     workers: int = opt(2, "DataLoader worker processes")
@@ -87,6 +88,8 @@ class ProbeConfig(CommonConfig):
     knn: int = opt(0, "also report a k-nearest-neighbour classifier with this k (0: off)")
     labels: str | None = opt(None, "vector file of label polygons (California-style probe)")
     label_field: str | None = opt(None, "attribute of --labels holding the class")
+    min_coverage: float = opt(0.3, "--labels: a class must cover at least this fraction of a patch to label it")
+    multilabel: bool = opt(False, "--labels: label each patch with every class above --min-coverage (default: the majority class by area)")
     size: int = opt(64, "patch size in pixels")
     batch_size: int = opt(64, "batch size for feature extraction")
 
@@ -98,6 +101,22 @@ class FinetuneConfig(ProbeConfig):
     epochs: int = opt(10, "fine-tuning epochs")
     lr: float = opt(1e-3, "learning rate")
     seeds: int = opt(3, "repetitions with different seeds per label fraction")
+
+
+@dataclass
+class AugsearchConfig(CommonConfig):
+    """`rs-ssl augsearch`: short pretrain + linear probe for every pair of augmentations; heatmap and ranking."""
+
+    augs: str = opt("resized_crop,flip,gain,blur,speckle", "augmentations to pair (names as in `pretrain --augs`); each pair, and each one alone, is one run")
+    fraction: float = opt(0.03, "fraction of the pretraining samples each short run uses (seeded subset)")
+    drop_bottom: float = opt(0.0, "write augmentations.txt without this fraction of the lowest-ranked augmentations (e.g. 0.25)")
+    method: str = opt("simclr", "SSL method of the short runs", choices=("mocov2", "mocov3", "simclr", "rpl"))
+    backbone: str = opt("resnet18", "timm model name")
+    size: int = opt(64, "patch size in pixels (pretraining and probe)")
+    batch_size: int = opt(32, "pretraining batch size")
+    steps: int = opt(100, "optimiser steps of each short pretraining run")
+    probe_data: str | None = opt(None, "labelled data for the probes (default: --data)")
+    dataset: str = opt("folder", "layout of the labelled data", choices=("bigearthnet", "millionaid", "folder"))
 
 
 @dataclass

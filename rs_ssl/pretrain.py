@@ -15,7 +15,23 @@ import torch
 from rs_ssl.bands import load_stats, resolve_bands
 from rs_ssl.config import PretrainConfig, default_out
 from rs_ssl.errors import RsSslError, UsageError
-from rs_ssl.runs import prepare_out, write_config, write_metrics
+from rs_ssl.runs import atomic_write_text, prepare_out, write_config, write_metrics
+
+# Formats whose files are Sentinel-2 bands (sensor for their statistics).
+_S2_FORMATS = {"sentinel2": "s2_l1c", "ssl4eo": "s2_l1c", "bigearthnet": "s2_l2a"}
+
+
+def true_colour_for_s2(selection, data, fmt: str):
+    """`--bands 3` (RGB) on Sentinel-2 data means its true-colour bands B04, B03, B02."""
+    if selection.sensor.key != "rgb":
+        return selection
+    from rs_ssl.data import detect_format, sample_path
+
+    found = detect_format(Path(data) if data else sample_path()) if fmt == "auto" else fmt
+    if found not in _S2_FORMATS:
+        return selection
+    print("note: --bands 3 on Sentinel-2 data: training on its true-colour bands B04,B03,B02")
+    return resolve_bands("B04,B03,B02", sensor=_S2_FORMATS[found])
 
 
 def effective_queue_size(cfg: PretrainConfig) -> int:
@@ -41,11 +57,15 @@ def build_method(cfg: PretrainConfig, selection, stats):
         raise UsageError(f"--method {cfg.method}: not implemented yet; available: {', '.join(METHODS)}")
     cls = METHODS[cfg.method]
     augs = cfg.augs or cls.defaults.preset
+    # Gain, speckle and the solarize threshold act on reflectance, and spectral jitter follows
+    # wavelength order, so the views need the bands' statistics and wavelengths.
+    band_facts = {"mean": stats.mean.tolist(), "std": stats.std.tolist(), "wavelengths": selection.wavelengths_nm}
     try:
         if "," in augs or augs not in ("mocov2", "mocov3", "simclr", "s2"):
-            views = make_views("custom", bands=len(selection), size=cfg.size, augs=[a.strip() for a in augs.split(",") if a.strip()])
+            views = make_views("custom", bands=len(selection), size=cfg.size,
+                               augs=[a.strip() for a in augs.split(",") if a.strip()], **band_facts)
         else:
-            views = make_views(augs, bands=len(selection), size=cfg.size)
+            views = make_views(augs, bands=len(selection), size=cfg.size, **band_facts)
     except ValueError as e:
         raise UsageError(f"--augs {augs}: {e}") from None
     backbone = create_backbone(cfg.backbone, selection, init=cfg.init, img_size=cls.backbone_input_size(cfg.size))
@@ -86,19 +106,14 @@ class _StopAtStep:
         return StopAtStep()
 
 
-def _read_losses(csv_dir: Path) -> tuple[list[int], list[float]]:
+def read_loss_history(out: Path) -> tuple[list[int], list[float]]:
+    """(steps, losses) of a run folder, from the `loss_history.csv` written at the end of a run."""
     steps, losses = [], []
-    for path in sorted(csv_dir.rglob("metrics.csv")):
-        with open(path, newline="") as f:
-            for row in csv.DictReader(f):
-                v = row.get("train/loss_step")
-                if v not in (None, ""):
-                    steps.append(int(row["step"]))
-                    losses.append(float(v))
-    # A resumed run appends: keep the last value written for each step.
-    merged = dict(zip(steps, losses, strict=True))
-    keys = sorted(merged)
-    return keys, [merged[k] for k in keys]
+    with open(Path(out) / "loss_history.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            steps.append(int(row["step"]))
+            losses.append(float(row["loss"]))
+    return steps, losses
 
 
 def run(cfg: PretrainConfig) -> dict[str, Any]:
@@ -106,7 +121,13 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-    from rs_ssl.checkpoints import AtomicCheckpointIO, newest_valid_checkpoint
+    from rs_ssl.checkpoints import (
+        AtomicCheckpointIO,
+        LossHistory,
+        NonFiniteGuard,
+        RNGState,
+        newest_valid_checkpoint,
+    )
     from rs_ssl.data import pretrain_dataset
     from rs_ssl.data.loader import EpochSampler, ResumableLoader
     from rs_ssl.models import export_backbone
@@ -117,7 +138,7 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
             raise UsageError(f"--{name} must be positive, got {v}")
     if cfg.samples_per_epoch < cfg.batch_size:
         raise UsageError(f"--samples-per-epoch {cfg.samples_per_epoch} is smaller than --batch-size {cfg.batch_size}")
-    selection = resolve_bands(cfg.bands, cfg.sensor)
+    selection = true_colour_for_s2(resolve_bands(cfg.bands, cfg.sensor), cfg.data, cfg.format)
     if cfg.resume and not cfg.out:
         raise UsageError("--resume needs --out pointing at the run folder to continue")
     out = prepare_out(cfg.out or default_out("pretrain"))
@@ -140,7 +161,10 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
     sampler = EpochSampler(len(dataset), seed=cfg.seed)
     sampler.dataset = dataset
     workers = max(0, cfg.workers)
+    # Its own generator: iterator creation must not draw from the global RNG that augmentations use,
+    # or a resumed run would see different views than an uninterrupted one.
     loader = ResumableLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+                             generator=torch.Generator().manual_seed(cfg.seed),
                              num_workers=workers, pin_memory=torch.cuda.is_available(),
                              persistent_workers=False, prefetch_factor=4 if workers else None)
     accelerator, devices = _accelerator(cfg.devices)
@@ -161,6 +185,9 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
                         save_last=True, save_top_k=1, every_n_epochs=1, save_on_train_epoch_end=True),
         LearningRateMonitor(logging_interval="step"),
         RichProgressBar(leave=True),
+        RNGState(),
+        guard := NonFiniteGuard(patience=cfg.nonfinite_patience),
+        history := LossHistory(),
     ]
     if cfg.max_steps > 0:
         callbacks.append(_StopAtStep(cfg.max_steps))
@@ -195,7 +222,8 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
     weights = export_backbone(backbone, out / "backbone.safetensors", metadata={
         "timm_model": cfg.backbone, "in_chans": str(len(selection)), "bands": ",".join(selection.names),
         "sensor": selection.sensor.key, "method": cfg.method, "rs_ssl_config": json.dumps({"size": cfg.size})})
-    steps, losses = _read_losses(out / "logs")
+    steps, losses = history.history()
+    atomic_write_text(out / "loss_history.csv", "step,loss\n" + "".join(f"{s},{v!r}\n" for s, v in zip(steps, losses, strict=True)))
     if steps:
         loss_curve({cfg.method: (steps, losses)}, out / "loss.png",
                    title=f"{cfg.method} · {cfg.backbone} · {len(selection)} bands · {cfg.size} px")
@@ -211,11 +239,13 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
         "first_loss": losses[0] if losses else None,
         "min_loss": min(losses) if losses else None,
         "feature_std": float(feature_std) if feature_std is not None else None,
+        "nonfinite_steps_skipped": guard.skipped,
         "train_seconds": round(elapsed, 2),
         "images_per_second": round(trainer.global_step * cfg.batch_size / elapsed, 2) if elapsed > 0 else None,
         "resumed_from": str(resume_from) if resume_from else None,
         "data": {k: v for k, v in data_info.items() if k != "skipped_reasons"},
         "skipped": data_info["skipped"],
+        "bad_patches_replaced": dataset.bad_reads.total,  # NaN/all-nodata reads redrawn under --skip-bad
         "outputs": {"checkpoint": str(ckpt_dir / "last.ckpt"), "backbone": str(weights),
                     "loss_curve": str(out / "loss.png"), "config": str(out / "config.yaml")},
     }

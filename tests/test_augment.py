@@ -26,7 +26,21 @@ from rs_ssl.augment.fused import AugmentedView
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real sample data not found at {DATA}")
 
-L1C_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+L1C_BANDS = (
+    "B01",
+    "B02",
+    "B03",
+    "B04",
+    "B05",
+    "B06",
+    "B07",
+    "B08",
+    "B8A",
+    "B09",
+    "B10",
+    "B11",
+    "B12",
+)
 L1C_NM = (443, 490, 560, 665, 705, 740, 783, 842, 865, 945, 1375, 1610, 2190)
 L2A_BANDS = tuple(b for b in L1C_BANDS if b != "B10")
 
@@ -43,7 +57,11 @@ def _standardise(reflectance: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, t
     mean = reflectance.mean(axis=(0, 2, 3))
     std = reflectance.std(axis=(0, 2, 3))
     z = (reflectance - mean[None, :, None, None]) / std[None, :, None, None]
-    return torch.from_numpy(z).float(), torch.from_numpy(mean).float(), torch.from_numpy(std).float()
+    return (
+        torch.from_numpy(z).float(),
+        torch.from_numpy(mean).float(),
+        torch.from_numpy(std).float(),
+    )
 
 
 @cache
@@ -62,10 +80,18 @@ def batch(channels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         tiles = np.stack([scene[:, i : i + 64, j : j + 64] for i in (0, 64) for j in (0, 64)])
         refl = np.concatenate([euro, tiles])
     elif channels == 12:  # Sentinel-2 L2A: BigEarthNet v2 patches, bands on the 10 m grid
-        patches = sorted(p for p in DATA.glob("bigearthnet_v2/BigEarthNet-S2/*/*") if p.is_dir())[:6]
-        refl = np.stack(
-            [np.stack([_read(p / f"{p.name}_{b}.tif", 64)[0] for b in L2A_BANDS]) for p in patches]
-        ) * 1e-4
+        patches = sorted(p for p in DATA.glob("bigearthnet_v2/BigEarthNet-S2/*/*") if p.is_dir())[
+            :6
+        ]
+        refl = (
+            np.stack(
+                [
+                    np.stack([_read(p / f"{p.name}_{b}.tif", 64)[0] for b in L2A_BANDS])
+                    for p in patches
+                ]
+            )
+            * 1e-4
+        )
     elif channels == 4:  # the 10 m bands B02, B03, B04, B08 of the L1C scene at full resolution
         bands = []
         for b in ("B02", "B03", "B04", "B08"):
@@ -74,7 +100,10 @@ def batch(channels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         stack = np.stack(bands) * 1e-4
         refl = np.stack([stack[:, :64, j : j + 64] for j in range(0, 384, 64)])
     elif channels == 3:  # RGB aerial (USGS, 8-bit): DN / 255
-        refl = np.stack([_read(p, 64) for p in sorted(DATA.glob("rgb_aerial/usgs_rsvqa/**/*.tif"))]) / 255.0
+        refl = (
+            np.stack([_read(p, 64) for p in sorted(DATA.glob("rgb_aerial/usgs_rsvqa/**/*.tif"))])
+            / 255.0
+        )
     else:
         raise ValueError(channels)
     return _standardise(refl)
@@ -98,8 +127,15 @@ def test_presets_give_two_views_of_size(preset: str, channels: int) -> None:
 def test_custom_list_builds_every_name() -> None:
     x, mean, std = batch(13)
     every = [n for n in AUG_NAMES if n != "crop"]  # a view has one crop: resized_crop here
-    views = make_views("custom", 13, 40, augs=every[::-1], mean=mean.tolist(), std=std.tolist(),
-                       wavelengths=list(L1C_NM))
+    views = make_views(
+        "custom",
+        13,
+        40,
+        augs=every[::-1],
+        mean=mean.tolist(),
+        std=std.tolist(),
+        wavelengths=list(L1C_NM),
+    )
     names = [n for n, _ in views.config["view1"]]
     assert names == every  # canonical order
     torch.manual_seed(1)
@@ -121,9 +157,15 @@ def test_custom_list_order_does_not_matter_and_adds_a_crop() -> None:
         (lambda: make_views("custom", 13, 32, augs=["hue"]), "valid names: resized_crop"),
         (lambda: make_views("custom", 13, 32), "needs augs"),
         (lambda: make_views("mocov3", 13, 32, augs=["gain"]), "only used with preset 'custom'"),
-        (lambda: make_views("s2", 13, 32, gain={"gian": 0.1}), "valid: ['gain', 'p', 'same_on_batch']"),
+        (
+            lambda: make_views("s2", 13, 32, gain={"gian": 0.1}),
+            "valid: ['gain', 'p', 'same_on_batch']",
+        ),
         (lambda: make_views("s2", 13, 32, colour=1), "unknown override 'colour'"),
-        (lambda: make_views("s2", 13, 32, mean=[0.1] * 12, std=[0.1] * 12), "mean has 12 values but bands=13"),
+        (
+            lambda: make_views("s2", 13, 32, mean=[0.1] * 12, std=[0.1] * 12),
+            "mean has 12 values but bands=13",
+        ),
         (lambda: make_views("s2", 13, 32, crop=None), "needs 'resized_crop' or 'crop'"),
         (lambda: make_views("s2", 0, 32), "bands must be a positive int"),
         (lambda: make_views("custom", 13, 32, augs=["crop", "resized_crop"]), "keep one"),
@@ -148,7 +190,9 @@ def test_wrong_input_raises_value_error() -> None:
 
 
 def test_overrides_change_parameters_per_view_and_remove_ops() -> None:
-    views = make_views("mocov3", 13, 32, blur={"sigma": (0.5, 0.5)}, view2={"solarize": None, "noise": {"p": 1.0}})
+    views = make_views(
+        "mocov3", 13, 32, blur={"sigma": (0.5, 0.5)}, view2={"solarize": None, "noise": {"p": 1.0}}
+    )
     v1 = dict((n, p) for n, p in views.config["view1"])
     v2 = dict((n, p) for n, p in views.config["view2"])
     assert v1["blur"] == {"sigma": [0.5, 0.5], "p": 1.0}
@@ -250,10 +294,15 @@ def test_speckle_keeps_band_means_and_adds_variance_as_its_looks_say(looks: floa
     torch.testing.assert_close(added, torch.full_like(added, 1.0 / looks), rtol=0.12, atol=0)
     # The noise field itself: Gamma(L, 1/L), independent of the band.
     n = params["speckle"].double()
-    torch.testing.assert_close(n.mean(dim=(0, 2, 3)), torch.ones(13, dtype=torch.float64), rtol=0, atol=0.03)
-    torch.testing.assert_close(n.var(dim=(0, 2, 3)), torch.full((13,), 1.0 / looks, dtype=torch.float64),
-                               rtol=0.08, atol=0)
-    assert out.min() < 0 and (r2 < 0).sum() == 0  # standardised values stay unclipped, reflectance >= 0
+    torch.testing.assert_close(
+        n.mean(dim=(0, 2, 3)), torch.ones(13, dtype=torch.float64), rtol=0, atol=0.03
+    )
+    torch.testing.assert_close(
+        n.var(dim=(0, 2, 3)), torch.full((13,), 1.0 / looks, dtype=torch.float64), rtol=0.08, atol=0
+    )
+    assert (
+        out.min() < 0 and (r2 < 0).sum() == 0
+    )  # standardised values stay unclipped, reflectance >= 0
 
 
 def test_speckle_without_statistics_multiplies_the_values_as_given() -> None:
@@ -279,7 +328,9 @@ def test_brightness_shifts_every_band_alike_and_contrast_keeps_band_means() -> N
     x, _, _ = batch(4)
     out, params = _run(P.RandomBrightness(0.5, p=1.0), x)
     shift = (out - x).mean(dim=(2, 3))
-    torch.testing.assert_close(shift, params["brightness"][:, None].expand(-1, 4), rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        shift, params["brightness"][:, None].expand(-1, 4), rtol=0, atol=1e-5
+    )
     out, params = _run(P.RandomContrast(0.5, p=1.0), x)
     torch.testing.assert_close(out.mean(dim=(2, 3)), x.mean(dim=(2, 3)), rtol=0, atol=1e-5)
     ratio = out.std(dim=(2, 3)) / x.std(dim=(2, 3))
@@ -294,7 +345,10 @@ def test_spectral_jitter_is_small_smooth_and_keeps_the_spectrum_shape() -> None:
     torch.testing.assert_close(out, x * scale[:, :, None, None] + shift[:, :, None, None])
     assert (scale - 1).abs().max() <= 0.075 + 1e-6 and shift.abs().max() <= 0.075 + 1e-6
     assert (scale - 1).std(dim=1).min() > 0  # per band, not one factor
-    spectrum, spectrum2 = _reflectance(x, mean, std).mean(dim=(2, 3)), _reflectance(out, mean, std).mean(dim=(2, 3))
+    spectrum, spectrum2 = (
+        _reflectance(x, mean, std).mean(dim=(2, 3)),
+        _reflectance(out, mean, std).mean(dim=(2, 3)),
+    )
     for a, b in zip(spectrum, spectrum2, strict=True):
         assert torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.99
 
@@ -398,7 +452,9 @@ def test_flips_and_quarter_turns_match_torch_index_ops() -> None:
     out, params = _run(G.RandomRotation90(p=1.0), x)
     for i, k in enumerate(params["quarter_turns"].long().tolist()):
         # positive = counter-clockwise as displayed, as torch.rot90 over (H, W)
-        torch.testing.assert_close(out[i], torch.rot90(x[i], k, dims=(-2, -1)), rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(
+            out[i], torch.rot90(x[i], k, dims=(-2, -1)), rtol=1e-5, atol=1e-4
+        )
     assert set(params["quarter_turns"].long().tolist()) > {0}
 
 
@@ -425,8 +481,12 @@ def test_geometric_ops_run_inside_kornia_augmentation_sequential_with_masks() ->
     x, _, _ = batch(3)
     mask = torch.ones(x.shape[0], 1, 64, 64)
     seq = K.AugmentationSequential(
-        G.RandomResizedCrop(32), G.RandomHorizontalFlip(), G.RandomRotation(30.0, p=1.0),
-        P.RandomGain(0.1), P.RandomSpeckle(looks=8.0), data_keys=["input", "mask"],
+        G.RandomResizedCrop(32),
+        G.RandomHorizontalFlip(),
+        G.RandomRotation(30.0, p=1.0),
+        P.RandomGain(0.1),
+        P.RandomSpeckle(looks=8.0),
+        data_keys=["input", "mask"],
     )
     torch.manual_seed(0)
     out, out_mask = seq(x, mask)
@@ -476,17 +536,38 @@ def test_fused_matches_op_by_op_with_the_same_parameters(preset: str) -> None:
 
 def test_every_pixel_op_fused_matches_op_by_op() -> None:
     x, mean, std = batch(13)
-    pixel_names = ["blur", "color_jitter", "brightness", "contrast", "gain", "spectral_jitter", "grayscale",
-                   "solarize", "speckle", "noise", "band_dropout"]
+    pixel_names = [
+        "blur",
+        "color_jitter",
+        "brightness",
+        "contrast",
+        "gain",
+        "spectral_jitter",
+        "grayscale",
+        "solarize",
+        "speckle",
+        "noise",
+        "band_dropout",
+    ]
     # p = 0.5 everywhere so that every op's gate mixes applied and skipped samples.
     half = {name: {"p": 0.5} for name in pixel_names}
-    views = make_views("custom", 13, 64, augs=pixel_names, mean=mean.tolist(), std=std.tolist(),
-                       wavelengths=list(L1C_NM), **half)
+    views = make_views(
+        "custom",
+        13,
+        64,
+        augs=pixel_names,
+        mean=mean.tolist(),
+        std=std.tolist(),
+        wavelengths=list(L1C_NM),
+        **half,
+    )
     for view in (views.view1, views.view2):
         torch.manual_seed(4)
         params = view.sample(x.shape, x.device)
         assert all(0 < p["batch_prob"].sum() < x.shape[0] for p in params[1:])
-        torch.testing.assert_close(view(x, params=params), view.reference(x, params), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            view(x, params=params), view.reference(x, params), rtol=1e-4, atol=1e-4
+        )
 
 
 @pytest.mark.parametrize("augs", [["crop", "flip", "rot90", "rotate", "shift", "zoom"], GEOMETRIC])
@@ -502,14 +583,20 @@ def test_fused_geometry_is_the_product_of_the_kornia_matrices(augs: list[str]) -
     torch.manual_seed(6)
     seq = K.AugmentationSequential(*view.ops, data_keys=["input"])
     seq(x)
-    torch.testing.assert_close(_kornia_convention(total), seq.transform_matrix, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(
+        _kornia_convention(total), seq.transform_matrix, rtol=1e-5, atol=1e-4
+    )
 
 
 # --- presets as documented, same_on_batch, devices, benchmark ---------------------------------------
 
 
 def test_preset_parameters_are_the_documented_ones() -> None:
-    jitter = {"mocov2": (0.4, 0.4, 0.1, 0.05), "mocov3": (0.4, 0.4, 0.05, 0.05), "simclr": (0.8, 0.8, 0.2, 0.1)}
+    jitter = {
+        "mocov2": (0.4, 0.4, 0.1, 0.05),
+        "mocov3": (0.4, 0.4, 0.05, 0.05),
+        "simclr": (0.8, 0.8, 0.2, 0.1),
+    }
     crop_scale = {"mocov2": [0.2, 1.0], "mocov3": [0.08, 1.0], "simclr": [0.08, 1.0]}
     blur_p = {"mocov2": (0.5, 0.5), "mocov3": (1.0, 0.1), "simclr": (0.5, 0.5)}
     for preset, (b, c, g, s) in jitter.items():
@@ -518,12 +605,29 @@ def test_preset_parameters_are_the_documented_ones() -> None:
             ops = dict((n, p) for n, p in view)
             assert ops["resized_crop"]["scale"] == crop_scale[preset]
             cj = ops["color_jitter"]
-            assert (cj["brightness"], cj["contrast"], cj["gain"], cj["spectral"], cj["p"]) == (b, c, g, s, 0.8)
+            assert (cj["brightness"], cj["contrast"], cj["gain"], cj["spectral"], cj["p"]) == (
+                b,
+                c,
+                g,
+                s,
+                0.8,
+            )
             assert ops["grayscale"]["p"] == 0.2 and ops["flip"]["p"] == 0.5
             assert ops["blur"]["p"] == blur_p[preset][i] and ops["blur"]["sigma"] == [0.1, 2.0]
             assert ("solarize" in ops) == (preset == "mocov3" and i == 1)
     s2 = [n for n, _ in make_views("s2", 13, 224).config["view1"]]
-    assert s2 == ["crop", "flip", "rot90", "shift", "zoom", "blur", "brightness", "contrast", "gain", "speckle"]
+    assert s2 == [
+        "crop",
+        "flip",
+        "rot90",
+        "shift",
+        "zoom",
+        "blur",
+        "brightness",
+        "contrast",
+        "gain",
+        "speckle",
+    ]
 
 
 def test_same_on_batch_shares_the_draw_across_the_batch() -> None:
@@ -561,9 +665,18 @@ def test_benchmark_script_runs_and_reports_every_pipeline() -> None:
     spec = importlib.util.spec_from_file_location("augment_speed", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    args = argparse.Namespace(device="cpu", batch=2, bands=13, size=32, repeats=1, warmup=0, threads=0,
-                              input="real", pipelines="torchgeo-mocov3,rs_ssl-mocov3,rs_ssl-mocov3-ops,rs_ssl-s2",
-                              json=None)
+    args = argparse.Namespace(
+        device="cpu",
+        batch=2,
+        bands=13,
+        size=32,
+        repeats=1,
+        warmup=0,
+        threads=0,
+        input="real",
+        pipelines="torchgeo-mocov3,rs_ssl-mocov3,rs_ssl-mocov3-ops,rs_ssl-s2",
+        json=None,
+    )
     report = bench.run(args)
     assert report["input"] == "L1C scene tiles"
     assert [r["pipeline"] for r in report["results"]] == args.pipelines.split(",")

@@ -61,7 +61,7 @@ def test_unknown_band_name_exits_2_and_lists_valid(tmp_path):
 
 
 def test_every_command_has_help_with_defaults():
-    for name, command in cli.COMMANDS.items():
+    for name, _command in cli.COMMANDS.items():
         p = subprocess.run([sys.executable, "-m", "rs_ssl", name, "--help"], capture_output=True, text=True)
         assert p.returncode == 0, (name, p.stderr)
         text = " ".join(p.stdout.split())
@@ -83,3 +83,10 @@ def test_out_is_a_file(tmp_path, capsys):
 def test_negative_bbox_values_are_accepted():
     _, cfg = cli.parse(["pretrain", "--region", "-122.5,35.1,-119,40", "--seed", "-1"])
     assert cfg.region == "-122.5,35.1,-119,40" and cfg.seed == -1
+
+
+def test_positionals_may_sit_between_options():
+    _, cfg = cli.parse(["convert", "in_dir", "--to", "zarr", "out.zarr"])
+    assert cfg.data == "in_dir" and cfg.out == "out.zarr" and cfg.to == "zarr"
+    _, cfg = cli.parse(["manifest", "--stats", "some/path"])
+    assert cfg.data == "some/path" and cfg.stats

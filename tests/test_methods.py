@@ -290,7 +290,52 @@ def test_mocov3_momentum_is_stepped_every_iteration_by_the_trainer(tmp_path):
     trainer.fit(m, loader)
     assert len(seen) == 6
     assert seen == pytest.approx([cosine_momentum(s, 6, 0.99) for s in range(6)])
-    assert all(b > a for a, b in zip(seen, seen[1:]))
+    assert all(b > a for a, b in zip(seen, seen[1:], strict=False))
+
+
+def test_mocov3_resume_restores_momentum_encoder_and_schedule(tmp_path):
+    """Stop after 3 of 6 steps, resume from the checkpoint in a fresh module: the key encoder comes back
+    and the momentum continues at step 3 of the same cosine."""
+    import lightning as L
+
+    seen, at_start = {}, []
+
+    class Record(L.Callback):
+        def on_train_start(self, trainer, module):
+            at_start.append([p.detach().clone() for p in module.key_backbone.parameters()])
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            seen[trainer.global_step - 1] = module.momentum
+            if trainer.global_step >= stop_at:  # pretrain's _StopAtStep (Lightning's max_steps breaks resume)
+                trainer.should_stop = True
+
+    data = [{"image": 1000 + 100 * torch.rand(BANDS, 16, 16)} for _ in range(12)]
+    loader = torch.utils.data.DataLoader(data, batch_size=4)
+
+    def fit(steps, ckpt=None):
+        nonlocal stop_at
+        stop_at = steps
+        torch.manual_seed(0)
+        m = make(MoCoV3, mlp_dim=16, batch_size=4)
+        m.total_steps = 6  # the run's length, as pretrain.run sets it
+        trainer = L.Trainer(accelerator="cpu", max_epochs=2, logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                            callbacks=[Record()])
+        trainer.fit(m, loader, ckpt_path=ckpt)
+        return m, trainer
+
+    stop_at = 0
+    first, trainer = fit(3)
+    trainer.save_checkpoint(tmp_path / "mid.ckpt")
+    keys = [p.clone() for p in first.key_backbone.parameters()]
+    assert sorted(seen) == [0, 1, 2]
+    seen.clear()
+    second, trainer = fit(6, tmp_path / "mid.ckpt")
+    assert sorted(seen) == [3, 4, 5] and trainer.global_step == 6
+    assert [seen[s] for s in range(3, 6)] == pytest.approx([cosine_momentum(s, 6, 0.99) for s in range(3, 6)])
+    # the resumed run starts from the saved key encoder (not a new copy of the online one)
+    assert all(torch.equal(a, b) for a, b in zip(keys, at_start[1], strict=True))
+    assert not params_equal(second.backbone, second.key_backbone)
 
 
 def test_frozen_random_patch_embedding_for_vit():

@@ -13,13 +13,13 @@ SIZE = 32
 
 @pytest.fixture(scope="module")
 def real_views():
-    """Two fixed augmented views of 16 patches from the embedded L1C sample, normalised as in training."""
+    """Two fixed augmented views of 8 patches from the embedded L1C sample, normalised as in training."""
     from rs_ssl.data import pretrain_dataset
     from rs_ssl.methods.base import Normalize
 
     sel = resolve_bands("13")
     ds, _ = pretrain_dataset(None, "auto", sel, patch=SIZE, samples_per_epoch=64)
-    x = torch.stack([ds[i]["image"] for i in range(16)])
+    x = torch.stack([ds[i]["image"] for i in range(8)])
     assert x[:, :, 0, 0].std(0).min() > 0  # distinct real values per band
     torch.manual_seed(0)
     x = Normalize(sel, load_stats(sel))(x)
@@ -48,11 +48,11 @@ def test_a_few_steps_lower_the_loss_on_real_patches(real_views, name, backbone, 
     opt = torch.optim.Adam([p for g in method.param_groups() for p in g["params"]], lr=1e-3)
     losses = []
     for _ in range(8):
-        if queue is not None:  # fixed negatives: the same 16 images must not fill the queue
+        if queue is not None:  # fixed negatives: the same 8 images must not fill the queue
             method.queue.copy_(queue)
         torch.manual_seed(1)  # rpl: the same patch pairs every step
         loss, feats = method.ssl_step(v1, v2)
-        assert torch.isfinite(loss) and feats.shape[0] == 16 * (2 if name == "rpl" else 1)
+        assert torch.isfinite(loss) and feats.shape[0] == 8 * (2 if name == "rpl" else 1)
         opt.zero_grad()
         loss.backward()
         opt.step()

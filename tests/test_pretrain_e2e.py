@@ -46,9 +46,9 @@ def test_resume_continues_to_the_same_step_count(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["steps"] == 8 and m["resumed_from"]
     # the loss curve holds both segments: steps 0..7, no gap, no repeat
-    from rs_ssl.pretrain import _read_losses
+    from rs_ssl.pretrain import read_loss_history
 
-    steps, losses = _read_losses(out / "logs")
+    steps, losses = read_loss_history(out)
     assert steps == list(range(8)) and len(losses) == 8
 
 
@@ -79,3 +79,24 @@ def test_pretrain_cli_subprocess_default_demo_settings(tmp_path):
     p = subprocess.run([sys.executable, "-m", "rs_ssl", "pretrain", "--bands", "13", "--out", str(tmp_path / "d"),
                         "--max-steps", "20"], capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-2000:]
+
+
+def test_folder_of_scene_folders_is_read_as_scenes(tmp_path):
+    from rs_ssl.data import detect_format, sample_path
+
+    root = tmp_path / "archive"
+    for i in range(2):
+        d = root / f"scene{i}"
+        d.mkdir(parents=True)
+        for f in sample_path().glob("*.tif"):
+            (d / f.name).symlink_to(f)
+    assert detect_format(root) == "sentinel2"
+    out = _run(tmp_path, "--data", str(root), "--max-steps", "2")
+    assert json.loads((out / "metrics.json").read_text())["data"]["rasters"] == 2
+
+
+def test_bands_3_on_sentinel2_means_true_colour(tmp_path, capsys):
+    out = _run(tmp_path, "--bands", "3", "--max-steps", "2")
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["bands"] == ["B04", "B03", "B02"]
+    assert "true-colour" in capsys.readouterr().out

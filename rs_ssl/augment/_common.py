@@ -23,7 +23,9 @@ def uniform(
     return low + (high - low) * draw
 
 
-def as_range(value: float | Sequence[float], name: str, centre: float, low_bound: float) -> tuple[float, float]:
+def as_range(
+    value: float | Sequence[float], name: str, centre: float, low_bound: float
+) -> tuple[float, float]:
     """Read a magnitude `m` as `(centre - m, centre + m)` or take an explicit `(low, high)` range."""
     if isinstance(value, (int, float)):
         lo, hi = centre - float(value), centre + float(value)

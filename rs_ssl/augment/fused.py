@@ -87,7 +87,9 @@ class AugmentedView(nn.Module):
                 )
         modes = {op.padding_mode for op in geometric}
         if len(modes) > 1:
-            raise ValueError(f"geometric ops of one view must share one padding_mode, found {sorted(modes)}")
+            raise ValueError(
+                f"geometric ops of one view must share one padding_mode, found {sorted(modes)}"
+            )
         self.padding_mode = modes.pop() if modes else "reflection"
         self.geometric = nn.ModuleList(geometric)
         self.pixel = nn.ModuleList(pixel)
@@ -123,11 +125,13 @@ class AugmentedView(nn.Module):
         # and running means would be visibly wrong.
         work = x if x.dtype in (torch.float32, torch.float64) else x.float()
         y, mask = self._geometry(work, mask, params[: len(self.geometric)])
-        y = self._pixels(y, params[len(self.geometric):])
+        y = self._pixels(y, params[len(self.geometric) :])
         y = y.to(x.dtype)
         return y if mask is None else (y, mask)
 
-    def matrix(self, params: Params, in_hw: tuple[int, int], device) -> tuple[Tensor | None, Tensor | None, bool]:
+    def matrix(
+        self, params: Params, in_hw: tuple[int, int], device
+    ) -> tuple[Tensor | None, Tensor | None, bool]:
         """The composed (B, 3, 3) output->input pixel map, the crop box, and whether samples can leave it."""
         hw, total, box, leaves = in_hw, None, None, False
         for i, (op, p) in enumerate(zip(self.geometric, params, strict=False)):
@@ -140,12 +144,16 @@ class AugmentedView(nn.Module):
             hw = op.output_hw(hw)
         return total, box, leaves
 
-    def _geometry(self, x: Tensor, mask: Tensor | None, params: Params) -> tuple[Tensor, Tensor | None]:
+    def _geometry(
+        self, x: Tensor, mask: Tensor | None, params: Params
+    ) -> tuple[Tensor, Tensor | None]:
         in_hw = (x.shape[-2], x.shape[-1])
         total, box, leaves = self.matrix(params, in_hw, x.device)
         if total is None:
             return x.clone(), mask  # pixel ops work in place on their own buffer
-        grid, inside = sampling_grid(total, in_hw, self.output_hw(in_hw), box, self.padding_mode, leaves)
+        grid, inside = sampling_grid(
+            total, in_hw, self.output_hw(in_hw), box, self.padding_mode, leaves
+        )
         y = sample_image(x, grid, inside, self.padding_mode)
         if mask is not None:
             mask = sample_mask(mask, grid, inside)
@@ -194,7 +202,9 @@ class TwoViews(nn.Module):
     `torch.manual_seed` (or a restored CPU/CUDA RNG state) reproduces them.
     """
 
-    def __init__(self, view1: AugmentedView, view2: AugmentedView, size: int, config: dict | None = None):
+    def __init__(
+        self, view1: AugmentedView, view2: AugmentedView, size: int, config: dict | None = None
+    ):
         super().__init__()
         self.view1, self.view2 = view1, view2
         self.size = int(size)

@@ -43,13 +43,17 @@ def pixel_to_normalized(height: int, width: int, device) -> Tensor:
     )
 
 
-def normalized_theta(src_from_dst: Tensor, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> Tensor:
+def normalized_theta(
+    src_from_dst: Tensor, in_hw: tuple[int, int], out_hw: tuple[int, int]
+) -> Tensor:
     """(B, 2, 3) `affine_grid` matrix for a pixel-space output->input map."""
     dev = src_from_dst.device
     n_in = pixel_to_normalized(*in_hw, dev)
     h, w = out_hw
     # Closed-form inverse of pixel_to_normalized(h, w): no linear solver on the GPU.
-    n_out_inv = torch.tensor([[w / 2.0, 0.0, w / 2.0], [0.0, h / 2.0, h / 2.0], [0.0, 0.0, 1.0]], device=dev)
+    n_out_inv = torch.tensor(
+        [[w / 2.0, 0.0, w / 2.0], [0.0, h / 2.0, h / 2.0], [0.0, 0.0, 1.0]], device=dev
+    )
     return (n_in @ src_from_dst.float() @ n_out_inv)[:, :2, :]
 
 
@@ -100,7 +104,9 @@ def sample_image(x: Tensor, grid: Tensor, inside: Tensor | None, padding_mode: s
     # Sample in float32 for half-precision images: a bfloat16 grid coordinate of 224 px is off
     # by up to half a pixel.
     src = x if x.dtype in (torch.float32, torch.float64) else x.float()
-    out = F.grid_sample(src, grid.to(src.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+    out = F.grid_sample(
+        src, grid.to(src.dtype), mode="bilinear", padding_mode="border", align_corners=False
+    )
     if padding_mode == "zeros" and inside is not None:
         out = out * inside.to(out.dtype)
     return out.to(x.dtype)
@@ -112,7 +118,9 @@ def sample_mask(mask: Tensor, grid: Tensor, inside: Tensor | None) -> Tensor:
     Valid where every input pixel the bilinear sample reads is valid and the sample lies inside
     the image (not in a rotated corner, shifted-in strip or zoomed-out margin).
     """
-    soft = F.grid_sample(mask.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    soft = F.grid_sample(
+        mask.float(), grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
     valid = soft >= _MASK_VALID
     if inside is not None:
         valid &= inside
@@ -134,7 +142,11 @@ def resample(
 
 
 def resample_mask(
-    mask: Tensor, src_from_dst: Tensor, out_hw: tuple[int, int], box: Tensor | None = None, leaves_box: bool = True
+    mask: Tensor,
+    src_from_dst: Tensor,
+    out_hw: tuple[int, int],
+    box: Tensor | None = None,
+    leaves_box: bool = True,
 ) -> Tensor:
     """Carry a validity mask through the resampling of `resample`."""
     in_hw = (mask.shape[-2], mask.shape[-1])
@@ -194,24 +206,38 @@ class AffineAugmentation(GeometricAugmentationBase2D):
         return torch.where(on[:, None, None], mat, _eye(mat.shape[0], mat.device))
 
     # --- Kornia hooks -------------------------------------------------------------------------
-    def compute_transformation(self, input: Tensor, params: dict[str, Tensor], flags: dict[str, Any]) -> Tensor:
+    def compute_transformation(
+        self, input: Tensor, params: dict[str, Tensor], flags: dict[str, Any]
+    ) -> Tensor:
         mat = self.src_from_dst(params, (input.shape[-2], input.shape[-1]))
         return _kornia_convention(mat).to(input.device, input.dtype)
 
     def apply_transform(
-        self, input: Tensor, params: dict[str, Tensor], flags: dict[str, Any], transform: Tensor | None = None
+        self,
+        input: Tensor,
+        params: dict[str, Tensor],
+        flags: dict[str, Any],
+        transform: Tensor | None = None,
     ) -> Tensor:
         in_hw = (input.shape[-2], input.shape[-1])
         mat = self.src_from_dst(params, in_hw).to(input.device)
         box = self.box(params, in_hw)
-        return resample(input, mat, self.output_hw(in_hw), self.padding_mode, box, self.leaves_box(in_hw))
+        return resample(
+            input, mat, self.output_hw(in_hw), self.padding_mode, box, self.leaves_box(in_hw)
+        )
 
     def apply_transform_mask(
-        self, input: Tensor, params: dict[str, Tensor], flags: dict[str, Any], transform: Tensor | None = None
+        self,
+        input: Tensor,
+        params: dict[str, Tensor],
+        flags: dict[str, Any],
+        transform: Tensor | None = None,
     ) -> Tensor:
         in_hw = (input.shape[-2], input.shape[-1])
         mat = self.src_from_dst(params, in_hw).to(input.device)
-        return resample_mask(input, mat, self.output_hw(in_hw), self.box(params, in_hw), self.leaves_box(in_hw))
+        return resample_mask(
+            input, mat, self.output_hw(in_hw), self.box(params, in_hw), self.leaves_box(in_hw)
+        )
 
 
 class RandomResizedCrop(AffineAugmentation):
@@ -295,9 +321,16 @@ class RandomCrop(RandomResizedCrop):
     requested size whatever the patch size of the dataset.
     """
 
-    def __init__(self, size: int, same_on_batch: bool = False, padding_mode: str = "reflection") -> None:
-        super().__init__(size, scale=(1.0, 1.0), ratio=(1.0, 1.0), same_on_batch=same_on_batch,
-                         padding_mode=padding_mode)
+    def __init__(
+        self, size: int, same_on_batch: bool = False, padding_mode: str = "reflection"
+    ) -> None:
+        super().__init__(
+            size,
+            scale=(1.0, 1.0),
+            ratio=(1.0, 1.0),
+            same_on_batch=same_on_batch,
+            padding_mode=padding_mode,
+        )
 
     def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
         batch, height, width = batch_shape[0], batch_shape[-2], batch_shape[-1]
@@ -307,14 +340,18 @@ class RandomCrop(RandomResizedCrop):
         y0 = torch.floor(offsets[:, 1] * (height - h + 1)).clamp(max=height - h)
         wh = torch.tensor([float(w), float(h)], device=self.device).expand(batch, 2)
         crop = torch.cat([torch.stack([x0, y0], dim=1), wh], dim=1)
-        out = torch.tensor([self.size, self.size], device=self.device, dtype=torch.long).expand(batch, 2)
+        out = torch.tensor([self.size, self.size], device=self.device, dtype=torch.long).expand(
+            batch, 2
+        )
         return {"crop": crop, "output_size": out}
 
 
 class RandomHorizontalFlip(AffineAugmentation):
     """Mirror left-right with probability `p` (0.5 in every SSL recipe)."""
 
-    def __init__(self, p: float = 0.5, same_on_batch: bool = False, padding_mode: str = "reflection") -> None:
+    def __init__(
+        self, p: float = 0.5, same_on_batch: bool = False, padding_mode: str = "reflection"
+    ) -> None:
         super().__init__(p=p, same_on_batch=same_on_batch, padding_mode=padding_mode)
 
     def leaves_box(self, in_hw: tuple[int, int]) -> bool:
@@ -333,7 +370,9 @@ class RandomHorizontalFlip(AffineAugmentation):
 class RandomVerticalFlip(AffineAugmentation):
     """Mirror top-bottom with probability `p`: overhead imagery has no 'up' (added to RGB recipes)."""
 
-    def __init__(self, p: float = 0.5, same_on_batch: bool = False, padding_mode: str = "reflection") -> None:
+    def __init__(
+        self, p: float = 0.5, same_on_batch: bool = False, padding_mode: str = "reflection"
+    ) -> None:
         super().__init__(p=p, same_on_batch=same_on_batch, padding_mode=padding_mode)
 
     def leaves_box(self, in_hw: tuple[int, int]) -> bool:
@@ -365,7 +404,9 @@ def _rotation_about_centre(cos: Tensor, sin: Tensor, in_hw: tuple[int, int]) -> 
 class RandomRotation90(AffineAugmentation):
     """Rotate by k * 90 degrees, k uniform in {0, 1, 2, 3}: exact for square images, no padding."""
 
-    def __init__(self, p: float = 1.0, same_on_batch: bool = False, padding_mode: str = "reflection") -> None:
+    def __init__(
+        self, p: float = 1.0, same_on_batch: bool = False, padding_mode: str = "reflection"
+    ) -> None:
         super().__init__(p=p, same_on_batch=same_on_batch, padding_mode=padding_mode)
 
     def leaves_box(self, in_hw: tuple[int, int]) -> bool:
@@ -397,7 +438,9 @@ class RandomRotation(AffineAugmentation):
         self.degrees = as_range(degrees, "degrees", 0.0, -360.0)
 
     def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
-        return {"degrees": uniform(*self.degrees, (batch_shape[0],), self.same_on_batch, self.device)}
+        return {
+            "degrees": uniform(*self.degrees, (batch_shape[0],), self.same_on_batch, self.device)
+        }
 
     def src_from_dst(self, params: dict[str, Tensor], in_hw: tuple[int, int]) -> Tensor:
         rad = torch.deg2rad(params["degrees"].float())
@@ -408,7 +451,11 @@ class RandomShift(AffineAugmentation):
     """Translate by up to `fraction` of the width/height in each direction; strips are padded."""
 
     def __init__(
-        self, fraction: float = 0.1, p: float = 0.5, same_on_batch: bool = False, padding_mode: str = "reflection"
+        self,
+        fraction: float = 0.1,
+        p: float = 0.5,
+        same_on_batch: bool = False,
+        padding_mode: str = "reflection",
     ) -> None:
         super().__init__(p=p, same_on_batch=same_on_batch, padding_mode=padding_mode)
         if not 0.0 <= fraction < 1.0:
@@ -442,7 +489,9 @@ class RandomZoom(AffineAugmentation):
 
     def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
         lo, hi = math.log(self.scale[0]), math.log(self.scale[1])
-        return {"zoom": torch.exp(uniform(lo, hi, (batch_shape[0],), self.same_on_batch, self.device))}
+        return {
+            "zoom": torch.exp(uniform(lo, hi, (batch_shape[0],), self.same_on_batch, self.device))
+        }
 
     def src_from_dst(self, params: dict[str, Tensor], in_hw: tuple[int, int]) -> Tensor:
         inv = 1.0 / params["zoom"].float()

@@ -53,7 +53,11 @@ class PixelAugmentation(IntensityAugmentationBase2D):
         raise NotImplementedError
 
     def apply_transform(
-        self, input: Tensor, params: dict[str, Tensor], flags: dict[str, Any], transform: Tensor | None = None
+        self,
+        input: Tensor,
+        params: dict[str, Tensor],
+        flags: dict[str, Any],
+        transform: Tensor | None = None,
     ) -> Tensor:
         return self.apply(input, params)
 
@@ -76,7 +80,9 @@ class BandAffineAugmentation(PixelAugmentation):
 
     needs_mean = False
 
-    def affine(self, params: dict[str, Tensor], channels: int, mean: Tensor | None) -> tuple[Tensor, Tensor]:
+    def affine(
+        self, params: dict[str, Tensor], channels: int, mean: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
         """(B, C) scale and shift in float32; `mean` is the (B, C) spatial mean when `needs_mean`."""
         raise NotImplementedError
 
@@ -102,12 +108,18 @@ class RandomBrightness(BandAffineAugmentation):
     Kornia's additive brightness, which then clips): the same shift of all bands, unclipped.
     """
 
-    def __init__(self, brightness: float | Sequence[float] = 0.4, p: float = 1.0, same_on_batch: bool = False):
+    def __init__(
+        self, brightness: float | Sequence[float] = 0.4, p: float = 1.0, same_on_batch: bool = False
+    ):
         super().__init__(p=p, same_on_batch=same_on_batch)
         self.brightness = as_range(brightness, "brightness", 0.0, float("-inf"))
 
     def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
-        return {"brightness": uniform(*self.brightness, (batch_shape[0],), self.same_on_batch, self.device)}
+        return {
+            "brightness": uniform(
+                *self.brightness, (batch_shape[0],), self.same_on_batch, self.device
+            )
+        }
 
     def affine(self, params, channels, mean):
         shift = params["brightness"].float()[:, None].expand(-1, channels)
@@ -123,12 +135,16 @@ class RandomContrast(BandAffineAugmentation):
 
     needs_mean = True
 
-    def __init__(self, contrast: float | Sequence[float] = 0.4, p: float = 1.0, same_on_batch: bool = False):
+    def __init__(
+        self, contrast: float | Sequence[float] = 0.4, p: float = 1.0, same_on_batch: bool = False
+    ):
         super().__init__(p=p, same_on_batch=same_on_batch)
         self.contrast = as_range(contrast, "contrast", 1.0, 0.0)
 
     def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
-        return {"contrast": uniform(*self.contrast, (batch_shape[0],), self.same_on_batch, self.device)}
+        return {
+            "contrast": uniform(*self.contrast, (batch_shape[0],), self.same_on_batch, self.device)
+        }
 
     def affine(self, params, channels, mean):
         factor = params["contrast"].float()[:, None].to(mean.device)
@@ -197,7 +213,9 @@ class RandomSpectralJitter(BandAffineAugmentation):
     ):
         super().__init__(p=p, same_on_batch=same_on_batch)
         if scale < 0 or shift < 0:
-            raise ValueError(f"spectral jitter scale and shift must be >= 0, found {scale}, {shift}")
+            raise ValueError(
+                f"spectral jitter scale and shift must be >= 0, found {scale}, {shift}"
+            )
         self.scale, self.shift = float(scale), float(shift)
         self.register_buffer("wavelengths", per_band(wavelengths, "wavelengths"), persistent=False)
 
@@ -241,8 +259,9 @@ class MultispectralColorJitter(BandAffineAugmentation):
                 "brightness": RandomBrightness(brightness, same_on_batch=same_on_batch),
                 "contrast": RandomContrast(contrast, same_on_batch=same_on_batch),
                 "gain": RandomGain(gain, mean=mean, std=std, same_on_batch=same_on_batch),
-                "spectral": RandomSpectralJitter(spectral, spectral, wavelengths=wavelengths,
-                                                 same_on_batch=same_on_batch),
+                "spectral": RandomSpectralJitter(
+                    spectral, spectral, wavelengths=wavelengths, same_on_batch=same_on_batch
+                ),
             }
         )
 
@@ -284,7 +303,9 @@ class RandomGrayscale(PixelAugmentation):
     per band, rescaled to sum to 1) default to the plain mean of all bands.
     """
 
-    def __init__(self, p: float = 0.2, weights: Sequence[float] | None = None, same_on_batch: bool = False):
+    def __init__(
+        self, p: float = 0.2, weights: Sequence[float] | None = None, same_on_batch: bool = False
+    ):
         super().__init__(p=p, same_on_batch=same_on_batch)
         w = per_band(weights, "grayscale weights")
         if w is not None and float(w.sum()) <= 0:
@@ -367,7 +388,9 @@ class _FieldAugmentation(PixelAugmentation):
             params[self.field] = self.draw(tuple(batch_shape), params)
             return params
         index = on.nonzero().flatten()
-        field = torch.full(tuple(batch_shape), self.identity, device=self.device, dtype=torch.float32)
+        field = torch.full(
+            tuple(batch_shape), self.identity, device=self.device, dtype=torch.float32
+        )
         if index.numel():
             field[index] = self.draw((index.numel(), *batch_shape[1:]), take(params, index))
         params[self.field] = field
@@ -393,7 +416,11 @@ class RandomSpeckle(_FieldAugmentation):
         same_on_batch: bool = False,
     ):
         super().__init__(p=p, same_on_batch=same_on_batch)
-        self.looks = (float(looks), float(looks)) if isinstance(looks, (int, float)) else tuple(map(float, looks))
+        self.looks = (
+            (float(looks), float(looks))
+            if isinstance(looks, (int, float))
+            else tuple(map(float, looks))
+        )
         if len(self.looks) != 2 or not 0 < self.looks[0] <= self.looks[1]:
             raise ValueError(f"speckle looks must be > 0, as L or (low, high), found {looks!r}")
         self.register_buffer("offset", reflectance_offset(mean, std), persistent=False)
@@ -428,7 +455,9 @@ class RandomGaussianNoise(_FieldAugmentation):
 
     field, identity = "noise", 0.0
 
-    def __init__(self, std: float | Sequence[float] = (0.0, 0.1), p: float = 0.5, same_on_batch: bool = False):
+    def __init__(
+        self, std: float | Sequence[float] = (0.0, 0.1), p: float = 0.5, same_on_batch: bool = False
+    ):
         super().__init__(p=p, same_on_batch=same_on_batch)
         if isinstance(std, (int, float)):
             if std < 0:
@@ -467,7 +496,9 @@ class RandomBandDropout(PixelAugmentation):
     def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
         b, c = batch_shape[0], batch_shape[1]
         drop = uniform(0.0, 1.0, (b, c), self.same_on_batch, self.device) < self.drop_prob
-        rescue = torch.floor(uniform(0.0, float(c), (b,), self.same_on_batch, self.device)).clamp(max=c - 1)
+        rescue = torch.floor(uniform(0.0, float(c), (b,), self.same_on_batch, self.device)).clamp(
+            max=c - 1
+        )
         all_dropped = drop.all(dim=1, keepdim=True)
         rescued = torch.arange(c, device=self.device)[None, :] == rescue.long()[:, None]
         return {"keep": ~(drop & ~(all_dropped & rescued))}
@@ -491,7 +522,9 @@ def gaussian_blur(x: Tensor, sigma: Tensor, kernel_size: int) -> Tensor:
     n, c, h, w = x.shape
     r = kernel_size // 2
     if r >= min(h, w):
-        raise ValueError(f"blur kernel {kernel_size} is too large for a {h}x{w} image; pass a smaller kernel_size")
+        raise ValueError(
+            f"blur kernel {kernel_size} is too large for a {h}x{w} image; pass a smaller kernel_size"
+        )
     t = torch.arange(kernel_size, device=x.device, dtype=torch.float32) - r
     s = sigma.to(x.device, torch.float32)[:, None]
     k = torch.exp(-(t[None, :] ** 2) / (2.0 * s**2))
@@ -510,7 +543,11 @@ class RandomGaussianBlur(PixelAugmentation):
     """
 
     def __init__(
-        self, kernel_size: int, sigma: Sequence[float] = (0.1, 2.0), p: float = 0.5, same_on_batch: bool = False
+        self,
+        kernel_size: int,
+        sigma: Sequence[float] = (0.1, 2.0),
+        p: float = 0.5,
+        same_on_batch: bool = False,
     ):
         super().__init__(p=p, same_on_batch=same_on_batch)
         if kernel_size < 1 or kernel_size % 2 == 0:

@@ -79,7 +79,9 @@ def _flip(ctx: Context, p: float = 0.5, same_on_batch: bool = False) -> list[nn.
 # name -> factory(ctx, **params) -> ops. The order of this table is the canonical order of a
 # pipeline given as a list of names.
 _FACTORIES: dict[str, Callable[..., list[nn.Module]]] = {
-    "resized_crop": lambda ctx, **kw: [G.RandomResizedCrop(ctx.size, padding_mode=ctx.padding_mode, **kw)],
+    "resized_crop": lambda ctx, **kw: [
+        G.RandomResizedCrop(ctx.size, padding_mode=ctx.padding_mode, **kw)
+    ],
     "crop": lambda ctx, **kw: [G.RandomCrop(ctx.size, padding_mode=ctx.padding_mode, **kw)],
     "flip": _flip,  # horizontal and vertical, each with p
     "hflip": _geo(G.RandomHorizontalFlip),
@@ -88,14 +90,18 @@ _FACTORIES: dict[str, Callable[..., list[nn.Module]]] = {
     "rotate": _geo(G.RandomRotation),
     "shift": _geo(G.RandomShift),
     "zoom": _geo(G.RandomZoom),
-    "blur": lambda ctx, **kw: [P.RandomGaussianBlur(kw.pop("kernel_size", P.blur_kernel_size(ctx.size)), **kw)],
+    "blur": lambda ctx, **kw: [
+        P.RandomGaussianBlur(kw.pop("kernel_size", P.blur_kernel_size(ctx.size)), **kw)
+    ],
     "color_jitter": lambda ctx, **kw: [
         P.MultispectralColorJitter(mean=ctx.mean, std=ctx.std, wavelengths=ctx.wavelengths, **kw)
     ],
     "brightness": lambda ctx, **kw: [P.RandomBrightness(**kw)],
     "contrast": lambda ctx, **kw: [P.RandomContrast(**kw)],
     "gain": lambda ctx, **kw: [P.RandomGain(mean=ctx.mean, std=ctx.std, **kw)],
-    "spectral_jitter": lambda ctx, **kw: [P.RandomSpectralJitter(wavelengths=ctx.wavelengths, **kw)],
+    "spectral_jitter": lambda ctx, **kw: [
+        P.RandomSpectralJitter(wavelengths=ctx.wavelengths, **kw)
+    ],
     "grayscale": lambda ctx, **kw: [P.RandomGrayscale(weights=ctx.gray_weights, **kw)],
     "solarize": lambda ctx, **kw: [P.RandomSolarize(mean=ctx.mean, std=ctx.std, **kw)],
     "speckle": lambda ctx, **kw: [P.RandomSpeckle(mean=ctx.mean, std=ctx.std, **kw)],
@@ -105,13 +111,25 @@ _FACTORIES: dict[str, Callable[..., list[nn.Module]]] = {
 
 # The classes behind each name, for checking parameter names before building.
 _CLASSES: dict[str, type] = {
-    "resized_crop": G.RandomResizedCrop, "crop": G.RandomCrop, "flip": G.RandomHorizontalFlip,
-    "hflip": G.RandomHorizontalFlip, "vflip": G.RandomVerticalFlip, "rot90": G.RandomRotation90,
-    "rotate": G.RandomRotation, "shift": G.RandomShift, "zoom": G.RandomZoom,
-    "blur": P.RandomGaussianBlur, "color_jitter": P.MultispectralColorJitter,
-    "brightness": P.RandomBrightness, "contrast": P.RandomContrast, "gain": P.RandomGain,
-    "spectral_jitter": P.RandomSpectralJitter, "grayscale": P.RandomGrayscale,
-    "solarize": P.RandomSolarize, "speckle": P.RandomSpeckle, "noise": P.RandomGaussianNoise,
+    "resized_crop": G.RandomResizedCrop,
+    "crop": G.RandomCrop,
+    "flip": G.RandomHorizontalFlip,
+    "hflip": G.RandomHorizontalFlip,
+    "vflip": G.RandomVerticalFlip,
+    "rot90": G.RandomRotation90,
+    "rotate": G.RandomRotation,
+    "shift": G.RandomShift,
+    "zoom": G.RandomZoom,
+    "blur": P.RandomGaussianBlur,
+    "color_jitter": P.MultispectralColorJitter,
+    "brightness": P.RandomBrightness,
+    "contrast": P.RandomContrast,
+    "gain": P.RandomGain,
+    "spectral_jitter": P.RandomSpectralJitter,
+    "grayscale": P.RandomGrayscale,
+    "solarize": P.RandomSolarize,
+    "speckle": P.RandomSpeckle,
+    "noise": P.RandomGaussianNoise,
     "band_dropout": P.RandomBandDropout,
 }
 # Set by make_views from the context, not per augmentation.
@@ -131,7 +149,10 @@ _MOCOV2_VIEW: Spec = [
     ("resized_crop", {"scale": (0.2, 1.0)}),
     ("flip", {"p": 0.5}),  # RS addition: vertical flip next to the paper's horizontal one
     ("blur", {"sigma": (0.1, 2.0), "p": 0.5}),
-    ("color_jitter", {"brightness": 0.4, "contrast": 0.4, "gain": 0.4 / 4, "spectral": 0.1 / 2, "p": 0.8}),
+    (
+        "color_jitter",
+        {"brightness": 0.4, "contrast": 0.4, "gain": 0.4 / 4, "spectral": 0.1 / 2, "p": 0.8},
+    ),
     ("grayscale", {"p": 0.2}),  # MS substitution: N-band grayscale (band-weighted mean)
 ]
 
@@ -145,7 +166,10 @@ _MOCOV3_COMMON: Spec = [
     ("flip", {"p": 0.5}),  # RS addition: vertical flip
 ]
 _MOCOV3_JITTER: Spec = [
-    ("color_jitter", {"brightness": 0.4, "contrast": 0.4, "gain": 0.2 / 4, "spectral": 0.1 / 2, "p": 0.8}),
+    (
+        "color_jitter",
+        {"brightness": 0.4, "contrast": 0.4, "gain": 0.2 / 4, "spectral": 0.1 / 2, "p": 0.8},
+    ),
     ("grayscale", {"p": 0.2}),  # MS substitution: N-band grayscale
 ]
 _MOCOV3_VIEW1: Spec = [*_MOCOV3_COMMON, ("blur", {"sigma": (0.1, 2.0), "p": 1.0}), *_MOCOV3_JITTER]
@@ -166,7 +190,10 @@ _SIMCLR_VIEW: Spec = [
     ("resized_crop", {"scale": (0.08, 1.0), "ratio": (3 / 4, 4 / 3)}),
     ("flip", {"p": 0.5}),  # RS addition: vertical flip
     ("blur", {"sigma": (0.1, 2.0), "p": 0.5}),
-    ("color_jitter", {"brightness": 0.8, "contrast": 0.8, "gain": 0.8 / 4, "spectral": 0.2 / 2, "p": 0.8}),
+    (
+        "color_jitter",
+        {"brightness": 0.8, "contrast": 0.8, "gain": 0.8 / 4, "spectral": 0.2 / 2, "p": 0.8},
+    ),
     ("grayscale", {"p": 0.2}),  # MS substitution: N-band grayscale
 ]
 
@@ -238,11 +265,15 @@ def _apply_overrides(spec: Spec, overrides: dict[str, Any]) -> Spec:
             out.pop(name, None)
             continue
         if not isinstance(params, dict):
-            raise ValueError(f"override for {name!r} must be a dict of parameters or None, found {params!r}")
+            raise ValueError(
+                f"override for {name!r} must be a dict of parameters or None, found {params!r}"
+            )
         _check_params(name, params)
         out.setdefault(name, {}).update(params)
     if not {"resized_crop", "crop"} & set(out):
-        raise ValueError("a view needs 'resized_crop' or 'crop' to reach the output size; do not remove both")
+        raise ValueError(
+            "a view needs 'resized_crop' or 'crop' to reach the output size; do not remove both"
+        )
     # Added ops take their canonical place; presets are already in canonical order.
     return sorted(out.items(), key=lambda item: AUG_NAMES.index(item[0]))
 
@@ -256,7 +287,9 @@ def build_view(spec: Spec, ctx: Context) -> AugmentedView:
     return AugmentedView(ops)
 
 
-def make_views(preset: str, bands: int, size: int, augs: list[str] | None = None, **overrides: Any) -> TwoViews:
+def make_views(
+    preset: str, bands: int, size: int, augs: list[str] | None = None, **overrides: Any
+) -> TwoViews:
     """Build the two-view augmentation module of a preset or of an explicit list of augmentations.
 
     Args:
@@ -274,7 +307,9 @@ def make_views(preset: str, bands: int, size: int, augs: list[str] | None = None
         `TwoViews`: `forward(x, mask=None)` -> `(v1, v2)`, or `((v1, m1), (v2, m2))` with a mask.
     """
     if preset != CUSTOM and preset not in VIEW_PRESETS:
-        raise ValueError(f"unknown view preset {preset!r}; valid presets: {', '.join([*VIEW_PRESETS, CUSTOM])}")
+        raise ValueError(
+            f"unknown view preset {preset!r}; valid presets: {', '.join([*VIEW_PRESETS, CUSTOM])}"
+        )
     if isinstance(bands, bool) or not isinstance(bands, int) or bands < 1:
         raise ValueError(f"bands must be a positive int, found {bands!r}")
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
@@ -300,14 +335,23 @@ def make_views(preset: str, bands: int, size: int, augs: list[str] | None = None
     for name in ("mean", "std", "wavelengths", "gray_weights"):
         values = getattr(ctx, name)
         if values is not None and len(values) != bands:
-            raise ValueError(f"{name} has {len(values)} values but bands={bands}; give one value per band")
+            raise ValueError(
+                f"{name} has {len(values)} values but bands={bands}; give one value per band"
+            )
 
-    specs = [_apply_overrides(_apply_overrides(s, overrides), v) for s, v in zip((spec1, spec2), per_view, strict=True)]
+    specs = [
+        _apply_overrides(_apply_overrides(s, overrides), v)
+        for s, v in zip((spec1, spec2), per_view, strict=True)
+    ]
     config = {
         "preset": preset,
         "bands": bands,
         "size": size,
-        **{k: (v if isinstance(v, str) else [float(a) for a in v]) for k, v in context_kw.items() if v is not None},
+        **{
+            k: (v if isinstance(v, str) else [float(a) for a in v])
+            for k, v in context_kw.items()
+            if v is not None
+        },
         "view1": [[n, _plain(p)] for n, p in specs[0]],
         "view2": [[n, _plain(p)] for n, p in specs[1]],
     }

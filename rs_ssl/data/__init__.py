@@ -52,13 +52,17 @@ def open_rasters(data: str | Path | None, fmt: str, selection: BandSelection, sk
 
 def pretrain_dataset(data: str | Path | None, fmt: str, selection: BandSelection, *, patch: int,
                      samples_per_epoch: int, seed: int = 0, region: str | None = None,
-                     skip_bad: bool = False, subset: int | None = None, zoom: int | None = None):
+                     skip_bad: bool = False, subset: int | None = None, zoom: int | None = None,
+                     zarr_aligned: bool = True):
     """The unlabelled training set for `rs-ssl pretrain`: returns (dataset, info for metrics.json).
 
     Large georeferenced rasters give `samples_per_epoch` seeded random patches (restricted to
-    `region`); patch and image datasets give every sample (or a seeded `subset` of them), resized
+    `region`; from a zarr raster, at chunk-aligned positions unless `zarr_aligned` is False, so
+    that a chunk-sized patch is one chunk decode); patch and image datasets give every sample (or a seeded `subset` of them), resized
     to `patch` when their native size differs. Each item is `{"image": float32 (C, patch, patch)}`
-    in digital numbers, bands in `selection` order.
+    in digital numbers, bands in `selection` order. A patch or sample with NaN values or nodata
+    in every pixel stops training, or with `skip_bad` is replaced and counted in the dataset's
+    `bad_reads.total`.
     """
     from rs_ssl.data import datasets as D
     from rs_ssl.data.patches import RandomPatchDataset
@@ -70,7 +74,9 @@ def pretrain_dataset(data: str | Path | None, fmt: str, selection: BandSelection
         if not rasters:
             raise DataError(f"{cat.root}: no readable raster ({len(skipped)} skipped)")
         allowed = restrict_to_region(rasters, region, patch) if region else None
-        dataset = RandomPatchDataset(rasters, patch, samples_per_epoch, seed=seed, allowed=allowed)
+        dataset = RandomPatchDataset(rasters, patch, samples_per_epoch, seed=seed, allowed=allowed,
+                                     align=zarr_aligned and cat.format == "zarr",
+                                     nodata=selection.sensor.nodata, skip_bad=skip_bad)
         return dataset, _info(cat, "rasters", len(rasters), skipped)
     records = D.subset(cat.records, subset, seed)
     records, skipped = D.check_records(cat, records, selection, skip_bad)
@@ -81,7 +87,7 @@ def pretrain_dataset(data: str | Path | None, fmt: str, selection: BandSelection
     if not records:
         raise DataError(f"{cat.root}: no readable sample ({len(skipped)} skipped)")
     info = _info(cat, "samples", len(records), skipped)
-    return D.SampleDataset(cat, records, selection, patch), info
+    return D.SampleDataset(cat, records, selection, patch, nodata=selection.sensor.nodata, skip_bad=skip_bad), info
 
 
 def labelled_dataset(data: str | Path | None, fmt: str, selection: BandSelection, *, split: str | None,

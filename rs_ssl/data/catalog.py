@@ -120,11 +120,13 @@ def detect_format(path: Path) -> str:
         ("folder", folders.is_class_folder),
     )
     for name, check in checks:
+        # A folder of Sentinel-2 scene folders also looks like a class-folder tree: decide first.
+        if name == "folder":
+            subdirs = [p for p in sorted(inner.iterdir()) if p.is_dir()]
+            if subdirs and all(is_band_folder(p) for p in subdirs):
+                return "sentinel2"
         if check(inner):
             return name
-    subdirs = [p for p in sorted(inner.iterdir()) if p.is_dir()]
-    if subdirs and all(is_band_folder(p) for p in subdirs):
-        return "sentinel2"
     if any(p.suffix.lower() in (".tif", ".tiff") for p in inner.iterdir()):
         return "geotiff"
     if not any(inner.iterdir()):

@@ -100,13 +100,23 @@ def subset(records: list[Record], n: int | None, seed: int) -> list[Record]:
 
 
 class SampleDataset(Dataset):
-    """One item per record, `{"image": float32 (C, patch, patch)}` in DN (resized when the native size differs)."""
+    """One item per record, `{"image": float32 (C, patch, patch)}` in DN (resized when the native size differs).
 
-    def __init__(self, catalog: Catalog, records: Sequence[Record], selection: BandSelection, patch: int):
+    With `nodata` set, `__getitem__` checks each sample like RandomPatchDataset: NaN values or
+    nodata everywhere raise a DataError naming the file, or with `skip_bad` the next good sample
+    (in index order) is returned instead and counted in `bad_reads`.
+    """
+
+    def __init__(self, catalog: Catalog, records: Sequence[Record], selection: BandSelection, patch: int,
+                 nodata: float | None = None, skip_bad: bool = False):
+        from rs_ssl.data.patches import BadReadCounter
+
         self.catalog = catalog
         self.records = list(records)
         self.selection = selection
         self.patch = patch
+        self.nodata, self.skip_bad = nodata, skip_bad
+        self.bad_reads = BadReadCounter()
 
     def __len__(self) -> int:
         return len(self.records)
@@ -119,8 +129,25 @@ class SampleDataset(Dataset):
             if hasattr(reader, "close"):
                 reader.close()
 
+    def checked_read(self, index: int) -> np.ndarray:
+        """`read(index)`, checked for NaN/all-nodata when `nodata` is set (see the class docstring)."""
+        from rs_ssl.data.patches import MAX_REDRAWS, bad_patch
+
+        if self.nodata is None:
+            return self.read(index)
+        for attempt in range(min(MAX_REDRAWS, len(self)) + 1):
+            j = (index + attempt) % len(self)
+            img = self.read(j)
+            problem = bad_patch(img, self.nodata)
+            if problem is None:
+                return img
+            if not self.skip_bad:
+                raise DataError(f"{self.records[j].path}: {problem}; pass --skip-bad to replace it by the next sample")
+            self.bad_reads.add()
+        raise DataError(f"{self.records[index].path} and the {attempt} samples after it are unusable ({problem})")
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"image": fit_to(self.read(index), self.patch)}
+        return {"image": fit_to(self.checked_read(index), self.patch)}
 
 
 class LabelledDataset(SampleDataset):

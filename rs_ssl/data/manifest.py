@@ -48,10 +48,9 @@ def describe(catalog: Catalog, r: Record) -> dict:
     row = {"path": r.path, "format": catalog.format, "labels": list(r.labels), "split": r.split, "group": r.group,
            "hierarchy": list(r.hierarchy), "fine": list(r.fine), "index": r.index}
     if catalog.format == "zarr":
-        from rs_ssl.data.zarr_store import open_array
+        from rs_ssl.data.zarr_store import open_cached
 
-        arr = open_array(r.path)
-        attrs = dict(arr.attrs)
+        arr, attrs, _ = open_cached(r.path)  # one handle for all the samples of a store
         crs = attrs["crs"][r.index] if r.index is not None and attrs.get("crs") else attrs.get("crs")
         data = arr[r.index] if r.index is not None else None
         return row | {"bands": list(attrs.get("band_names", [])), "dtype": str(arr.dtype), "width": arr.shape[-1],

@@ -21,34 +21,81 @@ class WindowedRaster(Protocol):
     def read(self, window: Window | None = None) -> np.ndarray: ...
 
 
+MAX_REDRAWS = 50
+
+
+def bad_patch(img: np.ndarray, nodata: float | None, check_nan: bool = True) -> str | None:
+    """Why a patch is unusable for training (NaN pixels, or nodata in every pixel of every band), else None."""
+    if check_nan and np.isnan(img).any():
+        return f"{int(np.isnan(img).sum())} NaN value(s)"
+    if nodata is not None and (not img.any() if nodata == 0 else bool((img == nodata).all())):
+        return f"every pixel is nodata ({nodata:g})"
+    return None
+
+
+class BadReadCounter:
+    """Bad patches replaced under --skip-bad, summed over DataLoader workers (shared memory, a slot each)."""
+
+    def __init__(self, slots: int = 257):
+        self._n = torch.zeros(slots, dtype=torch.int64).share_memory_()
+
+    def add(self) -> None:
+        info = torch.utils.data.get_worker_info()
+        slot = 0 if info is None else 1 + info.id % (len(self._n) - 1)
+        self._n[slot] += 1
+
+    @property
+    def total(self) -> int:
+        return int(self._n.sum())
+
+
 class RandomPatchDataset(Dataset):
     """`length` square patches at seeded random positions over one or more rasters.
 
     Patch `i` of epoch `e` is a pure function of (seed, e, i), so a resumed run that restores
     the epoch and position reads exactly the patches the interrupted run would have read.
-    Rasters are picked with probability proportional to their area. `windows_ok` optionally
-    restricts positions to those for which it returns True (used for --region).
+    Rasters are picked with probability proportional to their number of patch positions.
+    `allowed[k]` optionally restricts raster k's top-left corners to a boolean (rows, cols) mask
+    (used for --region). With `align`, corners of rasters that have a `chunk_shape` (zarr stores)
+    are multiples of it, so a chunk-sized patch is one chunk read and decompression instead of up
+    to four (the default for zarr in `pretrain_dataset`; crops and flips in augmentation still
+    vary the views).
+
+    A patch with NaN values, or nodata (`nodata`, e.g. 0 DN for Sentinel-2) in every pixel of every
+    band, stops training with a DataError naming the raster and window; with `skip_bad` it is
+    replaced by another seeded draw (still a pure function of seed, epoch, index) and counted in
+    `bad_reads`.
     """
 
     def __init__(self, rasters: Sequence[WindowedRaster], patch: int, length: int, seed: int = 0,
-                 allowed: Sequence[np.ndarray] | None = None):
+                 allowed: Sequence[np.ndarray] | None = None, align: bool = False,
+                 nodata: float | None = None, skip_bad: bool = False):
         self.rasters = list(rasters)
+        self.nodata, self.skip_bad = nodata, skip_bad
+        self.bad_reads = BadReadCounter()
+        # Integer pixels cannot hold NaN: skip that scan (Sentinel2Scene is uint16 DN read as float).
+        self._nan = [str(getattr(r, "dtype", "float32")).startswith("float") for r in self.rasters]
         self.patch = patch
         self.length = length
         self.seed = seed
         self.epoch = 0
+        # Corner step (rows, cols) per raster: 1 px, or the chunk shape when aligning.
+        self.steps = [tuple(getattr(r, "chunk_shape", (1, 1))) if align else (1, 1) for r in self.rasters]
         for r in self.rasters:
             if r.grid.width < patch or r.grid.height < patch:
                 raise DataError(f"{r}: {r.grid.width}x{r.grid.height} px is smaller than the {patch} px patch; lower --size")
         # allowed[k] is a boolean (rows, cols) mask of valid top-left corners for raster k.
-        self.allowed = list(allowed) if allowed is not None else None
+        self.allowed = [m[::sy, ::sx] for m, (sy, sx) in zip(allowed, self.steps, strict=True)] if allowed is not None else None
         if self.allowed is not None:
             weights = np.array([m.sum() for m in self.allowed], dtype=np.float64)
         else:
-            weights = np.array([(r.grid.width - patch + 1) * (r.grid.height - patch + 1) for r in self.rasters], dtype=np.float64)
+            weights = np.array([((r.grid.width - patch) // sx + 1) * ((r.grid.height - patch) // sy + 1)
+                                for r, (sy, sx) in zip(self.rasters, self.steps, strict=True)], dtype=np.float64)
         if weights.sum() == 0:
             raise DataError("no patch position is available (is the region outside the data?)")
         self.weights = weights / weights.sum()
+        self._cdf = np.cumsum(self.weights)
+        self._cdf /= self._cdf[-1]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -56,20 +103,33 @@ class RandomPatchDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def position(self, index: int) -> tuple[int, int, int]:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        k = int(rng.choice(len(self.rasters), p=self.weights))
+    def position(self, index: int, attempt: int = 0) -> tuple[int, int, int]:
+        """(raster, row, col) of patch `index` in this epoch; `attempt` > 0: its replacements under skip_bad."""
+        rng = np.random.default_rng([self.seed, self.epoch, index] + ([attempt] if attempt else []))
+        # The draw of rng.choice(len(rasters), p=weights), without its per-call validation cost.
+        k = int(np.searchsorted(self._cdf, rng.random(), side="right"))
         g = self.rasters[k].grid
+        sy, sx = self.steps[k]
         if self.allowed is not None:
             rows, cols = np.nonzero(self.allowed[k])
             j = int(rng.integers(len(rows)))
-            return k, int(rows[j]), int(cols[j])
-        return k, int(rng.integers(g.height - self.patch + 1)), int(rng.integers(g.width - self.patch + 1))
+            return k, int(rows[j]) * sy, int(cols[j]) * sx
+        row = int(rng.integers((g.height - self.patch) // sy + 1)) * sy
+        return k, row, int(rng.integers((g.width - self.patch) // sx + 1)) * sx
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        k, row, col = self.position(index)
-        img = self.rasters[k].read(Window(col, row, self.patch, self.patch))
-        return {"image": torch.from_numpy(np.ascontiguousarray(img))}
+        for attempt in range(MAX_REDRAWS + 1):
+            k, row, col = self.position(index, attempt)
+            img = self.rasters[k].read(Window(col, row, self.patch, self.patch))
+            problem = bad_patch(img, self.nodata, self._nan[k])
+            if problem is None:
+                return {"image": torch.from_numpy(np.ascontiguousarray(img))}
+            where = f"{self.rasters[k].name}: patch at row {row}, col {col} ({self.patch} px)"
+            if not self.skip_bad:
+                raise DataError(f"{where}: {problem}; pass --skip-bad to draw another patch instead (counted in metrics.json)")
+            self.bad_reads.add()
+        raise DataError(f"{where}: {problem}, and so were {MAX_REDRAWS} redraws; is the data mostly nodata? "
+                        "Restrict it with --region or check the files with `rs-ssl manifest --check`")
 
 
 class GridPatchDataset(Dataset):

@@ -10,20 +10,27 @@ from typing import Any
 
 def probe(cfg) -> dict[str, Any]:
     """`rs-ssl probe`: linear probe (and k-NN) on frozen features."""
-    from rs_ssl.eval.probe import probe as _probe
+    from rs_ssl.eval.probing import probe as _probe
 
     return _probe(cfg)
 
 
 def finetune(cfg) -> dict[str, Any]:
     """`rs-ssl finetune`: label-efficiency experiment, pretrained vs random initialisation."""
-    from rs_ssl.eval.finetune import finetune as _finetune
+    from rs_ssl.eval.finetuning import finetune as _finetune
 
     return _finetune(cfg)
 
 
 def report(cfg) -> dict[str, Any]:
     """`rs-ssl report RUN_DIR...`: report.md and report.html with figures."""
-    from rs_ssl.eval.report import report as _report
+    from rs_ssl.eval.reporting import report as _report
 
     return _report(cfg)
+
+
+def augsearch(cfg) -> dict[str, Any]:
+    """`rs-ssl augsearch`: probe F1 for every pair of augmentations, heatmap and ranking."""
+    from rs_ssl.eval.augsearch import augsearch as _augsearch
+
+    return _augsearch(cfg)

@@ -58,15 +58,14 @@ def confusion(cm: list[list[int]], classes: list[str], path: Path, title: str = 
 
 def true_colour(image: torch.Tensor, rgb: list[int] | None) -> np.ndarray:
     """(C, H, W) DN -> (H, W, 3) in [0, 1]: the selection's red, green, blue bands (first band as grey when
-    it has none), each stretched between its 2nd and 98th percentile."""
-    x = image.float()
+    it has none). Each band's 2nd percentile is subtracted (removes the haze offset, strong in the blue
+    of top-of-atmosphere L1C), then one joint scale maps the 98th percentile to white (keeps the hue)."""
+    x = torch.nan_to_num(image.float())
     chans = x[rgb] if rgb is not None else x[:1].expand(3, -1, -1)
-    out = []
-    for c in chans:
-        c = torch.nan_to_num(c)
-        lo, hi = torch.quantile(c.flatten(), torch.tensor([0.02, 0.98]))
-        out.append(((c - lo) / (hi - lo).clamp(min=1e-6)).clamp(0, 1))
-    return torch.stack(out, -1).numpy()
+    lo = torch.quantile(chans.flatten(1), 0.02, dim=1).view(3, 1, 1)
+    shifted = chans - lo
+    hi = torch.quantile(shifted.flatten(), 0.98).clamp(min=1e-6)
+    return (shifted / hi).clamp(0, 1).permute(1, 2, 0).numpy()
 
 
 def sample_grid(images: list[torch.Tensor], titles: list[str], correct: list[bool], rgb: list[int] | None,
@@ -76,7 +75,8 @@ def sample_grid(images: list[torch.Tensor], titles: list[str], correct: list[boo
     cols = min(4, max(1, n))
     rows = max(1, -(-n // cols))
     lines = max(t.count("\n") + 1 for t in titles) if titles else 1
-    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, rows * (2.6 + 0.11 * lines)), dpi=120, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, rows * (2.6 + 0.11 * lines)), dpi=120, squeeze=False,
+                             layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, img, t, ok in zip(axes.flat, images, titles, correct, strict=False):
@@ -89,7 +89,6 @@ def sample_grid(images: list[torch.Tensor], titles: list[str], correct: list[boo
             s.set_color("green" if ok else "red")
             s.set_linewidth(3)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return path
@@ -105,11 +104,14 @@ def label_efficiency(rows: list[dict], metric: str, path: Path, title: str = "La
         line, = ax.plot(x, mean, marker="o", label=f"{init} (mean of {rs[0]['seeds']} seeds)")
         ax.fill_between(x, [r["min"] for r in rs], [r["max"] for r in rs], color=line.get_color(), alpha=0.2)
     ax.set_xscale("log")
+    fr = sorted({r["fraction"] for r in rows})
+    ax.set_xticks(fr, [f"{f:g}" for f in fr])
+    ax.minorticks_off()
     ax.set_xlabel("fraction of training labels")
     ax.set_ylabel(f"test {metric}")
     ax.set_ylim(0, 1.02)
     ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)

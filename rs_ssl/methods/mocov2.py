@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from rs_ssl.losses import info_nce_queue
-from rs_ssl.methods.base import MethodDefaults, SSLMethod
 from rs_ssl.losses.dist import concat_all_gather
+from rs_ssl.methods.base import MethodDefaults, SSLMethod
 from rs_ssl.models.heads import mlp
 
 

@@ -66,16 +66,25 @@ def load_eval_splits(cfg: ProbeConfig, selection) -> Splits:
                        skip_bad=cfg.skip_bad)
 
 
+def _short(name: str, n: int = 18) -> str:
+    return name if len(name) <= n else name[: n - 1] + "…"
+
+
 def sample_titles(y: torch.Tensor, s: torch.Tensor, classes: list[str], multilabel: bool,
                   threshold: float) -> tuple[list[str], list[bool]]:
+    """Grid captions and whether each test sample counts as correct: the predicted class (single-label),
+    or a sample F1 of at least 0.5 between true and predicted label sets (multi-label)."""
     titles, ok = [], []
     for yi, si in zip(y, s, strict=True):
         if multilabel:
             t = {classes[j] for j in torch.nonzero(yi > 0.5).flatten().tolist()}
             p = {classes[j] for j in torch.nonzero(si >= threshold).flatten().tolist()}
-            titles.append(textwrap.fill(f"true: {'; '.join(sorted(t)) or '-'}", 44) + "\n"
-                          + textwrap.fill(f"pred: {'; '.join(sorted(p)) or '-'}", 44))
-            ok.append(t == p)
+            parts = [(f"hit: {', '.join(_short(c) for c in sorted(t & p))}" if t & p else "hit: none"),
+                     *([f"missed: {', '.join(_short(c) for c in sorted(t - p))}"] if t - p else []),
+                     *([f"extra: {', '.join(_short(c) for c in sorted(p - t))}"] if p - t else [])]
+            lines = [ln for part in parts for ln in textwrap.wrap(part, 40)]
+            titles.append("\n".join(lines[:5] if len(lines) <= 5 else [*lines[:4], lines[4][:36] + " …"]))
+            ok.append(2 * len(t & p) >= 0.5 * (len(t) + len(p)) and bool(t | p))
         else:
             t, p = classes[int(yi)], classes[int(si.argmax())]
             titles.append(f"true: {t}\npred: {p} ({float(si.max()):.2f})")
@@ -153,7 +162,8 @@ def probe(cfg: ProbeConfig) -> dict[str, Any]:
     test_ds = splits.parts["test"]
     figs["samples"] = figures.sample_grid([test_ds[i]["image"] for i in pick], [titles[i] for i in pick],
                                           [ok[i] for i in pick], lb.selection.rgb_indices(), out / "samples.png",
-                                          title=f"Test samples: {sum(ok)} of {len(ok)} correct (green) / incorrect (red)")
+                                          title=(f"Test samples: {sum(ok)} of {len(ok)} " + ("with sample F1 >= 0.5 (green), the others red"
+                                                                 if ml else "correct (green), the others red")))
     metrics["figures"] = {k_: str(v) for k_, v in figs.items()}
     metrics["outputs"] = {"predictions": str(out / "predictions.pt"), "config": str(out / "config.yaml")}
     write_metrics(out, metrics)

@@ -1,0 +1,122 @@
+"""`rs-ssl augsearch`: which augmentations help? A short pretraining run and a linear probe for every
+pair of augmentations (and each one alone, on the diagonal), as in the SimCLR paper's Figure 5
+heatmap; the ranking averages each augmentation's probe F1 over every run that uses it."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rs_ssl.config import AugsearchConfig, PretrainConfig, ProbeConfig, default_out
+from rs_ssl.errors import UsageError
+from rs_ssl.eval import figures
+from rs_ssl.runs import atomic_write_text, prepare_out, write_config, write_metrics
+
+
+def pairs(augs: list[str]) -> list[tuple[str, str]]:
+    """Every unordered pair, and each augmentation alone as (a, a)."""
+    return [(a, a) for a in augs] + list(itertools.combinations(augs, 2))
+
+
+def rank(augs: list[str], scores: dict[tuple[str, str], float]) -> list[dict]:
+    """Augmentations by the mean score of the runs that use them, best first (ties: list order)."""
+    rows = []
+    for a in augs:
+        vals = [v for (x, y), v in scores.items() if a in (x, y)]
+        rows.append({"augmentation": a, "mean_f1": statistics.fmean(vals), "runs": len(vals)})
+    return sorted(rows, key=lambda r: -r["mean_f1"])
+
+
+def keep_after_drop(ranking: list[dict], drop_bottom: float) -> list[str]:
+    """The ranking without its lowest `drop_bottom` fraction (floor, so 0.25 of 4 drops one)."""
+    n_drop = math.floor(drop_bottom * len(ranking) + 1e-9)
+    return [r["augmentation"] for r in ranking[: len(ranking) - n_drop]]
+
+
+def matrix(augs: list[str], scores: dict[tuple[str, str], float]) -> np.ndarray:
+    m = np.full((len(augs), len(augs)), np.nan)
+    for (a, b), v in scores.items():
+        i, j = augs.index(a), augs.index(b)
+        m[i, j] = m[j, i] = v
+    return m
+
+
+def _pretrain_samples(cfg: AugsearchConfig, selection) -> int | None:
+    """Number of samples of a patch/image dataset (None for large rasters, which are sampled randomly)."""
+    from rs_ssl.data import pretrain_dataset
+
+    _, info = pretrain_dataset(cfg.data, cfg.format, selection, patch=cfg.size, samples_per_epoch=cfg.batch_size,
+                               seed=cfg.seed, region=cfg.region, skip_bad=cfg.skip_bad)
+    return info.get("samples")
+
+
+def augsearch(cfg: AugsearchConfig) -> dict[str, Any]:
+    """Run every pair, write heatmap.png, the ranking and (with --drop-bottom) augmentations.txt."""
+    from rs_ssl.augment.presets import AUG_NAMES
+    from rs_ssl.bands import resolve_bands
+    from rs_ssl.eval.probing import probe
+    from rs_ssl.pretrain import run as pretrain
+
+    augs = [a.strip() for a in cfg.augs.split(",") if a.strip()]
+    bad = [a for a in augs if a not in AUG_NAMES]
+    if bad:
+        raise UsageError(f"--augs: unknown augmentation(s) {', '.join(bad)}; valid names: {', '.join(AUG_NAMES)}")
+    if len(augs) < 2 or len(set(augs)) != len(augs):
+        raise UsageError(f"--augs {cfg.augs}: give two or more distinct augmentations")
+    if "crop" in augs and "resized_crop" in augs:
+        raise UsageError("--augs: `crop` and `resized_crop` cannot form a pair (a view has one crop); keep one")
+    if not 0 < cfg.fraction <= 1 or not 0 <= cfg.drop_bottom < 1:
+        raise UsageError(f"--fraction must be in (0, 1] and --drop-bottom in [0, 1) (got {cfg.fraction}, {cfg.drop_bottom})")
+    if cfg.steps <= 0:
+        raise UsageError(f"--steps must be positive, got {cfg.steps}")
+    out = prepare_out(cfg.out or default_out("augsearch"))
+    selection = resolve_bands(cfg.bands, cfg.sensor)
+    n = _pretrain_samples(cfg, selection)
+    subset = None if n is None else max(cfg.batch_size, round(cfg.fraction * n))
+    if subset is not None and subset > n:
+        raise UsageError(f"--batch-size {cfg.batch_size} is larger than the {n} pretraining samples; lower it")
+    steps_per_epoch = (subset // cfg.batch_size) if subset else 1
+    write_config(out, "augsearch", cfg, extra={"pretrain_samples": n, "subset": subset, "runs": len(pairs(augs))})
+    scores: dict[tuple[str, str], float] = {}
+    runs = []
+    key = None
+    for a, b in pairs(augs):
+        name = a if a == b else f"{a}+{b}"
+        run_dir = Path(out) / "runs" / name
+        pre = PretrainConfig(data=cfg.data, format=cfg.format, bands=cfg.bands, sensor=cfg.sensor, region=cfg.region,
+                             out=str(run_dir / "pretrain"), seed=cfg.seed, devices=cfg.devices, skip_bad=cfg.skip_bad,
+                             method=cfg.method, backbone=cfg.backbone, size=cfg.size, batch_size=cfg.batch_size,
+                             epochs=math.ceil(cfg.steps / steps_per_epoch), max_steps=cfg.steps,
+                             samples_per_epoch=cfg.steps * cfg.batch_size if subset is None else 512,
+                             subset=subset, augs=",".join(dict.fromkeys([a, b])), workers=0)
+        pretrain(pre)
+        pcfg = ProbeConfig(data=cfg.probe_data or cfg.data, format="auto", bands=cfg.bands, sensor=cfg.sensor,
+                           out=str(run_dir / "probe"), seed=cfg.seed, devices=cfg.devices, skip_bad=cfg.skip_bad,
+                           checkpoint=str(run_dir / "pretrain"), dataset=cfg.dataset, size=cfg.size)
+        m = probe(pcfg)
+        key = "f1_micro" if m["task"] == "multi-label" else "f1"
+        scores[(a, b)] = m[key]
+        runs.append({"augs": [a, b] if a != b else [a], key: m[key], "folder": str(run_dir)})
+    ranking = rank(augs, scores)
+    fig = figures.heatmap(matrix(augs, scores), augs, out / "heatmap.png",
+                          title=f"Probe {key} after {cfg.steps} {cfg.method} steps per augmentation pair")
+    metrics: dict[str, Any] = {
+        "command": "augsearch", "metric": key, "augs": augs, "fraction": cfg.fraction, "pretrain_samples": n,
+        "subset": subset, "steps": cfg.steps, "runs": runs, "ranking": ranking,
+        "matrix": matrix(augs, scores).tolist(), "figures": {"heatmap": str(fig)},
+    }
+    if cfg.drop_bottom > 0:
+        keep = keep_after_drop(ranking, cfg.drop_bottom)
+        atomic_write_text(out / "augmentations.txt", ",".join(keep) + "\n")
+        metrics["selected"] = keep
+        metrics["outputs"] = {"augmentations": str(out / "augmentations.txt")}
+    write_metrics(out, metrics)
+    print("augsearch ranking (mean probe " + key + "): " + ", ".join(f"{r['augmentation']} {r['mean_f1']:.3f}" for r in ranking)
+          + (f"\n  full run: rs-ssl pretrain --augs {','.join(metrics['selected'])}" if "selected" in metrics else "")
+          + f"\n  run folder: {out}")
+    return metrics

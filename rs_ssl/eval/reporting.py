@@ -1,0 +1,229 @@
+"""`rs-ssl report RUN_DIR...`: collect pretrain / probe / finetune / augsearch runs into report.md and
+report.html with PNG figures (copied or drawn into `--out/figures`)."""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rs_ssl.config import ReportConfig, default_out
+from rs_ssl.errors import UsageError
+from rs_ssl.eval import figures
+from rs_ssl.plots import loss_curve
+from rs_ssl.runs import atomic_write_text, prepare_out, write_config, write_metrics
+
+HEADLINE = {"single-label": ("accuracy", "precision", "recall", "f1"),
+            "multi-label": ("f1_micro", "f1_macro", "map_micro", "map_macro")}
+
+
+def read_run(path: Path) -> dict[str, Any]:
+    """A run folder's command, config and metrics."""
+    if not path.is_dir():
+        raise UsageError(f"{path}: not a run folder")
+    mfile, cfile = path / "metrics.json", path / "config.yaml"
+    if not mfile.is_file():
+        raise UsageError(f"{path}: no metrics.json; give folders written by rs-ssl pretrain/probe/finetune/augsearch")
+    metrics = json.loads(mfile.read_text(encoding="utf-8"))
+    config = yaml.safe_load(cfile.read_text(encoding="utf-8")) if cfile.is_file() else {}
+    command = metrics.get("command") or config.get("command")
+    return {"path": path, "name": path.name, "command": command, "metrics": metrics, "config": config or {}}
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else "–" if v is None else str(v)
+
+
+class Doc:
+    """Blocks rendered to both Markdown and HTML."""
+
+    def __init__(self, title: str):
+        self.title, self.blocks = title, []
+
+    def h(self, text: str) -> None:
+        self.blocks.append(("h", text))
+
+    def p(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def table(self, header: list[str], rows: list[list[Any]]) -> None:
+        self.blocks.append(("table", header, [[_fmt(c) for c in r] for r in rows]))
+
+    def img(self, rel: str, caption: str) -> None:
+        self.blocks.append(("img", rel, caption))
+
+    def markdown(self) -> str:
+        out = [f"# {self.title}", ""]
+        for b in self.blocks:
+            if b[0] == "h":
+                out += [f"## {b[1]}", ""]
+            elif b[0] == "p":
+                out += [b[1], ""]
+            elif b[0] == "table":
+                out += ["| " + " | ".join(b[1]) + " |", "|" + "---|" * len(b[1])]
+                out += ["| " + " | ".join(r) + " |" for r in b[2]] + [""]
+            else:
+                out += [f"![{b[2]}]({b[1]})", f"*{b[2]}*", ""]
+        return "\n".join(out)
+
+    def html(self) -> str:
+        e = html.escape
+        out = ["<!doctype html><html><head><meta charset='utf-8'>", f"<title>{e(self.title)}</title>",
+               "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+               "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}"
+               "figcaption{color:#555;font-size:90%}</style></head><body>", f"<h1>{e(self.title)}</h1>"]
+        for b in self.blocks:
+            if b[0] == "h":
+                out.append(f"<h2>{e(b[1])}</h2>")
+            elif b[0] == "p":
+                out.append(f"<p>{e(b[1])}</p>")
+            elif b[0] == "table":
+                out.append("<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in b[1]) + "</tr>")
+                out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in b[2]]
+                out.append("</table>")
+            else:
+                out.append(f"<figure><img src='{e(b[1])}' alt='{e(b[2])}'><figcaption>{e(b[2])}</figcaption></figure>")
+        out.append("</body></html>")
+        return "\n".join(out)
+
+
+def losses_of(run: Path) -> tuple[list[int], list[float]]:
+    """(steps, losses) of a pretraining run: its loss_history.csv, or for runs written before that file
+    existed, the `train/loss_step` column of Lightning's logs/*/metrics.csv."""
+    import csv
+
+    from rs_ssl.pretrain import read_loss_history
+
+    if (run / "loss_history.csv").is_file():
+        return read_loss_history(run)
+    merged = {}
+    for path in sorted((run / "logs").rglob("metrics.csv")):
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("train/loss_step") not in (None, ""):
+                    merged[int(row["step"])] = float(row["train/loss_step"])
+    keys = sorted(merged)
+    return keys, [merged[k] for k in keys]
+
+
+def _pretrain_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
+    series, milestones, rows = {}, {}, []
+    for r in runs:
+        steps, losses = losses_of(r["path"])
+        m = r["metrics"]
+        label = f"{r['name']} ({m.get('method')}, {r['config'].get('optimizer') or 'default opt'}, lr {r['config'].get('lr') or 'default'})"
+        if steps:
+            series[label] = (steps, losses)
+        rows.append([r["name"], m.get("method"), m.get("backbone"), m.get("steps"), m.get("first_loss"), m.get("final_loss")])
+        epochs, n = m.get("epochs_completed") or 0, m.get("steps") or 0
+        if not milestones and epochs > 1 and n:
+            milestones = {f"epoch {e}": e * n // epochs for e in range(1, min(epochs, 10))}
+    doc.h("Pretraining")
+    doc.table(["run", "method", "backbone", "steps", "first loss", "final loss"], rows)
+    if not series:
+        doc.p("No logged losses were found (loss_history.csv or logs/*/metrics.csv).")
+        return []
+    path = loss_curve(series, fig_dir / "loss_curves.png", title="Pretraining loss" + (" (overlaid runs)" if len(series) > 1 else ""),
+                      milestones=milestones)
+    doc.img(f"figures/{path.name}", "Pretraining loss per optimiser step" + (", epoch ends dotted" if milestones else ""))
+    return [path.name]
+
+
+def _copy(src: Path, fig_dir: Path, prefix: str) -> str | None:
+    if not src.is_file():
+        return None
+    dst = fig_dir / f"{prefix}_{src.name}"
+    shutil.copyfile(src, dst)
+    return dst.name
+
+
+def _probe_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
+    doc.h("Linear probes (frozen features)")
+    made = []
+    for task, keys in HEADLINE.items():
+        sel = [r for r in runs if r["metrics"].get("task") == task]
+        if not sel:
+            continue
+        rows, bars = [], {}
+        for r in sel:
+            m = r["metrics"]
+            rows.append([r["name"], m["backbone"]["weights"], *[m.get(k) for k in keys],
+                         *([m["knn"].get(keys[-1])] if "knn" in m else ["–"])])
+            bars[r["name"]] = {k: m[k] for k in keys}
+        doc.table(["run", "weights", *keys, f"k-NN {keys[-1]}"], rows)
+        name = f"probe_metrics_{task}.png"
+        figures.metric_bars(bars, fig_dir / name, title=f"Linear probe, {task} (test split)")
+        doc.img(f"figures/{name}", f"Probe metrics per run ({task}, test split)")
+        made.append(name)
+    for r in runs:
+        for fig, caption in (("samples.png", "correctly (green) and incorrectly (red) classified test samples, true colour"),
+                             ("confusion.png", "confusion matrix on the test split")):
+            n = _copy(r["path"] / fig, fig_dir, r["name"])
+            if n:
+                doc.img(f"figures/{n}", f"{r['name']}: {caption}")
+                made.append(n)
+    return made
+
+
+def _finetune_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
+    doc.h("Label efficiency (fine-tuning)")
+    made = []
+    for r in runs:
+        m = r["metrics"]
+        doc.p(f"{r['name']}: test {m['metric']} by label fraction, mean ± std over {m['seeds']} seeds; "
+              "plateau = first epoch within 0.01 of the curve's best validation value.")
+        doc.table(["init", "fraction", "train labels", f"{m['metric']} mean", "std", "min", "max", "plateau epoch"],
+                  [[t["init"], t["fraction"], t["train_samples"], t["mean"], t["std"], t["min"], t["max"], t["plateau_epoch"]]
+                   for t in m["table"]])
+        n = _copy(r["path"] / "label_efficiency.png", fig_dir, r["name"])
+        if n:
+            doc.img(f"figures/{n}", f"{r['name']}: label-efficiency curves (pretrained vs scratch, band: min–max over seeds)")
+            made.append(n)
+    return made
+
+
+def _augsearch_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
+    doc.h("Augmentation search")
+    made = []
+    for r in runs:
+        m = r["metrics"]
+        doc.table(["rank", "augmentation", "mean F1 of its pairs"],
+                  [[i + 1, a["augmentation"], a["mean_f1"]] for i, a in enumerate(m.get("ranking", []))])
+        n = _copy(r["path"] / "heatmap.png", fig_dir, r["name"])
+        if n:
+            doc.img(f"figures/{n}", f"{r['name']}: probe F1 for each pair of augmentations")
+            made.append(n)
+    return made
+
+
+def report(cfg: ReportConfig) -> dict[str, Any]:
+    """Write report.md, report.html and figures/ for the given run folders."""
+    if not cfg.runs:
+        raise UsageError("give one or more run folders: rs-ssl report RUN_DIR...")
+    runs = [read_run(Path(p)) for p in cfg.runs]
+    out = prepare_out(cfg.out or default_out("report"))
+    write_config(out, "report", cfg)
+    fig_dir = out / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    doc = Doc("rs-ssl report")
+    doc.p("Runs: " + ", ".join(f"{r['name']} ({r['command']})" for r in runs))
+    by = {c: [r for r in runs if r["command"] == c] for c in ("pretrain", "probe", "finetune", "augsearch")}
+    unknown = [r["name"] for r in runs if r["command"] not in by]
+    made: list[str] = []
+    for command, section in (("pretrain", _pretrain_section), ("probe", _probe_section),
+                             ("finetune", _finetune_section), ("augsearch", _augsearch_section)):
+        if by[command]:
+            made += section(doc, by[command], fig_dir)
+    if unknown:
+        doc.p(f"Not shown (no report section for their command): {', '.join(unknown)}")
+    atomic_write_text(out / "report.md", doc.markdown())
+    atomic_write_text(out / "report.html", doc.html())
+    metrics = {"command": "report", "runs": {r["name"]: r["command"] for r in runs}, "figures": made,
+               "outputs": {"markdown": str(out / "report.md"), "html": str(out / "report.html")}}
+    write_metrics(out, metrics)
+    print(f"report: {len(runs)} run(s), {len(made)} figure(s) -> {out / 'report.md'}, {out / 'report.html'}")
+    return metrics

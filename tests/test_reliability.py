@@ -1,0 +1,153 @@
+"""Kills, resumes, NaN batches and unsafe files: nothing lost, nothing poisoned, nothing executed."""
+
+import json
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rs_ssl import cli
+from rs_ssl.checkpoints import newest_valid_checkpoint
+from rs_ssl.pretrain import read_loss_history
+
+HERE = Path(__file__).resolve().parent
+# 3 epochs x 4 steps, a checkpoint after every step; MoCo v2 so that queue and momentum encoder
+# must be restored too.
+ARGS = ["pretrain", "--bands", "13", "--size", "32", "--batch-size", "8", "--samples-per-epoch", "32",
+        "--epochs", "3", "--workers", "0", "--method", "mocov2", "--ckpt-every", "1", "--seed", "7"]
+TOTAL = 12
+
+
+def _run(out: Path, kill_at: int = -1, resume: bool = False) -> subprocess.CompletedProcess:
+    argv = [*ARGS, "--out", str(out)] + (["--resume"] if resume else [])
+    return subprocess.run([sys.executable, str(HERE / "_pretrain_kill_at.py"), str(kill_at), *argv],
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[list[int], list[float]]:
+    out = tmp_path_factory.mktemp("ref") / "run"
+    p = _run(out)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return read_loss_history(out)
+
+
+def test_kill_then_resume_matches_the_uninterrupted_run_step_for_step(tmp_path, reference):
+    out = tmp_path / "run"
+    p = _run(out, kill_at=6)  # killed mid-epoch 1 (steps 4..7), before step 6's checkpoint is written
+    assert p.returncode == -signal.SIGKILL
+    p = _run(out, resume=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "resuming from" in p.stdout
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["steps"] == TOTAL
+    steps, losses = read_loss_history(out)
+    ref_steps, ref_losses = reference
+    assert steps == ref_steps == list(range(TOTAL))  # no gap, no repeat
+    assert losses == pytest.approx(ref_losses, rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_random_external_kills_lose_no_steps(tmp_path, reference):
+    """kill -9 from outside at random moments, three times, resuming each time."""
+    out = tmp_path / "run"
+    rng = random.Random(1234)
+    kills = 0
+    for attempt in range(3):
+        argv = [*ARGS, "--out", str(out)] + (["--resume"] if attempt else [])
+        proc = subprocess.Popen([sys.executable, "-m", "rs_ssl", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        target = rng.randint(2 + 3 * attempt, 3 + 3 * attempt)  # wait for this many step checkpoints
+        deadline = time.time() + 300
+        ckpt = out / "checkpoints" / "last.ckpt"
+        while time.time() < deadline and proc.poll() is None:
+            c = newest_valid_checkpoint(out / "checkpoints") if ckpt.exists() else None
+            if c is not None and torch.load(c, weights_only=True)["global_step"] >= target:
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.3))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            kills += 1
+        assert newest_valid_checkpoint(out / "checkpoints") is not None
+    p = subprocess.run([sys.executable, "-m", "rs_ssl", *ARGS, "--out", str(out), "--resume"], capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert kills >= 2
+    assert json.loads((out / "metrics.json").read_text())["steps"] == TOTAL
+    steps, losses = read_loss_history(out)
+    assert steps == list(range(TOTAL))
+    assert losses == pytest.approx(reference[1], rel=1e-4, abs=1e-5)
+
+
+def _nan_at(monkeypatch, steps: set[int] | None):
+    from rs_ssl.methods.simclr import SimCLR
+
+    orig = SimCLR.ssl_step
+
+    def poisoned(self, v1, v2):
+        loss, feats = orig(self, v1, v2)
+        if steps is None or self.trainer.global_step in steps:
+            loss = loss * float("nan")
+        return loss, feats
+
+    monkeypatch.setattr(SimCLR, "ssl_step", poisoned)
+
+
+def test_a_nan_batch_is_skipped_and_counted(tmp_path, monkeypatch):
+    _nan_at(monkeypatch, {2})
+    out = tmp_path / "run"
+    assert cli.main(["pretrain", "--method", "simclr", "--size", "32", "--batch-size", "8", "--samples-per-epoch", "32",
+                     "--epochs", "1", "--workers", "0", "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["nonfinite_steps_skipped"] == 1 and m["steps"] == 4
+    assert all(torch.isfinite(t).all() for t in load_file(str(out / "backbone.safetensors")).values())
+
+
+def test_nan_every_step_stops_with_a_message_and_weights_stay_finite(tmp_path, monkeypatch, capsys):
+    _nan_at(monkeypatch, None)
+    out = tmp_path / "run"
+    rc = cli.main(["pretrain", "--method", "simclr", "--size", "32", "--batch-size", "8", "--samples-per-epoch", "64",
+                   "--epochs", "1", "--workers", "0", "--nonfinite-patience", "3", "--ckpt-every", "1", "--out", str(out)])
+    assert rc == 1
+    assert "3 optimiser steps in a row had NaN/Inf" in capsys.readouterr().err
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/rs_ssl_pwned",))
+
+
+def test_pickle_with_code_is_refused(tmp_path, capsys):
+    evil = tmp_path / "weights.pth"
+    with open(evil, "wb") as f:
+        pickle.dump({"conv1.weight": _Evil()}, f)
+    if os.path.exists("/tmp/rs_ssl_pwned"):
+        os.unlink("/tmp/rs_ssl_pwned")
+    rc = cli.main(["pretrain", "--init", str(evil), "--max-steps", "1", "--out", str(tmp_path / "r"), "--workers", "0"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "refused to load" in err and str(evil) in err
+    assert not os.path.exists("/tmp/rs_ssl_pwned")
+
+
+def test_resume_skips_a_corrupt_or_unsafe_newest_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    assert cli.main([*ARGS[:-4], "--seed", "7", "--epochs", "1", "--out", str(out)]) == 0
+    good = newest_valid_checkpoint(out / "checkpoints")
+    time.sleep(0.05)
+    bad = out / "checkpoints" / "zz-truncated.ckpt"
+    bad.write_bytes(good.read_bytes()[:1000])
+    evil = out / "checkpoints" / "zz-evil.ckpt"
+    with open(evil, "wb") as f:
+        pickle.dump({"state_dict": _Evil(), "loops": {}}, f)
+    assert newest_valid_checkpoint(out / "checkpoints") == good
+    assert not os.path.exists("/tmp/rs_ssl_pwned")
