@@ -8,6 +8,15 @@ class RsSslError(Exception):
 
     exit_code = 1
 
+    def __init__(self, message: str = "", *args):
+        # A DataLoader worker's exception is re-raised in the main process as
+        # `type(e)("Caught ... in DataLoader worker process N.\nOriginal Traceback ...")`: keep the
+        # worker's own message (its last line), which names the file, so the CLI still prints one line.
+        if isinstance(message, str) and message.startswith("Caught ") and "\nOriginal Traceback" in message:
+            last = message.rstrip().rsplit("\n", 1)[-1]
+            message = last.split(": ", 1)[1] if last.startswith(f"{type(self).__module__}.") and ": " in last else last
+        super().__init__(message, *args)
+
 
 class UsageError(RsSslError):
     """A bad option or value; the CLI exits with code 2."""

@@ -273,3 +273,38 @@ def test_pretrained_and_random_init_probes_differ(shared_data: Path, tmp_path: P
     assert res["pre"]["map_micro"] != res["rand"]["map_micro"]
     for m in res.values():
         assert 0 < m["map_micro"] <= 1 and 0 < m["map_macro"] <= 1
+
+
+def test_augsearch_ranking_drop_and_matrix():
+    from rs_ssl.eval.augment_search import keep_after_drop, matrix, pairs, rank
+
+    augs = ["flip", "gain", "blur", "speckle"]
+    assert len(pairs(augs)) == 4 + 6
+    scores = {p: 0.0 for p in pairs(augs)}
+    scores[("flip", "flip")], scores[("flip", "gain")], scores[("blur", "speckle")] = 0.9, 0.6, 0.3
+    r = rank(augs, scores)
+    # flip: (0.9 + 0.6 + 0 + 0) / 4; gain: 0.6 / 4; speckle and blur: 0.3 / 4 (tie keeps list order)
+    assert [x["augmentation"] for x in r] == ["flip", "gain", "blur", "speckle"]
+    assert r[0]["mean_f1"] == pytest.approx(1.5 / 4) and all(x["runs"] == 4 for x in r)
+    assert keep_after_drop(r, 0.25) == ["flip", "gain", "blur"]
+    assert keep_after_drop(r, 0.0) == augs
+    m = matrix(augs, scores)
+    assert m[0, 1] == m[1, 0] == 0.6 and m[0, 0] == 0.9
+
+
+def test_augsearch_bad_augmentation_exits_2(tmp_path: Path):
+    assert main(["augsearch", "--augs", "flip,teleport", "--out", str(tmp_path / "a")]) == 2
+
+
+@pytest.mark.slow
+def test_augsearch_end_to_end_on_bigearthnet(shared_data: Path, tmp_path: Path):
+    out = tmp_path / "aug"
+    assert main(["augsearch", "--data", str(shared_data / "bigearthnet_v2"), "--bands", "12", "--dataset", "bigearthnet",
+                 "--augs", "flip,gain", "--fraction", "1.0", "--steps", "2", "--size", "32", "--batch-size", "8",
+                 "--drop-bottom", "0.5", "--devices", "cpu", "--out", str(out)]) == 0
+    m = _metrics(out)
+    assert len(m["runs"]) == 3 and m["metric"] == "f1_micro"
+    assert (out / "augmentations.txt").read_text().strip() == m["ranking"][0]["augmentation"]
+    assert (out / "heatmap.png").stat().st_size > 5000
+    for run in m["runs"]:
+        assert _metrics(Path(run["folder"]) / "probe")["f1_micro"] == run["f1_micro"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,6 +51,16 @@ def open_rasters(catalog: Catalog, selection: BandSelection, skip_bad: bool = Fa
             if not skip_bad:
                 raise
             skipped.append(str(e))
+    # Digital numbers of files with another dtype (uint8 quicklooks among uint16 bands) are on
+    # another scale: refuse them like `rs-ssl manifest` does (the majority dtype wins).
+    dtypes = Counter(str(getattr(r, "dtype", "")) for r in rasters)
+    common = dtypes.most_common(1)[0][0] if dtypes else ""
+    for r in [r for r in rasters if str(getattr(r, "dtype", "")) != common]:
+        msg = f"{r.name}: dtype {r.dtype} while most files are {common} (mixed dtypes)"
+        if not skip_bad:
+            raise DataError(f"{msg}; convert it to {common} or pass --skip-bad")
+        skipped.append(msg)
+        rasters.remove(r)
     return rasters, skipped
 
 
@@ -142,7 +153,9 @@ class SampleDataset(Dataset):
             if problem is None:
                 return img
             if not self.skip_bad:
-                raise DataError(f"{self.records[j].path}: {problem}; pass --skip-bad to replace it by the next sample")
+                r = self.records[j]
+                name = r.path if r.index is None else f"{r.path}[{r.index}]"  # a sample of a zarr stack
+                raise DataError(f"{name}: {problem}; pass --skip-bad to replace it by the next sample")
             self.bad_reads.add()
         raise DataError(f"{self.records[index].path} and the {attempt} samples after it are unusable ({problem})")
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import posixpath
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import numpy as np
 
 from rs_ssl.data.catalog import Catalog, Record
 from rs_ssl.data.readers import file_band_names, open_raster
-from rs_ssl.data.sentinel2 import band_files
+from rs_ssl.data.sentinel2 import band_files, check_band_extents
 from rs_ssl.errors import DataError
 
 SCENE_FORMATS = ("sentinel2", "bigearthnet", "ssl4eo")
@@ -71,6 +73,7 @@ def describe(catalog: Catalog, r: Record) -> dict:
         bad = [h[0].name for h in heads if h[1] != 1]
         if bad:
             raise DataError(f"{r.path}: band file(s) {', '.join(bad)} hold more than one band")
+        check_band_extents([(h[0], h[9], h[6]) for h in heads])
     else:
         f, count, dt, desc, ci = heads[0][:5]
         names = list(file_band_names(str(f), count, desc, ci, catalog.layout))
@@ -102,6 +105,8 @@ def decode(catalog: Catalog, r: Record) -> None:
         data = np.asarray(arr[r.index] if r.index is not None else arr[:])
         if np.issubdtype(data.dtype, np.floating) and np.isnan(data).any():
             raise DataError(f"{r.path}: contains NaN")
+        if r.index is not None:
+            _check_sample_chunks(arr, r)
         return
     import rasterio
 
@@ -113,8 +118,29 @@ def decode(catalog: Catalog, r: Record) -> None:
                 raise DataError(f"{f}: decoding failed ({e}); truncated or corrupt") from None
             if np.issubdtype(data.dtype, np.floating) and np.isnan(data).any():
                 raise DataError(f"{f}: contains NaN pixels ({int(np.isnan(data).sum())})")
-            if src.nodata is not None and (data == src.nodata).all():
-                raise DataError(f"{f}: every pixel is nodata ({src.nodata})")
+            # Without a nodata tag, 0 is taken as nodata (Sentinel-2's DN convention, as in training).
+            nodata = 0 if src.nodata is None else src.nodata
+            if (data == nodata).all():
+                raise DataError(f"{f}: every pixel is nodata ({nodata:g})")
+
+
+def _check_sample_chunks(arr, r: Record) -> None:
+    """DataError when a chunk of sample `r.index` of a local store is missing (it reads as the fill value).
+
+    `rs-ssl convert` writes one chunk per sample, so a missing chunk is a sample lost in a copy, read
+    as all-nodata; in a `(band, y, x)` raster store missing chunks are areas without data, not checked.
+    """
+    from rs_ssl.data.zarr_store import ChunkReader
+
+    reader = ChunkReader(arr)
+    if not reader.direct:
+        return
+    per = [-(-n // c) for n, c in zip(arr.shape[1:], arr.chunks[1:], strict=True)]
+    for rest in np.ndindex(*per):
+        key = arr.metadata.encode_chunk_key((r.index // arr.chunks[0], *rest))
+        if not (reader._root / key).is_file():
+            raise DataError(f"{r.path}[{r.index}]: chunk file {key} is missing (the sample reads as the fill value "
+                            f"{arr.metadata.fill_value}); re-run `rs-ssl convert` or restore the store")
 
 
 def consistency(rows: list[dict]) -> list[tuple[int, str]]:
@@ -179,6 +205,25 @@ def write_manifest(path: Path, catalog: Catalog, rows: list[dict]) -> None:
     pq.write_table(table, path)
 
 
+def check_inside_root(manifest: Path, row: int, root: str, p: str) -> None:
+    """DataError unless row `row`'s path `p` lies inside the dataset `root` recorded in the manifest.
+
+    A manifest must not make training read files elsewhere (`../../etc/passwd`, an absolute path
+    outside the root): relative paths are taken from the working directory, as `rs-ssl manifest`
+    wrote them, after `..` is resolved; symbolic links inside the root are not followed. There is
+    no option to allow outside paths: rewrite the manifest with `rs-ssl manifest` on the real root.
+    """
+    if "://" in root or "://" in p:  # URLs (Catalog roots are Paths: `s3://b` is stored as `s3:/b`)
+        base, target = (posixpath.normpath(s.replace("://", ":/", 1)) for s in (root, p))
+        inside = target == base or target.startswith(base.rstrip("/") + "/")
+    else:
+        base, target = os.path.abspath(root), os.path.abspath(p)
+        inside = target == base or target.startswith(base.rstrip(os.sep) + os.sep)
+    if not inside:
+        raise DataError(f"{manifest}: row {row} has path {p!r}, outside the dataset root {root}; "
+                        "manifest paths must stay inside the root it was written for (re-run `rs-ssl manifest`)")
+
+
 def read_manifest(path: Path) -> Catalog:
     """A catalog from `manifest.parquet` (or a folder holding one), without scanning the data."""
     import pyarrow.parquet as pq
@@ -197,6 +242,8 @@ def read_manifest(path: Path) -> Catalog:
                    index=None if r["index"] is None else int(r["index"])) for r in table.to_pylist()]
     if not recs:
         raise DataError(f"{path}: the manifest lists no readable file")
+    for i, r in enumerate(recs):
+        check_inside_root(path, i, str(meta["root"]), r.path)
     return Catalog(Path(meta["root"]), meta["format"], recs, multilabel=meta["multilabel"], classes=meta["classes"],
                    layout=meta["layout"], notes=meta["notes"] or {})
 

@@ -120,8 +120,13 @@ class RandomPatchDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         for attempt in range(MAX_REDRAWS + 1):
             k, row, col = self.position(index, attempt)
-            img = self.rasters[k].read(Window(col, row, self.patch, self.patch))
-            problem = bad_patch(img, self.nodata, self._nan[k])
+            try:
+                img = self.rasters[k].read(Window(col, row, self.patch, self.patch))
+                problem = bad_patch(img, self.nodata, self._nan[k])
+            except DataError as e:  # truncated or corrupt pixels: with skip_bad, redrawn like a bad patch
+                if not self.skip_bad:
+                    raise
+                problem = str(e)
             if problem is None:
                 return {"image": torch.from_numpy(np.ascontiguousarray(img))}
             where = f"{self.rasters[k].name}: patch at row {row}, col {col} ({self.patch} px)"

@@ -7,6 +7,7 @@ georeference) and `.read(window=None) -> float32 (C, h, w)` in the file's digita
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -86,6 +87,13 @@ def open_raster(path: str):
         except rasterio.errors.RasterioIOError as e:
             label = "VRT mosaic" if path.lstrip().startswith("<") else path
             raise DataError(f"{label}: cannot be opened as a raster ({e})") from None
+        except UnicodeEncodeError:  # GDAL takes UTF-8 paths; Linux file names may be any bytes
+            raise DataError(f"{printable(path)}: file name is not valid UTF-8; rename the file") from None
+
+
+def printable(path) -> str:
+    """A path for messages: bytes that are not UTF-8 (os.fsdecode surrogates) shown as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 class StackedRaster:

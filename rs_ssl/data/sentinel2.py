@@ -8,6 +8,7 @@ ignored.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,21 @@ def is_band_folder(folder: Path) -> bool:
         return Path(folder).is_dir() and len(band_files(Path(folder))) >= 2
     except (OSError, DataError):
         return False
+
+
+def check_band_extents(bands: list[tuple[Path, Affine, tuple]]) -> None:
+    """DataError naming a band file (path, transform, bounds) that covers another area than the others.
+
+    The 10/20/60 m grids of one scene may be offset by part of a coarse pixel (as in the bundled
+    scene), not more: a band covering another area would silently shrink the scene to the overlap.
+    """
+    tol = max(max(abs(t.a), abs(t.e)) for _, t, _ in bands)
+    median = np.median([tuple(b) for _, _, b in bands], axis=0)
+    for path, _, b in bands:
+        if np.abs(np.subtract(tuple(b), median)).max() > tol:
+            raise DataError(f"{path}: covers ({', '.join(f'{v:g}' for v in b)}) while the scene's other band files "
+                            f"cover ({', '.join(f'{v:g}' for v in median)}) (left, bottom, right, top); "
+                            "replace it with a band file of the same scene extent")
 
 
 @dataclass(frozen=True)
@@ -122,9 +138,13 @@ class Sentinel2Scene:
                     metas.append((path, src.crs, src.transform, src.bounds))
             except rasterio.errors.RasterioIOError as e:
                 raise DataError(f"{path}: cannot be read as a raster ({e})") from None
+            except UnicodeEncodeError:  # GDAL takes UTF-8 paths; Linux file names may be any bytes
+                shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+                raise DataError(f"{shown}: file name is not valid UTF-8; rename the file") from None
         crss = {m[1] for m in metas}
         if len(crss) > 1:
             raise DataError(f"{self.folder}: band files have different CRSs ({', '.join(map(str, crss))})")
+        check_band_extents([(m[0], m[2], m[3]) for m in metas])
         finest = min(metas, key=lambda m: m[2].a)
         # x and y pixel sizes differ in geographic CRSs (SSL4EO-S12 is stored in EPSG:4326).
         res, yres = finest[2].a, -finest[2].e

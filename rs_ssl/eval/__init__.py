@@ -31,6 +31,6 @@ def report(cfg) -> dict[str, Any]:
 
 def augsearch(cfg) -> dict[str, Any]:
     """`rs-ssl augsearch`: probe F1 for every pair of augmentations, heatmap and ranking."""
-    from rs_ssl.eval.augsearch import augsearch as _augsearch
+    from rs_ssl.eval.augment_search import augsearch as _augsearch
 
     return _augsearch(cfg)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -129,7 +130,7 @@ def heatmap(matrix: np.ndarray, names: list[str], path: Path, title: str = "Prob
         for j in range(k):
             if not np.isnan(matrix[i, j]):
                 ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7, color="white")
-    ax.set_title(title)
+    ax.set_title("\n".join(textwrap.wrap(title, 45)), fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path)
