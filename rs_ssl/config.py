@@ -66,6 +66,8 @@ class PretrainConfig(CommonConfig):
     optimizer: str | None = opt(None, "optimizer (default: the method's: SGD for MoCo v2, AdamW for MoCo v3, Adam for SimCLR); lars for large batches", choices=("sgd", "adamw", "adam", "lars"))
     freeze_patch_embed: bool = opt(False, "MoCo v3 with a ViT: keep the patch embedding random and frozen (the paper's stability trick)")
     resume: bool = opt(False, "continue from --out's newest valid checkpoint (optimizer, schedule, queue, data position)")
+    knn_data: str | None = opt(None, "labelled data for an online k-NN accuracy at every epoch end (default: --data itself when it is labelled, e.g. BigEarthNet or a class-folder tree)")
+    knn_k: int = opt(20, "neighbours for the online k-NN (0: off)")
     nonfinite_patience: int = opt(10, "skip optimiser steps with NaN/Inf gradients; stop after this many in a row")
     ckpt_every: int = opt(0, "also write checkpoints/last.ckpt every N optimiser steps (0: only at epoch ends)")
     init: str | None = opt(None, "local RGB-pretrained timm weights (.safetensors/.pth) to start from; first layer adapted to the bands by wavelength")

@@ -34,6 +34,30 @@ def true_colour_for_s2(selection, data, fmt: str):
     return resolve_bands("B04,B03,B02", sensor=_S2_FORMATS[found])
 
 
+_LABELLED_FORMATS = {"bigearthnet", "folder", "millionaid"}
+
+
+def online_knn(cfg: PretrainConfig, selection):
+    """The online k-NN monitor on --knn-data, or on --data when it is labelled; None otherwise."""
+    from rs_ssl.data import detect_format, labelled_dataset
+    from rs_ssl.methods.online_knn import OnlineKNN
+
+    if cfg.knn_k <= 0:
+        return None
+    source = cfg.knn_data or cfg.data
+    if source is None:
+        return None
+    fmt = cfg.format if (cfg.knn_data is None and cfg.format != "auto") else detect_format(Path(source))
+    if fmt not in _LABELLED_FORMATS:
+        if cfg.knn_data:
+            raise UsageError(f"--knn-data {source}: not a labelled dataset (detected {fmt}; need one of {', '.join(sorted(_LABELLED_FORMATS))})")
+        return None
+    dataset, _ = labelled_dataset(source, fmt, selection, split=None, patch=cfg.size, skip_bad=cfg.skip_bad)
+    if len(dataset) < 2:
+        return None
+    return OnlineKNN(dataset, k=cfg.knn_k, batch_size=cfg.batch_size, seed=cfg.seed)
+
+
 def effective_queue_size(cfg: PretrainConfig) -> int:
     """MoCo's queue must hold keys of *other* images: at most half an epoch's distinct samples.
 
@@ -191,6 +215,9 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
     ]
     if cfg.max_steps > 0:
         callbacks.append(_StopAtStep(cfg.max_steps))
+    knn = online_knn(cfg, selection)
+    if knn is not None:
+        callbacks.append(knn)
     if cfg.ckpt_every > 0:
         callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", auto_insert_metric_name=False,
                                          every_n_train_steps=cfg.ckpt_every, save_top_k=1, save_last=True))
@@ -240,6 +267,7 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
         "min_loss": min(losses) if losses else None,
         "feature_std": float(feature_std) if feature_std is not None else None,
         "nonfinite_steps_skipped": guard.skipped,
+        "online_knn": knn.history if knn is not None else None,
         "train_seconds": round(elapsed, 2),
         "images_per_second": round(trainer.global_step * cfg.batch_size / elapsed, 2) if elapsed > 0 else None,
         "resumed_from": str(resume_from) if resume_from else None,

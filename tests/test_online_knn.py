@@ -1,0 +1,44 @@
+"""Online k-NN monitor: leave-one-out scoring by hand, and an end-to-end pretrain on labelled data."""
+
+import json
+
+import torch
+
+from rs_ssl import cli
+from rs_ssl.methods.online_knn import knn_metric, loo_knn_scores
+
+
+def test_leave_one_out_never_counts_the_sample_itself():
+    # two tight clusters; with k=1 every point's nearest *other* point is its cluster mate
+    x = torch.tensor([[1.0, 0.0], [0.99, 0.1], [0.0, 1.0], [0.1, 0.99]])
+    y = torch.tensor([0, 0, 1, 1])
+    s = loo_knn_scores(x, y, k=1, num_classes=2, multilabel=False)
+    assert knn_metric(s, y, False) == 1.0
+    # labels crossed between clusters: leave-one-out must then be always wrong (self-match would hide it)
+    y2 = torch.tensor([0, 1, 0, 1])
+    assert knn_metric(loo_knn_scores(x, y2, k=1, num_classes=2, multilabel=False), y2, False) == 0.0
+
+
+def test_multilabel_votes_and_micro_f1():
+    x = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    y = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    s = loo_knn_scores(x, y, k=1, num_classes=2, multilabel=True)
+    assert torch.equal(s, torch.tensor([[1.0, 1.0], [1.0, 0.0], [1.0, 1.0]]))
+    # tp=3 (row0 c0, row1 c0, row2 c1), fp=2, fn=1 -> 2*3/(6+2+1)
+    assert abs(knn_metric(s, y, True) - 6 / 9) < 1e-9
+
+
+def test_pretrain_on_labelled_folder_reports_online_knn(tmp_path, shared_data):
+    out = tmp_path / "run"
+    rc = cli.main(["pretrain", "--data", str(shared_data / "rgb_aerial" / "ucmerced"), "--bands", "3", "--size", "32",
+                   "--batch-size", "2", "--epochs", "2", "--workers", "0", "--knn-k", "1", "--out", str(out)])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    hist = m["online_knn"]
+    assert [h["epoch"] for h in hist] == [0, 1]
+    assert all(0.0 <= h["knn_accuracy"] <= 1.0 for h in hist)
+
+
+def test_knn_data_must_be_labelled(tmp_path, s2_scene):
+    rc = cli.main(["pretrain", "--knn-data", str(s2_scene), "--max-steps", "1", "--workers", "0", "--out", str(tmp_path / "r")])
+    assert rc == 2
