@@ -29,9 +29,3 @@ class DataError(RsSslError):
 
     exit_code = 1
 
-
-class NotImplementedYet(RsSslError):
-    """A command whose option contract exists but whose behaviour is not built yet (exit 1)."""
-
-    def __init__(self, command: str, issue: str):
-        super().__init__(f"`rs-ssl {command}` is not implemented yet (tracked in the {issue} issue); its options are documented in --help")

@@ -15,7 +15,6 @@ import numpy as np
 import rasterio
 
 TILES = ("patch_0.tif", "patch_1.tif")  # two real 12-band 256 px tiles of s2_tile_folder
-TEN_M = ("B02", "B03", "B04", "B08")
 NON_UTF8 = b"bad_\xff_B04.tif"  # a file name that is not valid UTF-8 (Linux allows any bytes)
 
 

@@ -75,8 +75,8 @@ def check_band_extents(bands: list[tuple[Path, Affine, tuple]]) -> None:
     median = np.median([tuple(b) for _, _, b in bands], axis=0)
     for path, _, b in bands:
         if np.abs(np.subtract(tuple(b), median)).max() > tol:
-            raise DataError(f"{path}: covers ({', '.join(f'{v:g}' for v in b)}) while the scene's other band files "
-                            f"cover ({', '.join(f'{v:g}' for v in median)}) (left, bottom, right, top); "
+            raise DataError(f"{path}: covers ({', '.join(f'{v:.10g}' for v in b)}) while the scene's other band files "
+                            f"cover ({', '.join(f'{v:.10g}' for v in median)}) (left, bottom, right, top); "
                             "replace it with a band file of the same scene extent")
 
 
