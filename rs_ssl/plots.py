@@ -10,6 +10,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def save_figure(fig, path: Path) -> Path:
+    """Lay out, write and close a figure (closing frees it: reports draw many)."""
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def loss_curve(series: dict[str, tuple[list[int], list[float]]], path: Path, title: str = "Pretraining loss",
                milestones: dict[str, int] | None = None) -> Path:
     """Plot one or more (steps, losses) curves with a smoothed overlay and optional milestones."""
@@ -30,7 +38,4 @@ def loss_curve(series: dict[str, tuple[list[int], list[float]]], path: Path, tit
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

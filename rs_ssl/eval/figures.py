@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from rs_ssl.plots import save_figure  # noqa: E402
+
 
 def metric_bars(runs: dict[str, dict[str, float]], path: Path, title: str = "Probe metrics") -> Path:
     """Grouped bars: one group per metric, one bar per run."""
@@ -29,10 +31,7 @@ def metric_bars(runs: dict[str, dict[str, float]], path: Path, title: str = "Pro
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def confusion(cm: list[list[int]], classes: list[str], path: Path, title: str = "Confusion matrix (test)") -> Path:
@@ -51,10 +50,7 @@ def confusion(cm: list[list[int]], classes: list[str], path: Path, title: str = 
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def true_colour(image: torch.Tensor, rgb: list[int] | None) -> np.ndarray:
@@ -114,10 +110,7 @@ def label_efficiency(rows: list[dict], metric: str, path: Path, title: str = "La
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def heatmap(matrix: np.ndarray, names: list[str], path: Path, title: str = "Probe F1 by augmentation pair") -> Path:
@@ -132,7 +125,4 @@ def heatmap(matrix: np.ndarray, names: list[str], path: Path, title: str = "Prob
                 ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7, color="white")
     ax.set_title("\n".join(textwrap.wrap(title, 45)), fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
