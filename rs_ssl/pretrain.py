@@ -58,20 +58,22 @@ def online_knn(cfg: PretrainConfig, selection):
     return OnlineKNN(dataset, k=cfg.knn_k, batch_size=cfg.batch_size, seed=cfg.seed)
 
 
-def effective_queue_size(cfg: PretrainConfig) -> int:
+def effective_queue_size(cfg: PretrainConfig, samples: int | None = None) -> int:
     """MoCo's queue must hold keys of *other* images: at most half an epoch's distinct samples.
 
     A queue larger than the data (the 16384 default on the 512-patch demo) fills with random
     initial keys and with earlier keys of the query's own image, so it is clamped, with a notice.
+    `samples` is the epoch's length (patch datasets use every sample, not --samples-per-epoch).
     """
-    limit = max(cfg.batch_size, (cfg.samples_per_epoch // 2) // cfg.batch_size * cfg.batch_size)
+    n = cfg.samples_per_epoch if samples is None else samples
+    limit = max(cfg.batch_size, (n // 2) // cfg.batch_size * cfg.batch_size)
     if cfg.method == "mocov2" and cfg.queue_size > limit:
-        print(f"note: --queue-size {cfg.queue_size} exceeds half of --samples-per-epoch {cfg.samples_per_epoch}; using {limit}")
+        print(f"note: --queue-size {cfg.queue_size} exceeds half of the {n} samples per epoch; using {limit}")
         return limit
     return cfg.queue_size
 
 
-def build_method(cfg: PretrainConfig, selection, stats):
+def build_method(cfg: PretrainConfig, selection, stats, samples: int | None = None):
     """The LightningModule for cfg.method, with backbone and device-side views."""
     from rs_ssl.augment import make_views
     from rs_ssl.methods import METHODS
@@ -96,7 +98,7 @@ def build_method(cfg: PretrainConfig, selection, stats):
     return cls(backbone=backbone, selection=selection, stats=stats, views=views, lr=cfg.lr,
                weight_decay=cfg.weight_decay, temperature=cfg.temperature, batch_size=cfg.batch_size,
                warmup_epochs=cfg.warmup_epochs if cfg.warmup_epochs > 0 else None, proj_dim=cfg.proj_dim,
-               optimizer=cfg.optimizer, queue_size=effective_queue_size(cfg), momentum=cfg.momentum,
+               optimizer=cfg.optimizer, queue_size=effective_queue_size(cfg, samples), momentum=cfg.momentum,
                freeze_patch_embed=cfg.freeze_patch_embed)
 
 
@@ -180,7 +182,7 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
                                           region=cfg.region, skip_bad=cfg.skip_bad,
                                           subset=cfg.subset, zoom=cfg.zoom)
     stats = load_stats(selection)
-    method = build_method(cfg, selection, stats)
+    method = build_method(cfg, selection, stats, samples=len(dataset))
 
     sampler = EpochSampler(len(dataset), seed=cfg.seed)
     sampler.dataset = dataset
