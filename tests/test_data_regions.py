@@ -31,3 +31,28 @@ def test_bigearthnet_samples_inside_a_bbox(shared_data):
     assert info["samples"] == len(want)
     with pytest.raises(DataError, match=r"no sample of .* lies inside it; region bounds .* data bounds"):
         pretrain_dataset(root, "auto", SEL, patch=120, samples_per_epoch=1, region="-122.5,35.1,-119,40")
+
+
+def test_region_positions_are_the_seeded_draw_over_allowed_corners():
+    """Each position is the j-th allowed corner in row-major order, j drawn from the patch's own RNG."""
+    import numpy as np
+    from rasterio.warp import transform_bounds as tb
+
+    from rs_ssl.data import sample_path
+    from rs_ssl.data.patches import RandomPatchDataset
+    from rs_ssl.data.regions import allowed_corners, load_region
+    from rs_ssl.data.sentinel2 import Sentinel2Scene
+
+    scene = Sentinel2Scene(sample_path(), resolve_bands(13))
+    w, s, e, n = tb(scene.grid.crs, "EPSG:4326", *scene.grid.bounds)
+    # a triangle-ish region (a bbox's south-west half) so that rows hold different corner counts
+    mask = allowed_corners(scene, load_region(f"{w},{s},{(w + e) / 2},{(s + n) / 2}"), 32)
+    mask &= np.tri(*mask.shape, k=0, dtype=bool)[::-1]
+    ds = RandomPatchDataset([scene], 32, 64, seed=3, allowed=[mask])
+    rows, cols = np.nonzero(mask)
+    for i in range(64):
+        rng = np.random.default_rng([3, 0, i])
+        rng.random()  # the raster choice
+        j = int(rng.integers(len(rows)))
+        assert ds.position(i) == (0, int(rows[j]), int(cols[j]))
+        assert mask[ds.position(i)[1], ds.position(i)[2]]

@@ -87,7 +87,11 @@ class RandomPatchDataset(Dataset):
         # allowed[k] is a boolean (rows, cols) mask of valid top-left corners for raster k.
         self.allowed = [m[::sy, ::sx] for m, (sy, sx) in zip(allowed, self.steps, strict=True)] if allowed is not None else None
         if self.allowed is not None:
-            weights = np.array([m.sum() for m in self.allowed], dtype=np.float64)
+            # Allowed corners counted up to the end of each row: the j-th corner (row-major, as
+            # np.nonzero orders them) is then found with one binary search and one row scan per
+            # item instead of a scan of the whole mask.
+            self._row_cdf = [np.cumsum(m.sum(axis=1, dtype=np.int64)) for m in self.allowed]
+            weights = np.array([c[-1] if len(c) else 0 for c in self._row_cdf], dtype=np.float64)
         else:
             weights = np.array([((r.grid.width - patch) // sx + 1) * ((r.grid.height - patch) // sy + 1)
                                 for r, (sy, sx) in zip(self.rasters, self.steps, strict=True)], dtype=np.float64)
@@ -111,9 +115,11 @@ class RandomPatchDataset(Dataset):
         g = self.rasters[k].grid
         sy, sx = self.steps[k]
         if self.allowed is not None:
-            rows, cols = np.nonzero(self.allowed[k])
-            j = int(rng.integers(len(rows)))
-            return k, int(rows[j]) * sy, int(cols[j]) * sx
+            row_cdf = self._row_cdf[k]
+            j = int(rng.integers(int(row_cdf[-1])))
+            r = int(np.searchsorted(row_cdf, j, side="right"))
+            c = int(np.flatnonzero(self.allowed[k][r])[j - (int(row_cdf[r - 1]) if r else 0)])
+            return k, r * sy, c * sx
         row = int(rng.integers((g.height - self.patch) // sy + 1)) * sy
         return k, row, int(rng.integers((g.width - self.patch) // sx + 1)) * sx
 
