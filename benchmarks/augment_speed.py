@@ -32,23 +32,11 @@ from pathlib import Path
 
 import torch
 
+from rs_ssl.bands import get_sensor
+
 ROOT = Path(__file__).resolve().parents[1]
 SCENE = ROOT.parent / "shared" / "data" / "sentinel2_l1c_scene"
-L1C_BANDS = (
-    "B01",
-    "B02",
-    "B03",
-    "B04",
-    "B05",
-    "B06",
-    "B07",
-    "B08",
-    "B8A",
-    "B09",
-    "B10",
-    "B11",
-    "B12",
-)
+L1C_BANDS = get_sensor("s2_l1c").names  # the band registry's order
 
 
 def real_batch(batch: int, bands: int, size: int) -> torch.Tensor | None:
