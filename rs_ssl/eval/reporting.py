@@ -133,12 +133,15 @@ def _pretrain_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
     return [path.name]
 
 
-def _copy(src: Path, fig_dir: Path, prefix: str) -> str | None:
+def _embed_run_figure(doc: Doc, made: list[str], run: dict, figure: str, fig_dir: Path, caption: str) -> None:
+    """Copy `figure` from a run folder into the report's figures (prefixed by the run name) and show it."""
+    src = run["path"] / figure
     if not src.is_file():
-        return None
-    dst = fig_dir / f"{prefix}_{src.name}"
+        return
+    dst = fig_dir / f"{run['name']}_{src.name}"
     shutil.copyfile(src, dst)
-    return dst.name
+    doc.img(f"figures/{dst.name}", f"{run['name']}: {caption}")
+    made.append(dst.name)
 
 
 def _probe_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
@@ -162,10 +165,7 @@ def _probe_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
     for r in runs:
         for fig, caption in (("samples.png", "correctly (green) and incorrectly (red) classified test samples, true colour"),
                              ("confusion.png", "confusion matrix on the test split")):
-            n = _copy(r["path"] / fig, fig_dir, r["name"])
-            if n:
-                doc.img(f"figures/{n}", f"{r['name']}: {caption}")
-                made.append(n)
+            _embed_run_figure(doc, made, r, fig, fig_dir, caption)
     return made
 
 
@@ -179,10 +179,8 @@ def _finetune_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
         doc.table(["init", "fraction", "train labels", f"{m['metric']} mean", "std", "min", "max", "plateau epoch"],
                   [[t["init"], t["fraction"], t["train_samples"], t["mean"], t["std"], t["min"], t["max"], t["plateau_epoch"]]
                    for t in m["table"]])
-        n = _copy(r["path"] / "label_efficiency.png", fig_dir, r["name"])
-        if n:
-            doc.img(f"figures/{n}", f"{r['name']}: label-efficiency curves (pretrained vs scratch, band: min–max over seeds)")
-            made.append(n)
+        _embed_run_figure(doc, made, r, "label_efficiency.png", fig_dir,
+                          "label-efficiency curves (pretrained vs scratch, band: min–max over seeds)")
     return made
 
 
@@ -193,10 +191,7 @@ def _augsearch_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
         m = r["metrics"]
         doc.table(["rank", "augmentation", "mean F1 of its pairs"],
                   [[i + 1, a["augmentation"], a["mean_f1"]] for i, a in enumerate(m.get("ranking", []))])
-        n = _copy(r["path"] / "heatmap.png", fig_dir, r["name"])
-        if n:
-            doc.img(f"figures/{n}", f"{r['name']}: probe F1 for each pair of augmentations")
-            made.append(n)
+        _embed_run_figure(doc, made, r, "heatmap.png", fig_dir, "probe F1 for each pair of augmentations")
     return made
 
 
