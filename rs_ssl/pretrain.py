@@ -184,8 +184,7 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
     stats = load_stats(selection)
     method = build_method(cfg, selection, stats, samples=len(dataset))
 
-    sampler = EpochSampler(len(dataset), seed=cfg.seed)
-    sampler.dataset = dataset
+    sampler = EpochSampler(len(dataset), seed=cfg.seed, dataset=dataset)
     workers = max(0, cfg.workers)
     # Its own generator: iterator creation must not draw from the global RNG that augmentations use,
     # or a resumed run would see different views than an uninterrupted one.

@@ -18,18 +18,23 @@ def _rank_world() -> tuple[int, int]:
 class EpochSampler(Sampler[int]):
     """Yields `0..n-1` in an order that is a pure function of (seed, epoch); can skip a prefix.
 
-    Lightning calls `set_epoch` at every epoch start. `skip` drops the first samples of the
-    resumed epoch, those whose optimiser steps the checkpoint already holds. Under DDP each rank
-    takes every world-th index of the same permutation (and the same count on every rank).
+    Lightning calls `set_epoch` at every epoch start, before it creates the iterator; the epoch
+    is passed on to `dataset.set_epoch` there, so that DataLoader workers (forked when the iterator
+    is created, before any index is drawn) see it. `skip` drops the first samples of the resumed
+    epoch, those whose optimiser steps the checkpoint already holds. Under DDP each rank takes every
+    world-th index of the same permutation (and the same count on every rank).
     """
 
-    def __init__(self, n: int, seed: int = 0, shuffle: bool = True):
+    def __init__(self, n: int, seed: int = 0, shuffle: bool = True, dataset=None):
         self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.dataset = dataset
         self.epoch = 0
         self._resume: tuple[int, int] | None = None  # (epoch, samples to skip)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
 
     def resume_at(self, epoch: int, skip: int) -> None:
         self._resume = (epoch, skip)
@@ -46,9 +51,6 @@ class EpochSampler(Sampler[int]):
         if self._resume is not None and self._resume[0] == self.epoch:
             skip = self._resume[1]
             self._resume = None
-        dataset = getattr(self, "dataset", None)
-        if dataset is not None and hasattr(dataset, "set_epoch"):
-            dataset.set_epoch(self.epoch)
         return iter(order[skip:])
 
     def __len__(self) -> int:
