@@ -9,6 +9,8 @@ benchmarks/RESULTS.md.
     python benchmarks/throughput.py                 # CPU: SimCLR and MoCo v2, ResNet-18, 64 px
     python benchmarks/throughput.py --device cuda   # GPU: the issue's H100 table (224/128 px, batch 256)
     python benchmarks/throughput.py --memory        # also: peak RSS of pretrain on 1 vs 8 scenes
+    python benchmarks/throughput.py --device cuda --compile --stream 14
+                                                    # compiled backbones; patches also streamed from zarr
 """
 
 from __future__ import annotations
@@ -35,9 +37,21 @@ GPU_CONFIGS = [
 ]
 
 
-def bench(cfg: dict, device: str, steps: int, warmup: int, out: Path) -> dict:
+def zarr_copy(size: int, tmp: Path) -> Path:
+    """The embedded sample as a zarr store chunked at the patch size (`rs-ssl convert`), made once per size."""
+    out = tmp / f"sample_{size}.zarr"
+    if not out.exists():
+        subprocess.run([sys.executable, "-m", "rs_ssl", "convert", "--to", "zarr", "--size", str(size), "--out", str(out)],
+                       check=True, capture_output=True, text=True)
+    return out
+
+
+def bench(cfg: dict, device: str, steps: int, warmup: int, out: Path, compile: bool = False,
+          stream: Path | None = None, workers: int = 0) -> dict:
     argv = [sys.executable, "-m", "rs_ssl", "bench", "--bands", "13", "--device", device, "--compare", "torchgeo",
             "--steps", str(steps), "--warmup", str(warmup), "--out", str(out),
+            *(["--compile"] if compile else []),
+            *(["--data", str(stream), "--workers", str(workers)] if stream else []),
             *[a for k, v in cfg.items() for a in (f"--{k.replace('_', '-')}", str(v))]]
     p = subprocess.run(argv, capture_output=True, text=True)
     if p.returncode != 0:
@@ -71,6 +85,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 10 on CPU, 30 on GPU)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps (default 3 on CPU, 10 on GPU)")
     ap.add_argument("--memory", action="store_true", help="also measure pretrain peak host memory on 1 vs 8 scenes")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the backbone (rs-ssl and hand-written steps)")
+    ap.add_argument("--stream", type=int, default=0, metavar="WORKERS",
+                    help="also time rs-ssl's step with patches streamed by WORKERS DataLoader workers from a zarr "
+                         "copy of the embedded sample chunked at the patch size (0: in memory only)")
     args = ap.parse_args()
     steps = args.steps or (30 if args.device == "cuda" else 10)
     warmup = args.warmup or (10 if args.device == "cuda" else 3)
@@ -81,18 +99,22 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, cfg in enumerate(configs):
-            r = bench(cfg, args.device, steps, warmup, Path(tmp) / f"b{i}")
+            stream = zarr_copy(cfg["size"], Path(tmp)) if args.stream else None
+            r = bench(cfg, args.device, steps, warmup, Path(tmp) / f"b{i}", args.compile, stream, args.stream)
             rows.append(r)
             print(json.dumps(r), flush=True)
-        print("\n| method | backbone | px | batch | device | rs-ssl img/s | TorchGeo img/s | ratio | hand-written img/s | vs hand-written | peak GPU GiB | MFU |")
-        print("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        print(f"\ncompile: {args.compile}; streamed: {f'zarr, {args.stream} workers' if args.stream else 'no'}")
+        print("\n| method | backbone | px | batch | device | rs-ssl img/s | TorchGeo img/s | ratio | hand-written img/s "
+              "| vs hand-written | streamed img/s | streamed / in memory | peak GPU GiB | MFU |")
+        print("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows:
             if "error" in r:
-                print(f"| {r['method']} | {r['backbone']} | {r['size']} | {r['batch_size']} | {args.device} | error: {r['error']} |||||||")
+                print(f"| {r['method']} | {r['backbone']} | {r['size']} | {r['batch_size']} | {args.device} | error: {r['error']} |||||||||")
                 continue
             print(f"| {r['method']} | {r['backbone']} | {r['size']} | {r['batch_size']} | {r['device_name']} | "
                   f"{r['img_per_s']} | {r.get('torchgeo_img_per_s', '–')} | {r.get('ratio', '–')} | "
                   f"{r.get('handwritten_img_per_s', '–')} | {r.get('ratio_vs_handwritten', '–')} | "
+                  f"{r.get('streamed_img_per_s', '–')} | {r.get('streamed_vs_memory', '–')} | "
                   f"{r.get('peak_gpu_mem_gib', '–')} | {r.get('mfu', '–')} |")
         if args.memory:
             rss = {n: pretrain_peak_rss(n, Path(tmp)) for n in (1, 8)}

@@ -69,21 +69,26 @@ def _timer_callback(warmup: int, device: torch.device):
 
 
 def _fit_timed(module, loader, steps: int, warmup: int, device: torch.device, precision: str,
-               callbacks: list | None = None) -> float:
-    """Run Lightning for warmup+steps optimiser steps; returns seconds for the timed steps."""
+               callbacks: list | None = None, clip: float | None = None, log_dir=None) -> float:
+    """Run Lightning for warmup+steps optimiser steps; returns seconds for the timed steps.
+
+    With `log_dir`, metrics are logged to CSV every `PretrainConfig.log_every` steps, as pretrain does."""
     import lightning as L
+    from lightning.pytorch.loggers import CSVLogger
 
     timer = _timer_callback(warmup, device)
+    logger = CSVLogger(log_dir, name="logs") if log_dir is not None else False
     trainer = L.Trainer(accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, precision=precision,
-                        max_steps=warmup + steps, max_epochs=-1, logger=False, enable_checkpointing=False,
+                        max_steps=warmup + steps, max_epochs=-1, logger=logger, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[*(callbacks or []), timer],
-                        num_sanity_val_steps=0)
+                        num_sanity_val_steps=0, gradient_clip_val=clip,
+                        log_every_n_steps=min(PretrainConfig.log_every, warmup + steps))
     trainer.fit(module, train_dataloaders=loader)
     return timer.seconds()
 
 
 def _pretrain_callbacks() -> list:
-    """The per-step callbacks `rs-ssl pretrain` runs (its NaN guard costs one scalar sync per step)."""
+    """The per-step callbacks `rs-ssl pretrain` runs (none of them syncs with the device per step)."""
     from rs_ssl.checkpoints import LossHistory, NonFiniteGuard, RNGState
 
     return [NonFiniteGuard(), LossHistory(), RNGState()]
@@ -147,7 +152,7 @@ def _real_patches(cfg: BenchConfig, selection, n: int) -> torch.Tensor:
 
 
 def run(cfg: BenchConfig) -> dict[str, Any]:
-    from rs_ssl.pretrain import build_method, true_colour_for_s2
+    from rs_ssl.pretrain import build_method, gradient_clip, true_colour_for_s2
 
     if cfg.steps <= 0 or cfg.warmup <= 0:
         raise UsageError("--steps and --warmup must be positive")
@@ -173,7 +178,12 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         torch.manual_seed(cfg.seed)
         m = build_method(pcfg, selection, load_stats(selection))
         m.total_steps, m.steps_per_epoch = cfg.warmup + cfg.steps, cfg.warmup + cfg.steps
+        if cfg.compile:
+            m.backbone = torch.compile(m.backbone)  # as pretrain --compile; compiled in the warm-up steps
         return m
+
+    # rs-ssl's step as pretrain runs it: its callbacks, gradient clipping and CSV logging.
+    as_pretrain = {"callbacks": _pretrain_callbacks(), "clip": gradient_clip(cfg.method), "log_dir": out}
 
     def mem_loader(workers: int = 0, source: torch.Tensor = images):
         return DataLoader(_RepeatBatch(source, total), batch_size=cfg.batch_size, shuffle=False, drop_last=True,
@@ -187,7 +197,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats(device)
     method = fresh_method()
     flops = _model_flops(method, images, device) if device.type == "cuda" else None
-    secs = _fit_timed(method, mem_loader(), cfg.steps, cfg.warmup, device, precision, callbacks=_pretrain_callbacks())
+    secs = _fit_timed(method, mem_loader(), cfg.steps, cfg.warmup, device, precision, **as_pretrain)
     result["img_per_s"] = round(cfg.steps * cfg.batch_size / secs, 2)
     result["step_ms"] = round(1000 * secs / cfg.steps, 2)
     if device.type == "cuda":
@@ -204,7 +214,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
                             pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
                             prefetch_factor=4 if cfg.workers else None)
         secs_io = _fit_timed(fresh_method(), loader, cfg.steps, cfg.warmup, device, precision,
-                             callbacks=_pretrain_callbacks())
+                             **{**as_pretrain, "callbacks": _pretrain_callbacks()})
         result["streamed_img_per_s"] = round(cfg.steps * cfg.batch_size / secs_io, 2)
         result["streamed_vs_memory"] = round(secs / secs_io, 3)
         result["workers"] = cfg.workers

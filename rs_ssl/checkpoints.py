@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from rs_ssl.runs import atomic_write_bytes
@@ -109,40 +111,94 @@ def _untensorise_numpy(d: dict[str, Any]) -> tuple:
 class NonFiniteGuard(_callback_base()):
     """Skips any optimiser step whose gradients hold NaN/Inf, counts it, and stops after `patience` in a row.
 
-    The check runs after backward and before the update (inside Lightning's optimiser closure):
-    all gradients are set to None, so the optimiser leaves every parameter and its momentum
-    untouched. Costs one scalar host sync per step.
+    The check runs after backward and before the update (inside Lightning's optimiser closure),
+    and the skip happens on the device, without a host sync in the step: optimisers that take a
+    `found_inf` flag (torch's fused SGD/Adam/AdamW, which `SSLMethod` builds, and `LARS`) get it
+    and leave every parameter and its optimiser state untouched when it is set. The counters stay
+    on the device and are read every `check_every` steps, at checkpoints and at the end, so a run
+    of `patience` bad steps stops the run at the next check (the skipped steps changed nothing).
+    Other optimisers, or fp16 with a GradScaler (which skips such steps itself), fall back to
+    reading the flag each step and dropping the gradients.
     """
 
-    def __init__(self, patience: int = 10):
-        self.patience = patience
+    def __init__(self, patience: int = 10, check_every: int = 50):
+        self.patience, self.check_every = patience, check_every
         self.skipped = 0
         self.in_a_row = 0
+        self._dev: torch.Tensor | None = None  # [skipped since the last check, current run, longest run]
+        self._since_check = 0
+        self._trainer = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self._trainer = trainer  # for the step number when a check at checkpoint time stops the run
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        opt = getattr(optimizer, "_optimizer", optimizer)  # LightningOptimizer -> torch optimiser
+        grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
         if not grads:
             return
-        finite = bool(torch.stack(torch._foreach_norm(grads)).isfinite().all())
+        finite = torch.stack(torch._foreach_norm(grads)).isfinite().all()
+        scaler = getattr(trainer.precision_plugin, "scaler", None)
+        if not getattr(opt, "_step_supports_amp_scaling", False) or scaler is not None:
+            self._host_step(trainer, pl_module, opt, bool(finite))
+            return
+        bad = (~finite).float()
+        opt.found_inf, opt.grad_scale = bad, None
+        if self._dev is None or self._dev.device != bad.device:
+            self._dev = torch.zeros(3, device=bad.device)
+        run = (self._dev[1] + bad) * bad
+        self._dev = torch.stack([self._dev[0] + bad, run, torch.maximum(self._dev[2], run)])
+        self._since_check += 1
+        if self._since_check >= self.check_every:
+            self.check(pl_module)
+
+    def _host_step(self, trainer, pl_module, opt, finite: bool) -> None:
         if finite:
             self.in_a_row = 0
             return
-        for g in optimizer.param_groups:
+        for g in opt.param_groups:
             for p in g["params"]:
                 p.grad = None
         self.skipped += 1
         self.in_a_row += 1
         pl_module.log("train/nonfinite_skipped", float(self.skipped), on_step=True, on_epoch=False)
         if self.in_a_row >= self.patience:
-            from rs_ssl.errors import RsSslError
+            self._stop(self.in_a_row)
 
-            raise RsSslError(
-                f"stopped at step {trainer.global_step}: {self.in_a_row} optimiser steps in a row had NaN/Inf "
-                f"gradients ({self.skipped} skipped in all); the weights were not updated by any of them. "
-                "Lower --lr, check the input data (rs-ssl manifest --check), or resume from the last checkpoint"
-            )
+    def check(self, pl_module=None) -> None:
+        """Read the device counters (one host sync) and stop if a run of bad steps reached `patience`.
+
+        `pl_module`: log the count (only from a hook where step-level logging is allowed)."""
+        self._since_check = 0
+        if self._dev is None:
+            return
+        since, run, longest = (int(v) for v in self._dev.tolist())
+        self._dev = torch.tensor([0.0, run, run], device=self._dev.device)
+        self.skipped += since
+        self.in_a_row = run
+        if since and pl_module is not None:
+            pl_module.log("train/nonfinite_skipped", float(self.skipped), on_step=True, on_epoch=False)
+        if longest >= self.patience:
+            self._stop(longest)
+
+    def _stop(self, longest: int) -> None:
+        from rs_ssl.errors import RsSslError
+
+        step = self._trainer.global_step if self._trainer is not None else "?"
+        raise RsSslError(
+            f"stopped by step {step}: {self.patience} optimiser steps in a row had NaN/Inf gradients (longest run "
+            f"{longest}, {self.skipped} skipped in all); the weights were not updated by any of them. "
+            "Lower --lr, check the input data (rs-ssl manifest --check), or resume from the last checkpoint"
+        )
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.check()
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.check()
 
     def state_dict(self) -> dict[str, Any]:
+        self.check()
         return {"skipped": self.skipped}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -191,3 +247,35 @@ class LossHistory(_callback_base()):
         self.steps = state["steps"].tolist()
         self.values = state["values"].tolist()
         self._pending = []
+
+
+class LossProgressBar(RichProgressBar):
+    """Rich progress bar that shows the latest training loss, read from the device at most every `every_s` s.
+
+    Lightning's `prog_bar=True` turns the logged tensors into numbers at every step, a host sync
+    that stalls a GPU step; the shown loss is instead the loss of the newest step at the last
+    read (so at most `every_s` seconds old).
+    """
+
+    every_s: float = 1.0
+
+    def __init__(self, every_s: float | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        if every_s is not None:
+            self.every_s = every_s
+        self._shown: float | None = None
+        self._read_at = float("-inf")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        now = time.monotonic()
+        if loss is not None and now - self._read_at >= self.every_s:
+            self._shown, self._read_at = float(loss.detach()), now
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def get_metrics(self, trainer, pl_module) -> dict[str, Any]:
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        if self._shown is not None:
+            items["loss"] = f"{self._shown:.4f}"
+        return items

@@ -68,7 +68,8 @@ class PretrainConfig(CommonConfig):
     resume: bool = opt(False, "continue from --out's newest valid checkpoint (optimizer, schedule, queue, data position)")
     knn_data: str | None = opt(None, "labelled data for an online k-NN accuracy at every epoch end (default: --data itself when it is labelled, e.g. BigEarthNet or a class-folder tree)")
     knn_k: int = opt(20, "neighbours for the online k-NN (0: off)")
-    nonfinite_patience: int = opt(10, "skip optimiser steps with NaN/Inf gradients; stop after this many in a row")
+    nonfinite_patience: int = opt(10, "skip optimiser steps with NaN/Inf gradients; stop after this many in a row (checked every 50 steps, at checkpoints and at the end, without a per-step GPU sync)")
+    log_every: int = opt(50, "write the CSV/TensorBoard logs every N optimiser steps (each write reads the metrics back from the GPU); loss_history.csv has every step regardless")
     ckpt_every: int = opt(0, "also write checkpoints/last.ckpt every N optimiser steps (0: only at epoch ends)")
     init: str | None = opt(None, "local RGB-pretrained timm weights (.safetensors/.pth) to start from; first layer adapted to the bands by wavelength")
     workers: int = opt(2, "DataLoader worker processes")
@@ -160,6 +161,7 @@ class BenchConfig(CommonConfig):
     workers: int = opt(2, "DataLoader workers when --data streams patches from files")
     precision: str = opt("auto", "auto (bf16-mixed on GPU, 32 on CPU), 32, bf16-mixed")
     channels_last: bool = opt(True, "channels-last memory format for CNNs on GPU")
+    compile: bool = opt(False, "torch.compile the backbone (as pretrain --compile; the hand-written step uses the same compiled backbone)")
 
 
 def _base_type(tp: Any) -> Any:

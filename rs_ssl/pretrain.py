@@ -114,6 +114,11 @@ def _accelerator(devices: str) -> tuple[str, Any]:
     return ("gpu", n) if torch.cuda.is_available() else ("cpu", n)
 
 
+def gradient_clip(method: str) -> float | None:
+    """Gradient-norm clip of pretraining: none for MoCo v3 (its reference has none), 3.0 otherwise."""
+    return None if method == "mocov3" else 3.0
+
+
 class _StopAtStep:
     """Ends training after `max_steps` optimiser steps.
 
@@ -144,12 +149,13 @@ def read_loss_history(out: Path) -> tuple[list[int], list[float]]:
 
 def run(cfg: PretrainConfig) -> dict[str, Any]:
     import lightning as L
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from rs_ssl.checkpoints import (
         AtomicCheckpointIO,
         LossHistory,
+        LossProgressBar,
         NonFiniteGuard,
         RNGState,
         newest_valid_checkpoint,
@@ -209,7 +215,7 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
         ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
                         save_last=True, save_top_k=1, every_n_epochs=1, save_on_train_epoch_end=True),
         LearningRateMonitor(logging_interval="step"),
-        RichProgressBar(leave=True),
+        LossProgressBar(leave=True),
         RNGState(),
         guard := NonFiniteGuard(patience=cfg.nonfinite_patience),
         history := LossHistory(),
@@ -227,7 +233,8 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
     trainer = L.Trainer(
         accelerator=accelerator, devices=devices, num_nodes=cfg.num_nodes, precision=precision,
         max_epochs=cfg.epochs, max_steps=-1, logger=loggers, callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()], log_every_n_steps=1, gradient_clip_val=None if cfg.method == "mocov3" else 3.0,
+        plugins=[AtomicCheckpointIO()], log_every_n_steps=max(1, min(cfg.log_every, steps_per_epoch)),
+        gradient_clip_val=gradient_clip(cfg.method),
         sync_batchnorm=isinstance(devices, int) and devices > 1 or cfg.num_nodes > 1,
         enable_model_summary=False, deterministic=False, default_root_dir=out,
         use_distributed_sampler=False,

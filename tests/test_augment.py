@@ -389,7 +389,15 @@ def test_blur_matches_kornia_gaussian_blur2d() -> None:
     assert out.std() < x.std()
 
 
-def test_p_gate_leaves_skipped_samples_untouched() -> None:
+@pytest.fixture(params=[True, False], ids=["gate-read-on-host", "gate-on-device"])
+def gate_mode(request, monkeypatch) -> bool:
+    """Runs a test with gated ops selecting samples by index (the CPU way) and by `torch.where`
+    on every sample (the GPU way, no host sync; see `pixel.gate_on_host`)."""
+    monkeypatch.setattr(P, "gate_on_host", lambda device: request.param)
+    return request.param
+
+
+def test_p_gate_leaves_skipped_samples_untouched(gate_mode) -> None:
     x, _, _ = batch(13)
     out, params = _run(P.RandomSpeckle(p=0.5, looks=4.0), x, seed=2)
     on = params["batch_prob"] > 0.5
@@ -504,7 +512,7 @@ def test_fused_matches_kornia_image_sequential_under_one_seed(preset: str) -> No
 
 
 @pytest.mark.parametrize("preset", ["mocov2", "mocov3", "simclr", "s2"])
-def test_fused_matches_op_by_op_with_the_same_parameters(preset: str) -> None:
+def test_fused_matches_op_by_op_with_the_same_parameters(preset: str, gate_mode) -> None:
     x, _, _ = batch(12)
     mask = torch.ones(x.shape[0], 1, 64, 64, dtype=torch.bool)
     mask[:, :, 20:30, 5:50] = False
@@ -522,7 +530,7 @@ def test_fused_matches_op_by_op_with_the_same_parameters(preset: str) -> None:
         assert torch.equal(fused_mask, ref_mask)
 
 
-def test_every_pixel_op_fused_matches_op_by_op() -> None:
+def test_every_pixel_op_fused_matches_op_by_op(gate_mode) -> None:
     x, mean, std = batch(13)
     pixel_names = [
         "blur",

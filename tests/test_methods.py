@@ -241,6 +241,7 @@ class MoCoV3Reference(nn.Module):
 def test_mocov3_training_matches_reference_builder():
     torch.manual_seed(0)
     method = make(MoCoV3, mlp_dim=16, proj_dim=8)
+    assert not method.one_forward  # BatchNorm in the backbone: two forwards, as the reference
     assert params_equal(method.backbone, method.key_backbone) and params_equal(method.projector, method.key_projector)
     ref = MoCoV3Reference(copy.deepcopy(nn.Sequential(method.backbone, method.projector)), copy.deepcopy(method.predictor), 0.2)
     opt_m = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=0.5)
@@ -262,6 +263,43 @@ def test_mocov3_training_matches_reference_builder():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     for a, b in zip(method.predictor.parameters(), ref.predictor.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5)  # float32 rounding after 3 steps at lr 0.5
+
+
+def test_mocov3_vit_views_share_one_backbone_forward():
+    sel = resolve_bands(str(BANDS))
+    vit = create_backbone("vit_tiny_patch16_224", sel, img_size=32)
+    m = MoCoV3(backbone=vit, selection=sel, stats=load_stats(sel), views=PairViews(), mlp_dim=16)
+    assert m.one_forward and not make(MoCoV3, mlp_dim=16).one_forward
+    calls = []
+    m.backbone.register_forward_hook(lambda mod, inp, out: calls.append(inp[0].shape[0]))
+    x1, x2 = views(n=4, size=32)
+    m.ssl_step(x1, x2)
+    assert calls == [8]
+
+
+def test_mocov3_one_backbone_forward_equals_two():
+    """A ViT's features do not depend on the rest of the batch: loss, gradients and the momentum
+    update are the same whether the views share one forward or take two (as the reference)."""
+    sel = resolve_bands(str(BANDS))
+    torch.manual_seed(0)
+    vit = create_backbone("vit_tiny_patch16_224", sel, img_size=32)
+    one = MoCoV3(backbone=vit, selection=sel, stats=load_stats(sel), views=PairViews(), mlp_dim=16)
+    two = copy.deepcopy(one)
+    two.one_forward = False
+    x1, x2 = views(n=4, size=32)
+    losses = []
+    for m in (one, two):
+        m.current_momentum = lambda: 0.9
+        loss, _ = m.ssl_step(x1, x2)
+        loss.backward()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    for a, b in zip(one.parameters(), two.parameters(), strict=True):
+        assert (a.grad is None) == (b.grad is None)
+        if a.grad is not None:
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6)
+    for a, b in zip(one.key_backbone.parameters(), two.key_backbone.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
 
 
 def test_mocov3_keys_get_no_gradient():

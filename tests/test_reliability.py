@@ -10,12 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from rs_ssl import cli
-from rs_ssl.checkpoints import newest_valid_checkpoint
+from rs_ssl.checkpoints import NonFiniteGuard, newest_valid_checkpoint
+from rs_ssl.errors import RsSslError
 from rs_ssl.pretrain import read_loss_history
 
 HERE = Path(__file__).resolve().parent
@@ -151,3 +153,63 @@ def test_resume_skips_a_corrupt_or_unsafe_newest_checkpoint(tmp_path):
         pickle.dump({"state_dict": _Evil(), "loops": {}}, f)
     assert newest_valid_checkpoint(out / "checkpoints") == good
     assert not os.path.exists("/tmp/rs_ssl_pwned")
+
+
+class _Linear(L.LightningModule):
+    """A linear model trained with `build_optimizer` at a constant rate; NaN gradients on chosen batches."""
+
+    def __init__(self, kind: str, nan_batches: set[int]):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Linear(6, 3)
+        self.kind, self.nan_batches = kind, nan_batches
+
+    def training_step(self, batch, idx):
+        x = batch[0]
+        loss = self.net(x).pow(2).mean()
+        return loss * float("nan") if idx in self.nan_batches else loss
+
+    def configure_optimizers(self):
+        from rs_ssl.methods.base import build_optimizer
+
+        groups = [{"params": [self.net.weight], "weight_decay": 0.01}, {"params": [self.net.bias], "weight_decay": 0.0}]
+        return build_optimizer(self.kind, groups, lr=0.05)
+
+
+def _train(kind: str, xs: torch.Tensor, nan_batches: set[int], guard: NonFiniteGuard):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    module = _Linear(kind, nan_batches)
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[guard])
+    trainer.fit(module, DataLoader(TensorDataset(xs), batch_size=4))
+    return module, trainer.optimizers[0]
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adam", "adamw", "lars"])
+def test_a_skipped_step_leaves_no_trace_and_needs_no_sync(kind):
+    """Run A has NaN gradients on batch 2; run B never sees batch 2. The guard skips on the device
+    (the optimiser's `found_inf`), so weights and optimiser state (momenta, Adam's step counts) end
+    equal, and the skip is counted when the counters are read at the end."""
+    xs = torch.randn(20, 6, generator=torch.Generator().manual_seed(1))
+    guard = NonFiniteGuard(patience=3)
+    a, opt_a = _train(kind, xs, {2}, guard)
+    b, opt_b = _train(kind, torch.cat([xs[:8], xs[12:]]), set(), NonFiniteGuard(patience=3))
+    assert guard.skipped == 1 and guard._dev is not None  # the device path ran, not the host fallback
+    torch.testing.assert_close(a.net.weight, b.net.weight, rtol=0, atol=0)
+    torch.testing.assert_close(a.net.bias, b.net.bias, rtol=0, atol=0)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        for key, va in opt_a.state[pa].items():
+            torch.testing.assert_close(va, opt_b.state[pb][key], rtol=0, atol=0, msg=f"{kind} state {key}")
+
+
+def test_a_run_of_bad_steps_stops_at_the_next_check():
+    xs = torch.randn(40, 6, generator=torch.Generator().manual_seed(1))
+    guard = NonFiniteGuard(patience=3, check_every=4)
+    with pytest.raises(RsSslError, match=r"3 optimiser steps in a row had NaN/Inf gradients \(longest run 3"):
+        _train("adamw", xs, {1, 2, 3}, guard)
+    assert guard.skipped == 3
+    # Two bad steps, a good one, two bad: never 3 in a row, so the run goes on.
+    ok = NonFiniteGuard(patience=3, check_every=4)
+    _train("adamw", xs, {1, 2, 4, 5}, ok)
+    assert ok.skipped == 4

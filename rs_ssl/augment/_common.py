@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -21,6 +22,24 @@ def uniform(
     else:
         draw = torch.rand(tuple(shape), device=device, dtype=torch.float32)
     return low + (high - low) * draw
+
+
+def constant(values, device, dtype: torch.dtype = torch.float32) -> Tensor:
+    """A small tensor of fixed values on `device`, made once per (values, device, dtype) and shared.
+
+    `torch.tensor(values, device=cuda)` copies from the host and waits for the copy, a sync that
+    stalls the GPU at every step; the cached tensor is copied once. Read-only: never modify it.
+    """
+    return _constant(_frozen(values), torch.device(device), dtype)
+
+
+def _frozen(values):
+    return tuple(_frozen(v) for v in values) if isinstance(values, (list, tuple)) else float(values)
+
+
+@functools.lru_cache(maxsize=512)
+def _constant(values, device: torch.device, dtype: torch.dtype) -> Tensor:
+    return torch.tensor(values, dtype=dtype).to(device)
 
 
 def as_range(

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from kornia.augmentation import GeometricAugmentationBase2D
 from torch import Tensor
 
-from rs_ssl.augment._common import as_range, gate, uniform
+from rs_ssl.augment._common import as_range, constant, gate, uniform
 
 PADDING_MODES = ("reflection", "border", "zeros")
 _MASK_VALID = 0.999  # bilinear weights of valid neighbours sum to 1 up to float rounding
@@ -36,11 +36,7 @@ def _eye(batch: int, device) -> Tensor:
 
 def pixel_to_normalized(height: int, width: int, device) -> Tensor:
     """3x3 map from pixel coordinates to `grid_sample` coordinates (align_corners=False)."""
-    return torch.tensor(
-        [[2.0 / width, 0.0, -1.0], [0.0, 2.0 / height, -1.0], [0.0, 0.0, 1.0]],
-        device=device,
-        dtype=torch.float32,
-    )
+    return constant([[2.0 / width, 0.0, -1.0], [0.0, 2.0 / height, -1.0], [0.0, 0.0, 1.0]], device)
 
 
 def normalized_theta(
@@ -51,15 +47,13 @@ def normalized_theta(
     n_in = pixel_to_normalized(*in_hw, dev)
     h, w = out_hw
     # Closed-form inverse of pixel_to_normalized(h, w): no linear solver on the GPU.
-    n_out_inv = torch.tensor(
-        [[w / 2.0, 0.0, w / 2.0], [0.0, h / 2.0, h / 2.0], [0.0, 0.0, 1.0]], device=dev
-    )
+    n_out_inv = constant([[w / 2.0, 0.0, w / 2.0], [0.0, h / 2.0, h / 2.0], [0.0, 0.0, 1.0]], dev)
     return (n_in @ src_from_dst.float() @ n_out_inv)[:, :2, :]
 
 
 def _box_normalized(box: Tensor, in_hw: tuple[int, int]) -> tuple[Tensor, Tensor]:
     """(B, 1, 1, 2) low and high edges of a pixel box (x0, y0, x1, y1) in grid coordinates."""
-    scale = torch.tensor([2.0 / in_hw[1], 2.0 / in_hw[0]], device=box.device)
+    scale = constant([2.0 / in_hw[1], 2.0 / in_hw[0]], box.device)
     lo = box[:, :2].float() * scale - 1.0
     hi = box[:, 2:].float() * scale - 1.0
     return lo[:, None, None, :], hi[:, None, None, :]
@@ -84,7 +78,7 @@ def sampling_grid(
     theta = normalized_theta(src_from_dst, in_hw, out_hw)
     grid = F.affine_grid(theta, [batch, 1, *out_hw], align_corners=False)
     if box is None:
-        box = torch.tensor([0.0, 0.0, in_hw[1], in_hw[0]], device=grid.device).expand(batch, 4)
+        box = constant([0.0, 0.0, in_hw[1], in_hw[0]], grid.device).expand(batch, 4)
     lo, hi = _box_normalized(box.to(grid.device), in_hw)
     inside = None
     if leaves_box:
@@ -94,7 +88,7 @@ def sampling_grid(
             span = hi - lo
             t = torch.remainder(grid - lo, 2.0 * span)
             grid = lo + torch.where(t > span, 2.0 * span - t, t)
-    half = torch.tensor([1.0 / in_hw[1], 1.0 / in_hw[0]], device=grid.device)
+    half = constant([1.0 / in_hw[1], 1.0 / in_hw[0]], grid.device)
     grid = grid.clamp_(min=lo + half, max=hi - half)
     return grid, inside
 
@@ -156,8 +150,8 @@ def resample_mask(
 
 def _batch_device(params: dict[str, Tensor]) -> tuple[int, torch.device]:
     """Batch size and device of a parameter-free op, read from its Kornia gate."""
-    prob = params["batch_prob"]
-    return int(params["forward_input_shape"][0]), prob.device
+    prob = params["batch_prob"]  # one entry per sample; its shape is read without a host sync
+    return prob.shape[0], prob.device
 
 
 def _kornia_convention(src_from_dst: Tensor) -> Tensor:
@@ -294,7 +288,7 @@ class RandomResizedCrop(AffineAugmentation):
         x0 = torch.floor(offsets[:, 0] * (width - w + 1)).clamp(max=width - w)
         y0 = torch.floor(offsets[:, 1] * (height - h + 1)).clamp(max=height - h)
         crop = torch.stack([x0, y0, w, h], dim=1).expand(batch, 4)
-        out = torch.tensor([self.size, self.size], device=dev, dtype=torch.long).expand(batch, 2)
+        out = constant([self.size, self.size], dev, torch.long).expand(batch, 2)
         return {"crop": crop, "output_size": out}
 
     def box(self, params: dict[str, Tensor], in_hw: tuple[int, int]) -> Tensor:
@@ -338,11 +332,9 @@ class RandomCrop(RandomResizedCrop):
         offsets = uniform(0.0, 1.0, (batch, 2), self.same_on_batch, self.device)
         x0 = torch.floor(offsets[:, 0] * (width - w + 1)).clamp(max=width - w)
         y0 = torch.floor(offsets[:, 1] * (height - h + 1)).clamp(max=height - h)
-        wh = torch.tensor([float(w), float(h)], device=self.device).expand(batch, 2)
+        wh = constant([w, h], self.device).expand(batch, 2)
         crop = torch.cat([torch.stack([x0, y0], dim=1), wh], dim=1)
-        out = torch.tensor([self.size, self.size], device=self.device, dtype=torch.long).expand(
-            batch, 2
-        )
+        out = constant([self.size, self.size], self.device, torch.long).expand(batch, 2)
         return {"crop": crop, "output_size": out}
 
 
@@ -419,8 +411,8 @@ class RandomRotation90(AffineAugmentation):
     def src_from_dst(self, params: dict[str, Tensor], in_hw: tuple[int, int]) -> Tensor:
         k = params["quarter_turns"].long() % 4
         # Exact cosines and sines: trigonometry in float32 would leave 1e-8 residues.
-        cos = torch.tensor([1.0, 0.0, -1.0, 0.0], device=k.device)[k]
-        sin = torch.tensor([0.0, 1.0, 0.0, -1.0], device=k.device)[k]
+        cos = constant([1.0, 0.0, -1.0, 0.0], k.device)[k]
+        sin = constant([0.0, 1.0, 0.0, -1.0], k.device)[k]
         return _rotation_about_centre(cos, sin, in_hw)
 
 

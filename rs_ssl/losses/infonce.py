@@ -71,10 +71,9 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1,
     # Anchor view 1 (rows idx): positive is view 2 of the same image (column M + idx); self is masked.
     logits1 = z1 @ keys.t() / temperature
     logits2 = z2 @ keys.t() / temperature
-    self_mask1 = F.one_hot(idx, 2 * big_n).bool()
-    self_mask2 = F.one_hot(idx + big_n, 2 * big_n).bool()
-    logits1 = logits1.masked_fill(self_mask1, float("-inf"))
-    logits2 = logits2.masked_fill(self_mask2, float("-inf"))
+    # Mask self-similarity with a scatter: F.one_hot would range-check `idx` on the host (a sync).
+    logits1 = logits1.scatter(1, idx[:, None], float("-inf"))
+    logits2 = logits2.scatter(1, (idx + big_n)[:, None], float("-inf"))
     loss1 = F.cross_entropy(logits1, idx + big_n)
     loss2 = F.cross_entropy(logits2, idx)
     return (loss1 + loss2) / 2

@@ -64,6 +64,26 @@ def warmup_cosine(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def build_optimizer(kind: str, groups: list[dict[str, Any]], lr: float, precision: str = "32-true") -> torch.optim.Optimizer:
+    """The optimiser `kind` over `groups`.
+
+    Fused kernels: one launch for all parameters, and the NaN guard's on-device `found_inf` flag
+    skips a step without a host sync. Not under fp16, where Lightning must unscale the gradients
+    before clipping and refuses optimisers that unscale internally.
+    """
+    fused = {} if precision.startswith("16") else {"fused": True}
+    if kind == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, **fused)
+    if kind == "adamw":
+        # torch's default betas (0.9, 0.999), as moco-v3 main_moco.py's AdamW.
+        return torch.optim.AdamW(groups, lr=lr, **fused)
+    if kind == "adam":
+        return torch.optim.Adam(groups, lr=lr, **fused)
+    if kind == "lars":
+        return LARS(groups, lr=lr, amp_scaling=bool(fused))
+    raise UsageError(f"--optimizer {kind}: choose one of {', '.join(OPTIMIZERS)}")
+
+
 class SSLMethod(L.LightningModule):
     name: ClassVar[str] = ""
     defaults: ClassVar[MethodDefaults]
@@ -142,8 +162,9 @@ class SSLMethod(L.LightningModule):
         # Collapse monitor: per-dimension std of L2-normalised features; ~1/sqrt(D) when healthy, -> 0 when collapsed.
         with torch.no_grad():
             fstd = torch.nn.functional.normalize(feats.float(), dim=1).std(dim=0).mean() * math.sqrt(feats.shape[1])
-        # Logged as tensors: no host sync in the step (Lightning reduces them at logging time).
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=feats.shape[0])
+        # Logged as tensors, not on the progress bar: no host sync in the step (Lightning reads them
+        # at logging time, every --log-every steps; the bar reads the loss itself, once a second).
+        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=feats.shape[0])
         self.log("train/feature_std", fstd, on_step=True, on_epoch=False, batch_size=feats.shape[0])
         return loss
 
@@ -163,17 +184,8 @@ class SSLMethod(L.LightningModule):
 
     def configure_optimizers(self):
         lr = self.scaled_lr()
-        kind = self.optimizer_name
-        groups = self.param_groups()
-        if kind == "sgd":
-            opt = torch.optim.SGD(groups, lr=lr, momentum=0.9)
-        elif kind == "adamw":
-            # torch's default betas (0.9, 0.999), as moco-v3 main_moco.py's AdamW.
-            opt = torch.optim.AdamW(groups, lr=lr)
-        elif kind == "adam":
-            opt = torch.optim.Adam(groups, lr=lr)
-        else:
-            opt = LARS(groups, lr=lr)
+        precision = str(self._trainer.precision) if self._trainer is not None else "32-true"
+        opt = build_optimizer(self.optimizer_name, self.param_groups(), lr, precision)
         # The schedule spans the run's real length (set by pretrain.run, which knows --max-steps).
         total = getattr(self, "total_steps", None) or max(1, int(self.trainer.estimated_stepping_batches))
         steps_per_epoch = getattr(self, "steps_per_epoch", None) or max(1, total // max(1, self.trainer.max_epochs or 1))

@@ -70,6 +70,16 @@ class MoCoV3(SSLMethod):
         self.key_projector = copy.deepcopy(self.projector)
         for p in list(self.key_backbone.parameters()) + list(self.key_projector.parameters()):
             p.requires_grad = False
+        # A backbone without BatchNorm (a ViT: LayerNorm is per sample) gives each image the same
+        # features whether the views go through it together or apart, so both go in one forward
+        # (bigger matmuls, half the kernel launches). With BatchNorm the views stay apart, as in the
+        # reference, whose BN statistics are per view. The heads always see one view at a time.
+        self.one_forward = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.backbone.modules())
+
+    def _features(self, backbone: nn.Module, v1: torch.Tensor, v2: torch.Tensor):
+        if self.one_forward:
+            return backbone(torch.cat([v1, v2], dim=0)).chunk(2, dim=0)
+        return backbone(v1), backbone(v2)
 
     def momentum_pairs(self):
         return [(self.backbone, self.key_backbone), (self.projector, self.key_projector)]
@@ -83,19 +93,23 @@ class MoCoV3(SSLMethod):
         return cosine_momentum(trainer.global_step, total, self.base_momentum)
 
     def ssl_step(self, v1: torch.Tensor, v2: torch.Tensor):
-        # Two forwards, as in builder.py `forward`: BatchNorm statistics are per view.
-        f1 = self.backbone(v1)
+        # builder.py `forward`: heads (with BatchNorm) per view; see `one_forward` for the backbone.
+        f1, f2 = self._features(self.backbone, v1, v2)
         q1 = self.predictor(self.projector(f1))
-        q2 = self.predictor(self.projector(self.backbone(v2)))
+        q2 = self.predictor(self.projector(f2))
         self.momentum = self.current_momentum()
         with torch.no_grad():  # stop-gradient on the keys
             self.momentum_update(self.momentum)
-            k1 = self.key_projector(self.key_backbone(v1))
-            k2 = self.key_projector(self.key_backbone(v2))
+            g1, g2 = self._features(self.key_backbone, v1, v2)
+            k1 = self.key_projector(g1)
+            k2 = self.key_projector(g2)
         t = self.temperature
         return info_nce_all_ranks(q1, k2, t) + info_nce_all_ranks(q2, k1, t), f1
 
     def training_step(self, batch, batch_idx):
         loss = super().training_step(batch, batch_idx)
-        self.log("train/momentum", self.momentum, on_step=True, on_epoch=False, batch_size=batch["v1"].shape[0])
+        # A float would be copied to the device by Lightning (`torch.tensor(x, device=...)`, a sync);
+        # `torch.full` is a fill kernel with the value as its argument.
+        momentum = torch.full((), self.momentum, device=self.device)
+        self.log("train/momentum", momentum, on_step=True, on_epoch=False, batch_size=batch["v1"].shape[0])
         return loss
