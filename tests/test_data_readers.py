@@ -263,3 +263,35 @@ def test_sentinel2_scene_keeps_b10_in_place(s2_scene):
     assert "preview" not in " ".join(str(f) for f in ds.rasters[0].files)
     means = ds[0]["image"].reshape(13, -1).mean(1)
     assert int(torch.argmin(means)) == L1C.index("B10")
+
+
+def test_a_worker_keeps_a_bounded_number_of_scenes_open(tmp_path, s2_scene):
+    """Reading patches from many scenes must not keep every scene's band files open (memory,
+    and the open-file limit): beyond MAX_OPEN the least recently read scene is closed, and it
+    reads the same pixels again after reopening."""
+    import os
+
+    from rs_ssl.data.patches import MAX_OPEN
+
+    n = MAX_OPEN + 8
+    for i in range(n):
+        d = tmp_path / f"scene{i:03d}"
+        d.mkdir()
+        for f in s2_scene.glob("*.tif"):
+            (d / f.name).symlink_to(f)
+    ds, _ = pretrain_dataset(tmp_path, "auto", resolve_bands(13), patch=32, samples_per_epoch=300, seed=0)
+    assert len(ds.rasters) == n
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    first = ds[0]["image"]
+    per_scene = open_fds() - before
+    assert per_scene >= 13  # one descriptor per band file at least
+    for i in range(1, 300):
+        ds[i]
+    assert len({k for k, *_ in (ds.position(i) for i in range(300))}) == n  # every scene was read
+    assert len(ds.open) == MAX_OPEN
+    assert open_fds() - before <= MAX_OPEN * per_scene
+    assert torch.equal(ds[0]["image"], first)
