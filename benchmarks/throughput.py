@@ -46,9 +46,9 @@ def zarr_copy(size: int, tmp: Path) -> Path:
 
 
 def bench(cfg: dict, device: str, steps: int, warmup: int, out: Path, compile: bool = False,
-          stream: Path | None = None, workers: int = 0) -> dict:
+          stream: Path | None = None, workers: int = 0, rounds: int = 1) -> dict:
     argv = [sys.executable, "-m", "rs_ssl", "bench", "--bands", "13", "--device", device, "--compare", "torchgeo",
-            "--steps", str(steps), "--warmup", str(warmup), "--out", str(out),
+            "--steps", str(steps), "--warmup", str(warmup), "--rounds", str(rounds), "--out", str(out),
             *(["--compile"] if compile else []),
             *(["--data", str(stream), "--workers", str(workers)] if stream else []),
             *[a for k, v in cfg.items() for a in (f"--{k.replace('_', '-')}", str(v))]]
@@ -96,6 +96,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 10 on CPU, 30 on GPU)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps (default 3 on CPU, 10 on GPU)")
     ap.add_argument("--memory", action="store_true", help="also measure pretrain peak host memory (main process, largest worker) on 1, 8 and 64 scenes")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="alternating timing rounds per variant, medians reported (default 3 on CPU, 1 on GPU)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the backbone (rs-ssl and hand-written steps)")
     ap.add_argument("--stream", type=int, default=0, metavar="WORKERS",
                     help="also time rs-ssl's step with patches streamed by WORKERS DataLoader workers from a zarr "
@@ -103,6 +105,7 @@ def main() -> None:
     args = ap.parse_args()
     steps = args.steps or (30 if args.device == "cuda" else 10)
     warmup = args.warmup or (10 if args.device == "cuda" else 3)
+    rounds = args.rounds or (1 if args.device == "cuda" else 3)
     configs = GPU_CONFIGS if args.device == "cuda" else CPU_CONFIGS
     load = os.getloadavg()
     print(f"# {time.strftime('%Y-%m-%d')} · {platform.machine()} · {os.cpu_count()} CPUs · load {load[0]:.1f} · "
@@ -111,10 +114,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i, cfg in enumerate(configs):
             stream = zarr_copy(cfg["size"], Path(tmp)) if args.stream else None
-            r = bench(cfg, args.device, steps, warmup, Path(tmp) / f"b{i}", args.compile, stream, args.stream)
+            r = bench(cfg, args.device, steps, warmup, Path(tmp) / f"b{i}", args.compile, stream, args.stream, rounds)
             rows.append(r)
             print(json.dumps(r), flush=True)
-        print(f"\ncompile: {args.compile}; streamed: {f'zarr, {args.stream} workers' if args.stream else 'no'}")
+        print(f"\n{steps} timed steps after {warmup} warm-up, median of {rounds} alternating round(s); "
+              f"compile: {args.compile}; streamed: {f'zarr, {args.stream} workers' if args.stream else 'no'}")
         print("\n| method | backbone | px | batch | device | rs-ssl img/s | TorchGeo img/s | ratio | hand-written img/s "
               "| vs hand-written | streamed img/s | streamed / in memory | peak GPU GiB | MFU |")
         print("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

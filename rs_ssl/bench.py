@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import resource
+import statistics
 import time
 from typing import Any
 
@@ -154,8 +155,8 @@ def _real_patches(cfg: BenchConfig, selection, n: int) -> torch.Tensor:
 def run(cfg: BenchConfig) -> dict[str, Any]:
     from rs_ssl.pretrain import build_method, gradient_clip, true_colour_for_s2
 
-    if cfg.steps <= 0 or cfg.warmup <= 0:
-        raise UsageError("--steps and --warmup must be positive")
+    if cfg.steps <= 0 or cfg.warmup <= 0 or cfg.rounds <= 0:
+        raise UsageError("--steps, --warmup and --rounds must be positive")
     if cfg.compare == "torchgeo" and cfg.method not in TORCHGEO_TASKS:
         raise UsageError(f"--compare torchgeo: TorchGeo has no task for --method {cfg.method} (it has {', '.join(TORCHGEO_TASKS)})")
     if cfg.device == "cuda" and not torch.cuda.is_available():
@@ -183,7 +184,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         return m
 
     # rs-ssl's step as pretrain runs it: its callbacks, gradient clipping and CSV logging.
-    as_pretrain = {"callbacks": _pretrain_callbacks(), "clip": gradient_clip(cfg.method), "log_dir": out}
+    as_pretrain = {"clip": gradient_clip(cfg.method), "log_dir": out}
 
     def mem_loader(workers: int = 0, source: torch.Tensor = images):
         return DataLoader(_RepeatBatch(source, total), batch_size=cfg.batch_size, shuffle=False, drop_last=True,
@@ -193,45 +194,59 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
                               "batch_size": cfg.batch_size, "steps": cfg.steps, "device": str(device),
                               "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                               "precision": precision, "torch_threads": torch.get_num_threads()}
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    method = fresh_method()
-    flops = _model_flops(method, images, device) if device.type == "cuda" else None
-    secs = _fit_timed(method, mem_loader(), cfg.steps, cfg.warmup, device, precision, **as_pretrain)
-    result["img_per_s"] = round(cfg.steps * cfg.batch_size / secs, 2)
-    result["step_ms"] = round(1000 * secs / cfg.steps, 2)
-    if device.type == "cuda":
-        result["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-        name = torch.cuda.get_device_name(device)
-        peak = next((v for k, v in PEAK_TFLOPS_BF16.items() if k in name), None)
-        if flops and peak:
-            result["mfu"] = round(flops / (secs / cfg.steps) / (peak * 1e12), 4)
+    with torch.no_grad():  # TorchGeo tasks take the batch as given: the same standardised input
+        standardised = fresh_method().normalize(images)
+    loader_io = None
     if cfg.data:
         from rs_ssl.data import pretrain_dataset
 
         ds, _ = pretrain_dataset(cfg.data, cfg.format, selection, patch=cfg.size, samples_per_epoch=total, seed=cfg.seed)
-        loader = DataLoader(ds, batch_size=cfg.batch_size, drop_last=True, num_workers=cfg.workers,
-                            pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
-                            prefetch_factor=4 if cfg.workers else None)
-        secs_io = _fit_timed(fresh_method(), loader, cfg.steps, cfg.warmup, device, precision,
-                             **{**as_pretrain, "callbacks": _pretrain_callbacks()})
-        result["streamed_img_per_s"] = round(cfg.steps * cfg.batch_size / secs_io, 2)
-        result["streamed_vs_memory"] = round(secs / secs_io, 3)
+        loader_io = DataLoader(ds, batch_size=cfg.batch_size, drop_last=True, num_workers=cfg.workers,
+                               pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
+                               prefetch_factor=4 if cfg.workers else None)
+    # Variants alternate round by round, so that a burst of load on a shared machine hits all of
+    # them alike; each figure is the median over rounds.
+    times: dict[str, list[float]] = {"rs_ssl": [], "streamed": [], "handwritten": [], "torchgeo": []}
+    flops = None
+    for r in range(cfg.rounds):
+        if device.type == "cuda" and r == 0:
+            torch.cuda.reset_peak_memory_stats(device)
+        method = fresh_method()
+        if device.type == "cuda" and r == 0:
+            flops = _model_flops(method, images, device)
+        times["rs_ssl"].append(_fit_timed(method, mem_loader(), cfg.steps, cfg.warmup, device, precision,
+                                          **{**as_pretrain, "callbacks": _pretrain_callbacks()}))
+        if device.type == "cuda" and r == 0:
+            result["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+        if loader_io is not None:
+            times["streamed"].append(_fit_timed(fresh_method(), loader_io, cfg.steps, cfg.warmup, device, precision,
+                                                **{**as_pretrain, "callbacks": _pretrain_callbacks()}))
+        if cfg.handwritten:
+            times["handwritten"].append(_handwritten_seconds(fresh_method(), images, cfg.steps, cfg.warmup, device,
+                                                             precision, channels_last))
+        if cfg.compare == "torchgeo":
+            torch.manual_seed(cfg.seed)
+            times["torchgeo"].append(_fit_timed(_torchgeo_task(cfg, len(selection)), mem_loader(source=standardised),
+                                                cfg.steps, cfg.warmup, device, precision))
+    secs = statistics.median(times["rs_ssl"])
+    per_s = {k: cfg.steps * cfg.batch_size / statistics.median(v) for k, v in times.items() if v}
+    result["rounds"] = cfg.rounds
+    result["img_per_s"] = round(per_s["rs_ssl"], 2)
+    result["step_ms"] = round(1000 * secs / cfg.steps, 2)
+    if flops:
+        peak = next((v for k, v in PEAK_TFLOPS_BF16.items() if k in result["device_name"]), None)
+        if peak:
+            result["mfu"] = round(flops / (secs / cfg.steps) / (peak * 1e12), 4)
+    if "streamed" in per_s:
+        result["streamed_img_per_s"] = round(per_s["streamed"], 2)
+        result["streamed_vs_memory"] = round(per_s["streamed"] / per_s["rs_ssl"], 3)
         result["workers"] = cfg.workers
-    if cfg.handwritten:
-        hs = _handwritten_seconds(fresh_method(), images, cfg.steps, cfg.warmup, device, precision, channels_last)
-        result["handwritten_img_per_s"] = round(cfg.steps * cfg.batch_size / hs, 2)
-        result["ratio_vs_handwritten"] = round(hs / secs, 3)
-    if cfg.compare == "torchgeo":
-        torch.manual_seed(cfg.seed)
-        # TorchGeo tasks take the batch as given: feed them the same standardised reflectance that
-        # rs-ssl computes on the device (standardised once here, outside the timed loop).
-        with torch.no_grad():
-            standardised = fresh_method().normalize(images)
-        ts = _fit_timed(_torchgeo_task(cfg, len(selection)), mem_loader(source=standardised), cfg.steps, cfg.warmup,
-                        device, precision)
-        result["torchgeo_img_per_s"] = round(cfg.steps * cfg.batch_size / ts, 2)
-        result["ratio"] = round(ts / secs, 3)
+    if "handwritten" in per_s:
+        result["handwritten_img_per_s"] = round(per_s["handwritten"], 2)
+        result["ratio_vs_handwritten"] = round(per_s["rs_ssl"] / per_s["handwritten"], 3)
+    if "torchgeo" in per_s:
+        result["torchgeo_img_per_s"] = round(per_s["torchgeo"], 2)
+        result["ratio"] = round(per_s["rs_ssl"] / per_s["torchgeo"], 3)
     result["peak_host_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     result = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
     write_metrics(out, {"command": "bench", **result})

@@ -155,6 +155,7 @@ class BenchConfig(CommonConfig):
     batch_size: int = opt(32, "batch size")
     steps: int = opt(10, "timed steps (after warm-up)")
     warmup: int = opt(3, "untimed warm-up steps")
+    rounds: int = opt(1, "time every variant this many times, alternating, and report medians (steadier on a shared machine)")
     device: str = opt("auto", "cpu, cuda or auto")
     compare: str | None = opt(None, "also time this implementation on identical inputs", choices=("torchgeo",))
     handwritten: bool = opt(True, "also time a plain hand-written PyTorch step (same model, views and loss, no Lightning)")
