@@ -183,8 +183,10 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
             m.backbone = torch.compile(m.backbone)  # as pretrain --compile; compiled in the warm-up steps
         return m
 
-    # rs-ssl's step as pretrain runs it: its callbacks, gradient clipping and CSV logging.
-    as_pretrain = {"clip": gradient_clip(cfg.method), "log_dir": out}
+    def time_rs_ssl(method, loader) -> float:
+        """rs-ssl's step as pretrain runs it: its callbacks, gradient clipping and CSV logging."""
+        return _fit_timed(method, loader, cfg.steps, cfg.warmup, device, precision, callbacks=_pretrain_callbacks(),
+                          clip=gradient_clip(cfg.method), log_dir=out)
 
     def mem_loader(workers: int = 0, source: torch.Tensor = images):
         return DataLoader(_RepeatBatch(source, total), batch_size=cfg.batch_size, shuffle=False, drop_last=True,
@@ -214,13 +216,11 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         method = fresh_method()
         if device.type == "cuda" and r == 0:
             flops = _model_flops(method, images, device)
-        times["rs_ssl"].append(_fit_timed(method, mem_loader(), cfg.steps, cfg.warmup, device, precision,
-                                          **{**as_pretrain, "callbacks": _pretrain_callbacks()}))
+        times["rs_ssl"].append(time_rs_ssl(method, mem_loader()))
         if device.type == "cuda" and r == 0:
             result["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
         if loader_io is not None:
-            times["streamed"].append(_fit_timed(fresh_method(), loader_io, cfg.steps, cfg.warmup, device, precision,
-                                                **{**as_pretrain, "callbacks": _pretrain_callbacks()}))
+            times["streamed"].append(time_rs_ssl(fresh_method(), loader_io))
         if cfg.handwritten:
             times["handwritten"].append(_handwritten_seconds(fresh_method(), images, cfg.steps, cfg.warmup, device,
                                                              precision, channels_last))

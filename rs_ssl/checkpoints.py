@@ -140,7 +140,7 @@ class NonFiniteGuard(_callback_base()):
         finite = torch.stack(torch._foreach_norm(grads)).isfinite().all()
         scaler = getattr(trainer.precision_plugin, "scaler", None)
         if not getattr(opt, "_step_supports_amp_scaling", False) or scaler is not None:
-            self._host_step(trainer, pl_module, opt, bool(finite))
+            self._host_step(pl_module, opt, bool(finite))
             return
         bad = (~finite).float()
         opt.found_inf, opt.grad_scale = bad, None
@@ -152,7 +152,7 @@ class NonFiniteGuard(_callback_base()):
         if self._since_check >= self.check_every:
             self.check(pl_module)
 
-    def _host_step(self, trainer, pl_module, opt, finite: bool) -> None:
+    def _host_step(self, pl_module, opt, finite: bool) -> None:
         if finite:
             self.in_a_row = 0
             return
