@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from rs_ssl.cli import main
+from rs_ssl.cli import run_for_metrics
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -38,11 +38,8 @@ def run(argv: list[str] | None = None) -> dict:
     size = a.size or (32 if a.mini else 120)
     knn = min(a.knn, 3) if a.mini else a.knn
     init = ["--checkpoint", a.checkpoint] if a.checkpoint else ["--random-init"]
-    rc = main(["probe", *init, "--data", str(data), "--dataset", "bigearthnet", "--bands", "12",
-               "--size", str(size), "--knn", str(knn), "--out", a.out])
-    if rc:
-        raise SystemExit(rc)
-    m = json.loads((Path(a.out) / "metrics.json").read_text())
+    m = run_for_metrics(["probe", *init, "--data", str(data), "--dataset", "bigearthnet", "--bands", "12",
+               "--size", str(size), "--knn", str(knn), "--out", a.out], a.out)
     print(json.dumps({"benchmark": "bigearthnet_probe", "mini": a.mini, "data": str(data),
                       **{k: m[k] for k in ("f1_micro", "f1_macro", "map_micro", "map_macro")}}))
     return m

@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from rs_ssl.cli import main
+from rs_ssl.cli import run_for_metrics
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -40,11 +40,8 @@ def run(argv: list[str] | None = None) -> dict:
         data, extra = Path(a.data), ["--size", "120", "--label-fraction", "0.01,0.1,0.5,1.0", "--seeds", "3",
                                      "--epochs", "20", "--batch-size", "256"]
     init = ["--checkpoint", a.checkpoint] if a.checkpoint else ["--random-init"]
-    rc = main(["finetune", *init, "--data", str(data), "--dataset", "bigearthnet", "--bands", "12", *extra,
-               "--out", a.out])
-    if rc:
-        raise SystemExit(rc)
-    m = json.loads((Path(a.out) / "metrics.json").read_text())
+    m = run_for_metrics(["finetune", *init, "--data", str(data), "--dataset", "bigearthnet", "--bands", "12", *extra,
+               "--out", a.out], a.out)
     print(json.dumps({"benchmark": "label_efficiency", "mini": a.mini, "metric": m["metric"],
                       "table": [{k: t[k] for k in ("init", "fraction", "mean", "std", "plateau_epoch")} for t in m["table"]]}))
     return m

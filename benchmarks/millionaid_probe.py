@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from rs_ssl.cli import main
+from rs_ssl.cli import run_for_metrics
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -41,11 +41,8 @@ def run(argv: list[str] | None = None) -> dict:
     size = a.size or (64 if a.mini else 224)
     knn = 1 if a.mini else a.knn
     init = ["--checkpoint", a.checkpoint] if a.checkpoint else ["--random-init"]
-    rc = main(["probe", *init, "--data", str(data), "--dataset", dataset, "--level", str(a.level), "--bands", "3",
-               "--size", str(size), "--knn", str(knn), "--out", a.out])
-    if rc:
-        raise SystemExit(rc)
-    m = json.loads((Path(a.out) / "metrics.json").read_text())
+    m = run_for_metrics(["probe", *init, "--data", str(data), "--dataset", dataset, "--level", str(a.level), "--bands", "3",
+               "--size", str(size), "--knn", str(knn), "--out", a.out], a.out)
     print(json.dumps({"benchmark": "millionaid_probe", "mini": a.mini, "data": str(data), "level": a.level,
                       **{k: m[k] for k in ("accuracy", "precision", "recall", "f1")}}))
     return m

@@ -165,5 +165,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def run_for_metrics(argv: Sequence[str], out) -> dict[str, Any]:
+    """Run a command in this process (as the benchmark scripts do): exit with its code if it fails,
+    else return the metrics.json it wrote into `out`."""
+    from rs_ssl.runs import read_metrics
+
+    rc = main(argv)
+    if rc:
+        raise SystemExit(rc)
+    return read_metrics(out)
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

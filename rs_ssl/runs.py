@@ -83,6 +83,11 @@ def write_metrics(out: Path, metrics: dict[str, Any]) -> Path:
     return path
 
 
+def read_metrics(out: Path) -> dict[str, Any]:
+    """The metrics.json that `write_metrics` wrote into a run folder."""
+    return json.loads((Path(out) / "metrics.json").read_text(encoding="utf-8"))
+
+
 def _json_default(o: Any) -> Any:
     if hasattr(o, "item"):
         return o.item()

@@ -12,8 +12,8 @@ first step's caches and the end of the run are the same in both).
 from __future__ import annotations
 
 import collections
-import tempfile
 import traceback
+from pathlib import Path
 
 import pytest
 import torch
@@ -46,7 +46,7 @@ class _HostReads(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def _syncs(method: str, backbone: str, steps: int, monkeypatch) -> collections.Counter:
+def _syncs(method: str, backbone: str, steps: int, monkeypatch, out: Path) -> collections.Counter:
     where: collections.Counter = collections.Counter()
     real_tensor = torch.tensor
 
@@ -58,7 +58,7 @@ def _syncs(method: str, backbone: str, steps: int, monkeypatch) -> collections.C
     monkeypatch.setattr(torch, "tensor", tensor)
     # Gated augmentations as they run on a GPU (on the CPU they read the gate: free there).
     monkeypatch.setattr(pixel, "gate_on_host", lambda device: False)
-    cfg = PretrainConfig(out=tempfile.mkdtemp(), method=method, backbone=backbone, max_steps=steps, batch_size=8,
+    cfg = PretrainConfig(out=str(out), method=method, backbone=backbone, max_steps=steps, batch_size=8,
                          size=32, samples_per_epoch=64, workers=0)
     with _HostReads(where):
         pretrain.run(cfg)
@@ -68,16 +68,16 @@ def _syncs(method: str, backbone: str, steps: int, monkeypatch) -> collections.C
 
 @pytest.mark.parametrize("method,backbone", [("simclr", "resnet18"), ("mocov2", "resnet18"),
                                              ("mocov3", "vit_tiny_patch16_224"), ("rpl", "resnet18")])
-def test_a_training_step_makes_no_host_sync(method, backbone, monkeypatch):
+def test_a_training_step_makes_no_host_sync(method, backbone, monkeypatch, tmp_path):
     # The bar reads the loss once a second by design; here only once, so that timing cannot matter.
     monkeypatch.setattr(LossProgressBar, "every_s", 1e9)
-    short = _syncs(method, backbone, 2, monkeypatch)
-    long = _syncs(method, backbone, 6, monkeypatch)
+    short = _syncs(method, backbone, 2, monkeypatch, tmp_path / "short")
+    long = _syncs(method, backbone, 6, monkeypatch, tmp_path / "long")
     per_step = {k: (long[k] - short[k]) / 4 for k in long.keys() | short.keys() if long[k] != short[k]}
     assert not per_step, f"{method}: host syncs per step: {per_step}"
 
 
-def test_the_counter_sees_a_host_read(monkeypatch):
+def test_the_counter_sees_a_host_read(monkeypatch, tmp_path):
     """The instrument itself: an `.item()` and a `device=` construction in the step are caught."""
     from rs_ssl.methods.simclr import SimCLR
 
@@ -92,8 +92,8 @@ def test_the_counter_sees_a_host_read(monkeypatch):
 
     monkeypatch.setattr(LossProgressBar, "every_s", 1e9)
     monkeypatch.setattr(SimCLR, "ssl_step", reading)
-    short = _syncs("simclr", "resnet18", 2, monkeypatch)
-    long = _syncs("simclr", "resnet18", 6, monkeypatch)
+    short = _syncs("simclr", "resnet18", 2, monkeypatch, tmp_path / "short")
+    long = _syncs("simclr", "resnet18", 6, monkeypatch, tmp_path / "long")
     grew = [k for k in long if long[k] > short[k]]
     assert any(k.startswith("_local_scalar_dense") for k in grew)
     assert any(k.startswith("torch.tensor(device") for k in grew)

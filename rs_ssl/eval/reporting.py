@@ -4,7 +4,6 @@ report.html with PNG figures (copied or drawn into `--out/figures`)."""
 from __future__ import annotations
 
 import html
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from rs_ssl.config import ReportConfig, default_out
 from rs_ssl.errors import UsageError
 from rs_ssl.eval import figures
 from rs_ssl.plots import loss_curve
-from rs_ssl.runs import atomic_write_text, prepare_out, write_config, write_metrics
+from rs_ssl.runs import atomic_write_text, prepare_out, read_metrics, write_config, write_metrics
 
 HEADLINE = {"single-label": ("accuracy", "precision", "recall", "f1"),
             "multi-label": ("f1_micro", "f1_macro", "map_micro", "map_macro")}
@@ -28,7 +27,7 @@ def read_run(path: Path) -> dict[str, Any]:
     mfile, cfile = path / "metrics.json", path / "config.yaml"
     if not mfile.is_file():
         raise UsageError(f"{path}: no metrics.json; give folders written by rs-ssl pretrain/probe/finetune/augsearch")
-    metrics = json.loads(mfile.read_text(encoding="utf-8"))
+    metrics = read_metrics(path)
     config = yaml.safe_load(cfile.read_text(encoding="utf-8")) if cfile.is_file() else {}
     command = metrics.get("command") or config.get("command")
     return {"path": path, "name": path.name, "command": command, "metrics": metrics, "config": config or {}}
