@@ -38,8 +38,9 @@ def run(argv: list[str] | None = None) -> dict:
     size = a.size or (32 if a.mini else 120)
     knn = min(a.knn, 3) if a.mini else a.knn
     init = ["--checkpoint", a.checkpoint] if a.checkpoint else ["--random-init"]
-    m = run_for_metrics(["probe", *init, "--data", str(data), "--dataset", "bigearthnet", "--bands", "12",
-               "--size", str(size), "--knn", str(knn), "--out", a.out], a.out)
+    argv = ["probe", *init, "--data", str(data), "--dataset", "bigearthnet", "--bands", "12",
+            "--size", str(size), "--knn", str(knn), "--out", a.out]
+    m = run_for_metrics(argv, a.out)
     print(json.dumps({"benchmark": "bigearthnet_probe", "mini": a.mini, "data": str(data),
                       **{k: m[k] for k in ("f1_micro", "f1_macro", "map_micro", "map_macro")}}))
     return m

@@ -65,9 +65,10 @@ def run(argv: list[str] | None = None) -> dict:
             ap.error("give --data, --labels and --label-field, or --mini")
         data, labels, field, region = ["--data", a.data], a.labels, a.label_field, a.region
     init = ["--checkpoint", a.checkpoint] if a.checkpoint else ["--random-init"]
-    m = run_for_metrics(["probe", *init, *data, "--bands", "13", "--labels", labels, "--label-field", field,
-               *(["--region", region] if region else []), "--size", str(a.size or (32 if a.mini else 64)),
-               "--knn", "5", *(["--multilabel"] if a.multilabel else []), "--out", str(out)], out)
+    argv = ["probe", *init, *data, "--bands", "13", "--labels", labels, "--label-field", field,
+            *(["--region", region] if region else []), "--size", str(a.size or (32 if a.mini else 64)),
+            "--knn", "5", *(["--multilabel"] if a.multilabel else []), "--out", str(out)]
+    m = run_for_metrics(argv, out)
     keys = ("f1_micro", "f1_macro", "map_micro", "map_macro") if a.multilabel else ("accuracy", "precision", "recall", "f1")
     print(json.dumps({"benchmark": "california_probe", "mini": a.mini, **{k: m[k] for k in keys}}))
     return m

@@ -40,8 +40,9 @@ def run(argv: list[str] | None = None) -> dict:
         data, extra = Path(a.data), ["--size", "120", "--label-fraction", "0.01,0.1,0.5,1.0", "--seeds", "3",
                                      "--epochs", "20", "--batch-size", "256"]
     init = ["--checkpoint", a.checkpoint] if a.checkpoint else ["--random-init"]
-    m = run_for_metrics(["finetune", *init, "--data", str(data), "--dataset", "bigearthnet", "--bands", "12", *extra,
-               "--out", a.out], a.out)
+    argv = ["finetune", *init, "--data", str(data), "--dataset", "bigearthnet", "--bands", "12", *extra,
+            "--out", a.out]
+    m = run_for_metrics(argv, a.out)
     print(json.dumps({"benchmark": "label_efficiency", "mini": a.mini, "metric": m["metric"],
                       "table": [{k: t[k] for k in ("init", "fraction", "mean", "std", "plateau_epoch")} for t in m["table"]]}))
     return m

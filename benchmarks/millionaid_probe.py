@@ -41,8 +41,9 @@ def run(argv: list[str] | None = None) -> dict:
     size = a.size or (64 if a.mini else 224)
     knn = 1 if a.mini else a.knn
     init = ["--checkpoint", a.checkpoint] if a.checkpoint else ["--random-init"]
-    m = run_for_metrics(["probe", *init, "--data", str(data), "--dataset", dataset, "--level", str(a.level), "--bands", "3",
-               "--size", str(size), "--knn", str(knn), "--out", a.out], a.out)
+    argv = ["probe", *init, "--data", str(data), "--dataset", dataset, "--level", str(a.level), "--bands", "3",
+            "--size", str(size), "--knn", str(knn), "--out", a.out]
+    m = run_for_metrics(argv, a.out)
     print(json.dumps({"benchmark": "millionaid_probe", "mini": a.mini, "data": str(data), "level": a.level,
                       **{k: m[k] for k in ("accuracy", "precision", "recall", "f1")}}))
     return m
