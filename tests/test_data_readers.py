@@ -271,7 +271,7 @@ def test_a_worker_keeps_a_bounded_number_of_scenes_open(tmp_path, s2_scene):
     reads the same pixels again after reopening."""
     import os
 
-    from rs_ssl.data.patches import MAX_OPEN
+    from rs_ssl.data.handles import MAX_OPEN, OPEN
 
     n = MAX_OPEN + 8
     for i in range(n):
@@ -292,6 +292,6 @@ def test_a_worker_keeps_a_bounded_number_of_scenes_open(tmp_path, s2_scene):
     for i in range(1, 300):
         ds[i]
     assert len({k for k, *_ in (ds.position(i) for i in range(300))}) == n  # every scene was read
-    assert len(ds.open) == MAX_OPEN
+    assert len(OPEN) == MAX_OPEN
     assert open_fds() - before <= MAX_OPEN * per_scene
     assert torch.equal(ds[0]["image"], first)

@@ -86,3 +86,31 @@ def test_rasters_without_crs_are_refused(shared_data):
     rasters, _ = open_rasters(shared_data / "rgb_aerial" / "ucmerced", "geotiff", resolve_bands(3))
     with pytest.raises(DataError, match="no CRS"):
         TorchGeoRasters(rasters, ("R", "G", "B"))
+
+
+def test_a_query_over_many_rasters_keeps_a_bounded_number_open(shared_data, tmp_path):
+    """TorchGeo's mosaic reads every raster under a query; the readers' bound (not the dataset's)
+    keeps at most MAX_OPEN of them open, and the mosaic is still the first raster's pixels."""
+    import os
+
+    from rs_ssl.data.handles import MAX_OPEN, OPEN
+
+    tile = shared_data / "s2_tile_folder" / "patch_10.tif"
+    n = MAX_OPEN + 8
+    for i in range(n):
+        (tmp_path / f"copy{i:03d}.tif").symlink_to(tile)
+    ds = torchgeo_dataset(tmp_path, resolve_bands(12), fmt="geotiff")
+    assert len(ds.rasters) == n
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    t = ds.rasters[0].grid.transform
+    x, y = slice(t.c, t.c + 64 * 10, 10.0), slice(t.f - 64 * 10, t.f, 10.0)
+    expected = _own_read(ds.rasters[0], x, y)
+    per_raster = open_fds() - before
+    assert per_raster >= 1
+    np.testing.assert_array_equal(ds[x, y]["image"].numpy(), expected)  # reads all n rasters
+    assert len(OPEN) == MAX_OPEN
+    assert open_fds() - before <= MAX_OPEN * per_raster

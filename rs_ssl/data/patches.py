@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -50,35 +49,6 @@ class BadReadCounter:
         return int(self._n.sum())
 
 
-MAX_OPEN = 16  # rasters kept open per process: ~200 files for Sentinel-2 scenes of 13 band files
-
-
-class OpenRasters:
-    """Closes the least recently read raster once more than `max_open` are open in this process.
-
-    Readers open their files on first read and keep them open. Without a bound, the open files
-    (13 per Sentinel-2 scene) and GDAL's per-file state grow with the number of scenes a worker has
-    read, until memory or the open-file limit (often 1024) runs out; a closed raster reopens on its
-    next read. Each DataLoader worker holds its own copy.
-    """
-
-    def __init__(self, max_open: int = MAX_OPEN):
-        self.max_open = max_open
-        self._lru: OrderedDict[int, WindowedRaster] = OrderedDict()
-
-    def used(self, k: int, raster: WindowedRaster) -> None:
-        self._lru[k] = raster
-        self._lru.move_to_end(k)
-        while len(self._lru) > self.max_open:
-            _, old = self._lru.popitem(last=False)
-            close = getattr(old, "close", None)
-            if close is not None:
-                close()
-
-    def __len__(self) -> int:
-        return len(self._lru)
-
-
 class RandomPatchDataset(Dataset):
     """`length` square patches at seeded random positions over one or more rasters.
 
@@ -101,7 +71,6 @@ class RandomPatchDataset(Dataset):
                  allowed: Sequence[np.ndarray] | None = None, align: bool = False,
                  nodata: float | None = None, skip_bad: bool = False):
         self.rasters = list(rasters)
-        self.open = OpenRasters()
         self.nodata, self.skip_bad = nodata, skip_bad
         self.bad_reads = BadReadCounter()
         # Integer pixels cannot hold NaN: skip that scan (Sentinel2Scene is uint16 DN read as float).
@@ -159,7 +128,6 @@ class RandomPatchDataset(Dataset):
             k, row, col = self.position(index, attempt)
             try:
                 img = self.rasters[k].read(Window(col, row, self.patch, self.patch))
-                self.open.used(k, self.rasters[k])
                 problem = bad_patch(img, self.nodata, self._nan[k])
             except DataError as e:  # truncated or corrupt pixels: with skip_bad, redrawn like a bad patch
                 if not self.skip_bad:
@@ -180,7 +148,6 @@ class GridPatchDataset(Dataset):
 
     def __init__(self, rasters: Sequence[WindowedRaster], patch: int, stride: int | None = None):
         self.rasters = list(rasters)
-        self.open = OpenRasters()
         self.patch = patch
         stride = stride or patch
         self.index = [
@@ -196,5 +163,4 @@ class GridPatchDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         k, row, col = self.index[index]
         img = self.rasters[k].read(Window(col, row, self.patch, self.patch))
-        self.open.used(k, self.rasters[k])
         return {"image": torch.from_numpy(np.ascontiguousarray(img)), "position": torch.tensor([k, row, col])}

@@ -19,6 +19,7 @@ from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
 from rs_ssl.bands import BandSelection, canonical_band_name, sensors
+from rs_ssl.data.handles import OPEN
 from rs_ssl.data.sentinel2 import Grid, Sentinel2Scene, band_files
 from rs_ssl.errors import DataError
 
@@ -121,6 +122,7 @@ class StackedRaster:
     def read(self, window: Window | None = None) -> np.ndarray:
         if self._src is None:  # opened lazily and per process (DataLoader workers fork)
             self._src = open_raster(self.path)
+        OPEN.used(self)  # bounds the files a process keeps open
         idx = [i for i in self.indexes if i is not None]
         try:
             data = self._src.read(idx, window=window, out_dtype="float32")

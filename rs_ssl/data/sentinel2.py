@@ -21,6 +21,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from rs_ssl.bands import BandSelection, canonical_band_name
+from rs_ssl.data.handles import OPEN
 from rs_ssl.errors import DataError
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
@@ -185,6 +186,7 @@ class Sentinel2Scene:
     def read(self, window: Window | None = None) -> np.ndarray:
         """Read a window of the common grid (all of it by default) as float32 `(C, h, w)`."""
         vrts = self._open()
+        OPEN.used(self)  # bounds the files a process keeps open
         out = []
         for path, vrt in zip(self.files, vrts, strict=True):
             try:
