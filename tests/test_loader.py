@@ -40,4 +40,3 @@ def test_every_epoch_draws_new_patches_and_workers_change_nothing():
     assert with_workers == in_process
     epochs = [sorted(v) for v in in_process.values()]
     assert len(epochs) == 3 and epochs[0] != epochs[1] != epochs[2] and epochs[0] != epochs[2]
-

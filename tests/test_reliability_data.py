@@ -143,7 +143,7 @@ def _edited_manifest(src: Path, dst: Path, row: int, target: str) -> Path:
 # Runs `rs-ssl` commands one after the other; stderr goes to one file per run through a proxy, so
 # that logging handlers created during an earlier run write into the current run's file.
 RUNNER = r"""
-import json, sys, time
+import json, sys
 from rs_ssl import cli
 class Proxy:
     target = None
@@ -153,9 +153,8 @@ class Proxy:
 sys.stderr = proxy = Proxy()
 results = {}
 for name, argv, err in json.load(open(sys.argv[1])):
-    t0 = time.time()
     with open(err, "w") as proxy.target:
-        results[name] = (cli.main(argv), round(time.time() - t0, 1))
+        results[name] = cli.main(argv)
 sys.stderr = sys.__stderr__
 json.dump(results, open(sys.argv[2], "w"))
 """
@@ -181,7 +180,7 @@ def pretrain_runs(corpus, tmp_path_factory) -> dict[str, tuple[int, str, Path]]:
                        capture_output=True, text=True, timeout=120, cwd=work)
     assert p.returncode == 0, p.stderr[-3000:]
     rcs = json.loads((work / "rc.json").read_text())
-    return {name: (rcs[name][0], Path(err).read_text(), work / name) for name, _, err in runs}
+    return {name: (rcs[name], Path(err).read_text(), work / name) for name, _, err in runs}
 
 
 def _error_lines(stderr: str) -> list[str]:
