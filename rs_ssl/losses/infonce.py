@@ -8,6 +8,12 @@ import torch.nn.functional as F
 from rs_ssl.losses.dist import concat_all_gather, gather_with_grad, is_distributed
 
 
+def full_precision(x: torch.Tensor) -> torch.Tensor:
+    """At least float32: half-precision (bf16/fp16) inputs are upcast so that the exponentials of the
+    logits stay accurate; float64 stays float64, so parity tests can compare in double precision."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
 def info_nce_queue(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
     """MoCo v1/v2 loss: each query's positive is its key, negatives are the queue (He et al. 2020, Alg. 1).
 
@@ -18,7 +24,7 @@ def info_nce_queue(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temper
     l_neg = q @ queue.t()  # (N, K)
     logits = torch.cat([l_pos, l_neg], dim=1) / temperature
     labels = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
-    return F.cross_entropy(logits.float(), labels)
+    return F.cross_entropy(full_precision(logits), labels)
 
 
 def info_nce(q: torch.Tensor, k: torch.Tensor, temperature: float = 0.2, offset: int = 0) -> torch.Tensor:
@@ -29,8 +35,8 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, temperature: float = 0.2, offset:
     keys gathered over all ranks, M >= N; the positive of query i is key `offset + i` (the reference's
     `labels = arange(N) + N * rank`). temperature: 0.2 for ViT, 1.0 for ResNet in the reference.
     """
-    q = F.normalize(q.float(), dim=1)
-    k = F.normalize(k.float(), dim=1)
+    q = F.normalize(full_precision(q), dim=1)
+    k = F.normalize(full_precision(k), dim=1)
     logits = q @ k.t() / temperature
     labels = torch.arange(q.shape[0], device=q.device) + offset
     return F.cross_entropy(logits, labels) * (2 * temperature)
@@ -61,10 +67,10 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1,
     DDP's gradient averaging, gradients equal those of the loss over the global batch.
     temperature: 0.5 in the paper's default, 0.1 in SimCLR-S2.
     """
-    z1 = F.normalize(z1.float(), dim=1)
-    z2 = F.normalize(z2.float(), dim=1)
-    z1_all = z1 if z1_all is None else F.normalize(z1_all.float(), dim=1)
-    z2_all = z2 if z2_all is None else F.normalize(z2_all.float(), dim=1)
+    z1 = F.normalize(full_precision(z1), dim=1)
+    z2 = F.normalize(full_precision(z2), dim=1)
+    z1_all = z1 if z1_all is None else F.normalize(full_precision(z1_all), dim=1)
+    z2_all = z2 if z2_all is None else F.normalize(full_precision(z2_all), dim=1)
     n, big_n = z1.shape[0], z1_all.shape[0]
     keys = torch.cat([z1_all, z2_all], dim=0)  # (2M, D)
     idx = torch.arange(n, device=z1.device) + offset
