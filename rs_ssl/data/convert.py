@@ -61,7 +61,7 @@ def convert(data, fmt: str, selection, out: str | Path, size: int, *, zoom: int 
             if img.shape[1:] != (size, size):
                 img = fit_to(img, size).numpy()
             yield img, {"crs": reader.grid.crs.to_wkt() if reader.grid.crs else None,
-                        "transform": list(reader.grid.transform)[:6], "path": r.path, "labels": r.labels, "split": r.split}
+                        "transform": list(reader.grid.transform)[:6], "path": r.path, "labels": r.labels, "split": list(r.splits)}
 
     extra = {"classes": cat.classes or cat.label_names(1), "multilabel": cat.multilabel, "source_format": cat.format}
     info = Z.write_samples(out, samples(), len(ds), len(selection), size, selection, dtype, extra)
@@ -69,14 +69,14 @@ def convert(data, fmt: str, selection, out: str | Path, size: int, *, zoom: int 
 
 
 def run(cfg) -> None:
-    from rs_ssl.bands import resolve_bands
+    from rs_ssl.data import resolve_data_bands
     from rs_ssl.runs import prepare_out, write_config, write_metrics
 
     if not cfg.out:
         raise UsageError("convert needs an output: rs-ssl convert PATH --to zarr OUT")
     t0 = time.time()
     out = Path(cfg.out)
-    selection = resolve_bands(cfg.bands, cfg.sensor)
+    selection = resolve_data_bands(cfg.bands, cfg.sensor, cfg.data, cfg.format, cfg.zoom)
     store = out if out.suffix == ".zarr" else out / "data.zarr"
     prepare_out(store.parent)
     write_config(store.parent, "convert", cfg)

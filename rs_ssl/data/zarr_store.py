@@ -29,9 +29,8 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from rs_ssl.bands import BandSelection
-from rs_ssl.data.catalog import Catalog, Record
+from rs_ssl.data.base import Catalog, Format, Grid, Record, canonical_split
 from rs_ssl.data.readers import band_indexes, fill_zeros
-from rs_ssl.data.sentinel2 import Grid
 from rs_ssl.errors import DataError
 
 
@@ -168,13 +167,29 @@ def _attrs(arr, path) -> dict:
 def scan_zarr(path: str | Path) -> Catalog:
     arr, attrs, _ = open_cached(path)
     if arr.ndim == 3:
-        return Catalog(Path(str(path)), "zarr", [Record(str(path))], notes={"samples": False})
+        return Catalog(Path(str(path)), "zarr", [Record(str(path))], notes={"samples": False}, kind="rasters")
     n = arr.shape[0]
     labels = attrs.get("labels") or [[] for _ in range(n)]
     split = attrs.get("split") or [None] * n
-    recs = [Record(str(path), labels=tuple(labels[i]), split=split[i], index=i) for i in range(n)]
+    recs = [Record(str(path), labels=tuple(labels[i]), splits=_splits(split[i]), index=i) for i in range(n)]
     multilabel = bool(attrs.get("multilabel", False))
     return Catalog(Path(str(path)), "zarr", recs, multilabel=multilabel, classes=attrs.get("classes"), notes={"samples": True})
+
+
+def _splits(value) -> tuple[str, ...]:
+    """A sample's `split` attribute: None, one name, or a list of names (written by `rs-ssl convert`)."""
+    names = value if isinstance(value, list | tuple) else [value]
+    return tuple(s for s in (canonical_split(v) for v in names) if s)
+
+
+def is_zarr(path: Path) -> bool:
+    return path.suffix == ".zarr" or (path.is_dir() and any((path / m).exists() for m in ("zarr.json", ".zgroup", ".zarray")))
+
+
+def open_zarr_record(catalog: Catalog, record: Record, selection: BandSelection):
+    if record.index is not None:
+        return ZarrSample(record.path, record.index, selection)
+    return ZarrRaster(record.path, selection)
 
 
 class ZarrRaster:
@@ -282,3 +297,8 @@ def write_samples(out: str | Path, samples: Iterable[tuple[np.ndarray, dict]], n
     arr.attrs.update({"band_names": list(selection.names), "sensor": selection.sensor.key, **meta, **(extra or {})})
     root.attrs["rs_ssl_layout"] = "sample,band,y,x"
     return {"shape": list(arr.shape), "chunks": list(arr.chunks)}
+
+
+FORMAT = Format("zarr", lambda s: is_zarr(s.root), lambda s: scan_zarr(s.root), kind="rasters",
+                describe="a zarr store: one (band, y, x) raster or a (sample, band, y, x) stack",
+                open=open_zarr_record)
