@@ -37,13 +37,27 @@ def _catalog(data: str | Path | None, fmt: str, selection: BandSelection | None,
     return scan(path, fmt, zoom=zoom, sensor=selection.sensor.key if selection else None, skip_bad=skip_bad)
 
 
-def data_bands(catalog: Catalog) -> tuple[str, ...]:
-    """The band names of a dataset, from its first record's headers (no pixel is read)."""
+def data_bands(catalog: Catalog, probe: int = 16) -> tuple[str, ...]:
+    """The band names of a dataset: the most common among its first `probe` readable records'
+    headers (no pixel is read), so that one broken or odd file does not decide them."""
+    from collections import Counter
+
+    found, first_error = Counter(), None
+    for r in catalog.records[:probe]:
+        try:
+            found[_record_bands(catalog, r)] += 1
+        except (DataError, OSError) as e:
+            first_error = first_error or e
+    if not found:
+        raise first_error or DataError(f"{catalog.root}: no record to read band names from")
+    return found.most_common(1)[0][0]
+
+
+def _record_bands(catalog: Catalog, r: Record) -> tuple[str, ...]:
     from rs_ssl.bands import canonical_band_name
     from rs_ssl.data.readers import file_band_names, open_raster
     from rs_ssl.data.sentinel2 import band_files
 
-    r = catalog.records[0]
     f = get_format(catalog.format)
     if f.band_folders:
         return tuple(band_files(Path(r.path)))
@@ -76,7 +90,7 @@ def resolve_data_bands(spec: str, sensor: str | None, data: str | Path | None, f
     embedded Sentinel-2 L1C sample, 3 for RGB images, 12 for BigEarthNet's L2A)."""
     if str(spec).strip().lower() != "auto":
         return resolve_bands(spec, sensor)
-    cat = _catalog(data, fmt, None, zoom)
+    cat = _catalog(data, fmt, None, zoom, skip_bad=True)  # problems of the data are reported by the real scan
     return _sensor_for(data_bands(cat), cat.sensor, sensor)
 
 
