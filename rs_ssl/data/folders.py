@@ -96,7 +96,8 @@ def scan_class_folders(path: Path, src: Source | None = None) -> Catalog:
     else:
         recs = _class_records(path)
     if not recs:
-        raise DataError(f"{path}: no images in its class folders")
+        raise DataError(f"{path}: no images in class folders: looked for <class>/<image> "
+                        f"({', '.join(IMAGE_SUFFIXES)}), optionally under train/ val/ test/")
     cat = Catalog(path, "folder", recs, layout=_layout(Path(recs[0].path)), notes=notes)
     return apply_split_lists(cat, src)
 
