@@ -137,7 +137,7 @@ def pretrain_dataset(data: str | Path | None, fmt: str, selection: BandSelection
             raise DataError(f"{cat.root}: no readable raster ({len(skipped)} skipped)")
         allowed = restrict_to_region(rasters, region, patch) if region else None
         dataset = RandomPatchDataset(rasters, patch, samples_per_epoch, seed=seed, allowed=allowed,
-                                     align=zarr_aligned and cat.format == "zarr",
+                                     align=zarr_aligned and get_format(cat.format).chunk_aligned,
                                      nodata=selection.sensor.nodata, skip_bad=skip_bad)
         return dataset, _info(cat, "rasters", len(rasters), skipped)
     chosen, split_name = pretrain_records(cat, split)

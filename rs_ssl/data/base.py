@@ -73,9 +73,7 @@ class Catalog:
         if self.levels is not None:
             if level not in self.levels:
                 raise UsageError(f"--level {level}: {self.format} data {self.root} has label level(s) "
-                                 f"{', '.join(map(str, sorted(self.levels)))}"
-                                 + (" (the 43-class BigEarthNet nomenclature exists for v1 only; this is v2)"
-                                    if self.format == "bigearthnet" and level == 2 else ""))
+                                 f"{', '.join(map(str, sorted(self.levels)))}" + self.notes.get("level_hint", ""))
             return list(self.levels[level])
         return sorted({lab for r in self.records for lab in record_labels(r, level)})
 
@@ -142,7 +140,8 @@ class Format:
     `detect(source)` looks at folder names and a few headers only; `scan(source)` returns the
     catalog. `band_folders`: each record is a folder of per-band files (read as a scene);
     `labelled`: records carry labels; `sensor`: the band registry key of the data when it is fixed
-    (BigEarthNet: s2_l2a); `open`: the reader of one record when not a multi-band file.
+    (BigEarthNet: s2_l2a); `open`: the reader of one record when not a multi-band file;
+    `mosaic`: the one reader of a catalog of tiles.
     """
 
     name: str
@@ -154,3 +153,5 @@ class Format:
     sensor: str | None = None
     describe: str = ""
     open: Callable[..., Any] | None = None  # (catalog, record, selection) -> reader; default: a stacked raster
+    mosaic: Callable[..., Any] | None = None  # (catalog, selection) -> one reader of all records (tile folders), or None
+    chunk_aligned: bool = False  # random patches at chunk-aligned positions (zarr: one chunk decode each)

@@ -100,7 +100,8 @@ def _scan_v2(path: Path) -> Catalog:
             raise DataError(f"{meta}: patch {pid} has label(s) {bad} outside the 19-class nomenclature")
         recs.append(Record(str(folder), labels=tuple(labels), splits=tuple(s for s in [canonical_split(split)] if s)))
     notes = {"version": 2, "metadata": str(meta), "missing_patches": len(missing),
-             "split_source": f"{meta.name} column split"}
+             "split_source": f"{meta.name} column split",
+             "level_hint": " (the 43-class BigEarthNet nomenclature exists for v1 only; this is v2)"}
     return Catalog(path, "bigearthnet", recs, multilabel=True, classes=nomenclature(19), notes=notes,
                    sensor="s2_l2a", levels={1: nomenclature(19)})
 

@@ -26,11 +26,12 @@ def convert(data, fmt: str, selection, out: str | Path, size: int, *, zoom: int 
     from rs_ssl.data.manifest import describe
     from rs_ssl.data.patches import GridPatchDataset
     from rs_ssl.data.readers import fit_to
+    from rs_ssl.data.registry import get_format
 
     cat = _catalog(data, fmt, selection, zoom)
     if cat.kind == "rasters":
         rasters, skipped = D.open_rasters(cat, selection, skip_bad)
-        dtype = describe(cat, cat.records[0])["dtype"] if cat.format not in ("tiles", "xyz") else rasters[0].dtype
+        dtype = describe(cat, cat.records[0])["dtype"] if get_format(cat.format).mosaic is None else rasters[0].dtype
         if len(rasters) == 1:
             info = Z.write_raster(out, rasters[0], selection, size, dtype)
             return info | {"layout": "band,y,x", "source": cat.format, "skipped": len(skipped)}

@@ -12,7 +12,6 @@ import torch
 from torch.utils.data import Dataset
 
 from rs_ssl.bands import BandSelection
-from rs_ssl.data import tiles
 from rs_ssl.data.base import SPLIT_ALIASES, Catalog, Record, record_labels
 from rs_ssl.data.patches import MAX_REDRAWS, BadReadCounter, bad_patch
 from rs_ssl.data.readers import StackedRaster, fit_to, open_scene
@@ -35,14 +34,9 @@ def open_record(catalog: Catalog, record: Record, selection: BandSelection):
 
 def open_rasters(catalog: Catalog, selection: BandSelection, skip_bad: bool = False) -> tuple[list, list[str]]:
     """The windowed rasters of a raster-format catalog (tile folders become one VRT mosaic)."""
-    if catalog.format == "xyz":
-        paths = [Path(r.path) for r in catalog.records]
-        xml = tiles.xyz_mosaic(paths, catalog.notes["zoom"], catalog.notes["scheme"])
-        return [StackedRaster(xml, selection, name=f"{catalog.root} (zoom {catalog.notes['zoom']}, {len(paths)} tiles)")], []
-    if catalog.format == "tiles" and not catalog.records[0].path.lower().endswith(".vrt"):
-        paths = [Path(r.path) for r in catalog.records]
-        name = f"{catalog.root} (mosaic of {len(paths)} tiles)"
-        return [StackedRaster(tiles.mosaic_vrt(paths, name), selection, name=name)], []
+    mosaic = get_format(catalog.format).mosaic
+    if mosaic is not None and (m := mosaic(catalog, selection)) is not None:
+        return [m], []
     rasters, skipped = [], []
     for r in catalog.records:
         try:

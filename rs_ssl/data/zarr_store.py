@@ -301,4 +301,4 @@ def write_samples(out: str | Path, samples: Iterable[tuple[np.ndarray, dict]], n
 
 FORMAT = Format("zarr", lambda s: is_zarr(s.root), lambda s: scan_zarr(s.root), kind="rasters",
                 describe="a zarr store: one (band, y, x) raster or a (sample, band, y, x) stack",
-                open=open_zarr_record)
+                open=open_zarr_record, chunk_aligned=True)
