@@ -139,6 +139,22 @@ def test_imagefolder_split_folders_at_the_root_keep_their_split(tmp_path):
     assert all("/val/" in r.path for r in ds.records)
 
 
+def test_probe_on_train_and_val_folders_tests_on_val_and_carves_validation_from_train(tmp_path):
+    root = _image_folder(tmp_path / "imagenette", splits=("train", "val"), n=3)
+    assert main(["probe", "--random-init", "--data", str(root), "--size", "16", "--out", str(tmp_path / "p")]) == 0
+    s = json.loads((tmp_path / "p" / "metrics.json").read_text())["splits"]
+    assert s["official"] and s["test_source"].startswith("the dataset's validation split")
+    assert s["sizes"] == {"train": 4, "validation": 2, "test": 6}  # one of three per class held out of train
+
+
+def test_pretrain_prints_the_split_it_uses(fixtures, tmp_path, capsys):
+    assert main(["pretrain", "--data", str(fixtures / "millionaid"), "--size", "16", "--batch-size", "2",
+                 "--max-steps", "1", "--epochs", "1", "--workers", "0", "--knn-k", "0", "--out", str(tmp_path / "p")]) == 0
+    out = capsys.readouterr().out
+    assert "split train: 2 of 4 samples (--split auto: the data defines splits train 2, test 2" in out
+    assert "3 bands (R,G,B, rgb)" in out
+
+
 def test_train_only_millionaid_copy_is_recognised_and_pretrains_on_a_subset(fixtures, tmp_path):
     copy = tmp_path / "millionaid_train_only"
     copy.mkdir()

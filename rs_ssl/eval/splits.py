@@ -148,6 +148,11 @@ def load_splits(data: str | None, fmt: str, selection: BandSelection, *, patch: 
     else:
         idx = stratified_split(targets_of(ds), ds.multilabel, seed)
         source = f"seeded stratified 60/20/20 split (seed {seed}); the data defines no split"
+    test_source = "test split" + (" of the dataset" if official else "")
+    if official and not idx["test"] and idx["validation"]:
+        # train/val only (Imagenette, many ImageFolder copies): val is the published evaluation split
+        idx["test"], idx["validation"] = idx["validation"], []
+        test_source = "the dataset's validation split (it defines no test split)"
     if not idx["train"] or not idx["test"]:
         raise DataError(f"{info.get('data')}: {len(idx['train'])} training and {len(idx['test'])} test samples; "
                         "need at least one of each (give more labelled samples)")
@@ -158,7 +163,7 @@ def load_splits(data: str | None, fmt: str, selection: BandSelection, *, patch: 
     parts = {k: Subset(ds, v) for k, v in idx.items()}
     overlap = {f"{a}&{b}": len(set(idx[a]) & set(idx[b])) for a, b in (("train", "validation"), ("train", "test"),
                                                                        ("validation", "test"))}
-    split_info = {"split_source": source, "official": official, "validation_source": val_source,
+    split_info = {"split_source": source, "official": official, "validation_source": val_source, "test_source": test_source,
                   "sizes": {k: len(v) for k, v in idx.items()}, "data": info}
     if any(overlap.values()):
         split_info["overlap"] = overlap  # TorchGeo's fixtures list the same files in several splits
