@@ -155,3 +155,5 @@ class Format:
     open: Callable[..., Any] | None = None  # (catalog, record, selection) -> reader; default: a stacked raster
     mosaic: Callable[..., Any] | None = None  # (catalog, selection) -> one reader of all records (tile folders), or None
     chunk_aligned: bool = False  # random patches at chunk-aligned positions (zarr: one chunk decode each)
+    describe_record: Callable[..., dict] | None = None  # manifest facts of a record not stored as files
+    decode_record: Callable[..., None] | None = None  # `manifest --check` of such a record

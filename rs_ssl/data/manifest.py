@@ -17,7 +17,7 @@ import numpy as np
 
 from rs_ssl.data.base import Catalog, Record
 from rs_ssl.data.manifest_file import META_KEY, check_inside_root, read_manifest, write_manifest
-from rs_ssl.data.readers import file_band_names, open_raster
+from rs_ssl.data.readers import crs_name, file_band_names, open_raster
 from rs_ssl.data.registry import get_format
 from rs_ssl.data.sentinel2 import band_files, check_band_extents
 from rs_ssl.errors import DataError
@@ -48,15 +48,9 @@ def describe(catalog: Catalog, r: Record) -> dict:
 
     row = {"path": r.path, "format": catalog.format, "labels": list(r.labels), "splits": list(r.splits), "group": r.group,
            "hierarchy": list(r.hierarchy), "fine": list(r.fine), "index": r.index}
-    if catalog.format == "zarr":
-        from rs_ssl.data.zarr_store import open_cached
-
-        arr, attrs, _ = open_cached(r.path)  # one handle for all the samples of a store
-        crs = attrs["crs"][r.index] if r.index is not None and attrs.get("crs") else attrs.get("crs")
-        data = arr[r.index] if r.index is not None else None
-        return row | {"bands": list(attrs.get("band_names", [])), "dtype": str(arr.dtype), "width": arr.shape[-1],
-                      "height": arr.shape[-2], "crs": _crs_name(crs), "bounds": None,
-                      "checksum": hashlib.blake2b(np.ascontiguousarray(data).tobytes(), digest_size=16).hexdigest() if data is not None else None}
+    f = get_format(catalog.format)
+    if f.describe_record is not None:  # a store, not files: its own facts
+        return row | f.describe_record(catalog, r)
     files = record_files(catalog, r)
     if not files:
         raise DataError(f"{r.path}: no band files found")
@@ -81,31 +75,15 @@ def describe(catalog: Catalog, r: Record) -> dict:
         raise DataError(f"{r.path}: mixed dtypes {sorted(dtypes)}")
     crs = finest[5]
     return row | {"bands": names, "dtype": dtypes.pop(), "width": finest[7], "height": finest[8],
-                  "crs": _crs_name(crs) if crs and not finest[9].is_identity else None,
+                  "crs": crs_name(crs) if crs and not finest[9].is_identity else None,
                   "bounds": list(finest[6]) if crs else None, "checksum": checksum(files)}
-
-
-def _crs_name(crs) -> str | None:
-    if not crs:
-        return None
-    import rasterio
-
-    c = rasterio.crs.CRS.from_user_input(crs)
-    epsg = c.to_epsg()
-    return f"EPSG:{epsg}" if epsg else c.to_wkt()
 
 
 def decode(catalog: Catalog, r: Record) -> None:
     """Decode every pixel of a record; DataError naming the file on truncation, NaN or all-nodata."""
-    if catalog.format == "zarr":
-        from rs_ssl.data.zarr_store import open_array
-
-        arr = open_array(r.path)
-        data = np.asarray(arr[r.index] if r.index is not None else arr[:])
-        if np.issubdtype(data.dtype, np.floating) and np.isnan(data).any():
-            raise DataError(f"{r.path}: contains NaN")
-        if r.index is not None:
-            _check_sample_chunks(arr, r)
+    f = get_format(catalog.format)
+    if f.decode_record is not None:
+        f.decode_record(catalog, r)
         return
     import rasterio
 
@@ -121,25 +99,6 @@ def decode(catalog: Catalog, r: Record) -> None:
             nodata = 0 if src.nodata is None else src.nodata
             if (data == nodata).all():
                 raise DataError(f"{f}: every pixel is nodata ({nodata:g})")
-
-
-def _check_sample_chunks(arr, r: Record) -> None:
-    """DataError when a chunk of sample `r.index` of a local store is missing (it reads as the fill value).
-
-    `rs-ssl convert` writes one chunk per sample, so a missing chunk is a sample lost in a copy, read
-    as all-nodata; in a `(band, y, x)` raster store missing chunks are areas without data, not checked.
-    """
-    from rs_ssl.data.zarr_store import ChunkReader
-
-    reader = ChunkReader(arr)
-    if not reader.direct:
-        return
-    per = [-(-n // c) for n, c in zip(arr.shape[1:], arr.chunks[1:], strict=True)]
-    for rest in np.ndindex(*per):
-        key = arr.metadata.encode_chunk_key((r.index // arr.chunks[0], *rest))
-        if not (reader._root / key).is_file():
-            raise DataError(f"{r.path}[{r.index}]: chunk file {key} is missing (the sample reads as the fill value "
-                            f"{arr.metadata.fill_value}); re-run `rs-ssl convert` or restore the store")
 
 
 def consistency(rows: list[dict]) -> list[tuple[int, str]]:

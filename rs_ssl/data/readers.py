@@ -97,6 +97,15 @@ def open_raster(path: str):
             raise DataError(f"{printable(path)}: file name is not valid UTF-8; rename the file") from None
 
 
+def crs_name(crs) -> str | None:
+    """`EPSG:32633`, or the WKT of a CRS without an EPSG code; None without a CRS."""
+    if not crs:
+        return None
+    c = rasterio.crs.CRS.from_user_input(crs)
+    epsg = c.to_epsg()
+    return f"EPSG:{epsg}" if epsg else c.to_wkt()
+
+
 def printable(path) -> str:
     """A path for messages: bytes that are not UTF-8 (os.fsdecode surrogates) shown as \\xNN escapes."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
