@@ -47,11 +47,6 @@ class Record:
         """The split when the sample belongs to exactly one, else None."""
         return self.splits[0] if len(self.splits) == 1 else None
 
-    @property
-    def name(self) -> str:
-        """The file or folder name split lists use to name the sample."""
-        return Path(self.path).name if self.index is None else f"{Path(self.path).name}[{self.index}]"
-
 
 @dataclass
 class Catalog:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rs_ssl.data.base import IMAGE_SUFFIXES, Catalog, Format, Record, Source
 from rs_ssl.data.roots import images_below
 
@@ -27,6 +25,3 @@ def _scan(src: Source) -> Catalog:
 FORMAT = Format("geotiff", _detect, _scan, kind="rasters",
                 describe="a raster file, or a folder of GeoTIFFs (searched recursively)")
 
-
-def is_raster_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES

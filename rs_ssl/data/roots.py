@@ -77,11 +77,6 @@ def source(path: Path, *, sensor: str | None = None, zoom: int | None = None, sk
     return Source(Path(path), c[-1], c, sensor=sensor, zoom=zoom, skip_bad=skip_bad)
 
 
-def descend(path: Path) -> Path:
-    """The data folder inside `path` (wrapper folders skipped)."""
-    return chain(Path(path))[-1]
-
-
 def walk(root: Path) -> Iterator[tuple[Path, list[str], list[str]]]:
     """`os.walk(root)` in sorted order that follows symbolic links; a link to a folder above it
     (a loop, which would never end) is a DataError naming the link."""
