@@ -12,19 +12,32 @@ Every walk follows symbolic links (loops are errors naming the link, see `roots.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from rs_ssl.data.base import IMAGE_SUFFIXES, Catalog, Format, Record, Source, canonical_split
 from rs_ssl.data.readers import open_raster
-from rs_ssl.data.roots import SPLIT_FOLDERS, data_children, images_below, is_ignored, walk
+from rs_ssl.data.roots import SPLIT_FOLDERS, data_children, images_below, walk
 from rs_ssl.data.splits import apply_split_lists
 from rs_ssl.errors import DataError
 
 SPLITS = SPLIT_FOLDERS
 
 
+def _image_entries(folder: Path):
+    # os.scandir: one directory read and no stat per file (a MillionAID class folder holds thousands)
+    with os.scandir(folder) as it:
+        for e in it:
+            if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES and e.is_file():
+                yield e.name
+
+
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not is_ignored(p))
+    return [folder / n for n in sorted(_image_entries(folder))]
+
+
+def _has_image(folder: Path) -> bool:
+    return next(_image_entries(folder), None) is not None
 
 
 def _subdirs(path: Path) -> list[Path]:
@@ -33,7 +46,7 @@ def _subdirs(path: Path) -> list[Path]:
 
 def is_class_folder(path: Path) -> bool:
     subdirs = _subdirs(path)
-    return bool(subdirs) and not _images(path) and all(_images(d) for d in subdirs)
+    return bool(subdirs) and not _has_image(path) and all(_has_image(d) for d in subdirs)
 
 
 def split_folders(path: Path) -> list[Path]:

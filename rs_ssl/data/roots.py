@@ -112,7 +112,7 @@ def images_below(root: Path) -> Iterator[Path]:
     """Every image file under `root` (links followed), in sorted order."""
     for folder, _, files in walk(root):
         for f in files:
-            if Path(f).suffix.lower() in IMAGE_SUFFIXES and not is_ignored(folder / f):
+            if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES:  # (walk skips hidden names)
                 yield folder / f
 
 
