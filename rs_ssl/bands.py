@@ -119,6 +119,9 @@ def resolve_bands(spec: str | int | list[str] | tuple[str, ...], sensor: str | N
     the given order; its sensor is `sensor` or the first registered sensor that has every name.
     """
     table = load_yaml("bands.yaml")
+    if isinstance(spec, str) and spec.strip().lower() == "auto":
+        # `auto` means the data's own bands: resolved by rs_ssl.data.resolve_data_bands, which reads the data
+        raise UsageError("--bands auto: no data to read the bands from here; give a count (13, 12, 3) or band names")
     if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
         count = int(spec)
         if sensor is not None:

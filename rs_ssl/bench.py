@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from rs_ssl.bands import load_stats, resolve_bands
+from rs_ssl.bands import load_stats
 from rs_ssl.config import BenchConfig, PretrainConfig, default_out
 from rs_ssl.errors import UsageError
 from rs_ssl.runs import prepare_out, write_config, write_metrics
@@ -164,7 +164,10 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu")
     precision = cfg.precision if cfg.precision != "auto" else ("bf16-mixed" if device.type == "cuda" else "32-true")
     channels_last = cfg.channels_last and device.type == "cuda"
-    selection = true_colour_for_s2(resolve_bands(cfg.bands, cfg.sensor), cfg.data, cfg.format)
+    from rs_ssl.data import resolve_data_bands
+
+    selection = true_colour_for_s2(resolve_data_bands(cfg.bands, cfg.sensor, cfg.data, cfg.format, cfg.zoom),
+                                   cfg.data, cfg.format)
     out = prepare_out(cfg.out or default_out("bench"))
     write_config(out, "bench", cfg)
     torch.manual_seed(cfg.seed)

@@ -33,7 +33,7 @@ class CommonConfig:
 
     data: str | None = opt(None, "input: a folder, file, zarr store or manifest.parquet (default: the embedded Sentinel-2 L1C sample)")
     format: str = opt("auto", "input format; `auto` detects it from the path")
-    bands: str = opt("13", "band count (13 = Sentinel-2 L1C, 12 = L2A, 3 = RGB) or a list such as B02,B03,B04,B08")
+    bands: str = opt("auto", "auto (the data's own bands: 13 for the embedded sample, 12 for BigEarthNet's L2A, 3 for RGB images), a band count (13 = Sentinel-2 L1C, 12 = L2A, 3 = RGB) or a list such as B02,B03,B04,B08")
     sensor: str | None = opt(None, "sensor of the band names when ambiguous (s2_l1c, s2_l2a, landsat_oli, rgb)")
     region: str | None = opt(None, "keep patches inside: a region name from data_manifests/regions (e.g. california), a vector file, or a lon/lat bbox minx,miny,maxx,maxy")
     out: str | None = opt(None, "output folder (default: runs/<command>-<timestamp>)")
@@ -53,7 +53,8 @@ class PretrainConfig(CommonConfig):
     batch_size: int = opt(32, "images per optimiser step (per device)")
     epochs: int = opt(4, "passes over --samples-per-epoch patches")
     samples_per_epoch: int = opt(512, "random patches drawn per epoch from georeferenced scenes (patch datasets use every sample)")
-    subset: int | None = opt(None, "patch/image datasets: train on a seeded random subset of N samples (MillionAID MoCo v3: 150000)")
+    split: str = opt("auto", "samples to pretrain on: train, val, test, or all; auto = train when the data defines splits (split folders, lists or metadata), else all", choices=("auto", "train", "val", "validation", "test", "all"))
+    subset: int | None = opt(None, "patch/image datasets: train on a seeded random subset of N samples of --split (MillionAID MoCo v3: 150000 train images)")
     max_steps: int = opt(-1, "stop after this many optimiser steps (-1: run all epochs)")
     lr: float | None = opt(None, "base learning rate at batch size 256, scaled linearly (default: the method's paper value)")
     weight_decay: float | None = opt(None, "weight decay (default: the method's paper value)")

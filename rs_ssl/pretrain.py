@@ -14,6 +14,7 @@ import torch
 
 from rs_ssl.bands import load_stats, resolve_bands
 from rs_ssl.config import PretrainConfig, default_out
+from rs_ssl.data import resolve_data_bands
 from rs_ssl.errors import RsSslError, UsageError
 from rs_ssl.runs import atomic_write_text, prepare_out, write_config, write_metrics
 
@@ -147,6 +148,21 @@ def read_loss_history(out: Path) -> tuple[list[int], list[float]]:
     return steps, losses
 
 
+def _print_data(info: dict, selection, cfg: PretrainConfig) -> None:
+    """Say which bands and which samples pretraining uses (`--bands auto`, `--split auto` decide silently otherwise)."""
+    bands = f"{len(selection)} bands ({','.join(selection.names)}, {selection.sensor.key})"
+    if "split" not in info:
+        print(f"data: {info['format']}, {info.get('rasters', 0)} raster(s), {bands}")
+        return
+    splits = ", ".join(f"{k} {v}" for k, v in info["splits"].items())
+    what = (f"split {info['split']}: {info['split_samples']} of {info['dataset_samples']} samples"
+            if info["split"] != "all" else f"all {info['dataset_samples']} samples")
+    why = (" (--split auto: the data defines splits " + splits + "; --split all uses every sample)"
+           if cfg.split == "auto" and info["split"] != "all" else "")
+    sub = f", a seeded subset of {info['samples']}" if cfg.subset else ""
+    print(f"data: {info['format']}, {what}{sub}{why}, {bands}")
+
+
 def run(cfg: PretrainConfig) -> dict[str, Any]:
     import lightning as L
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
@@ -170,7 +186,8 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
             raise UsageError(f"--{name} must be positive, got {v}")
     if cfg.samples_per_epoch < cfg.batch_size:
         raise UsageError(f"--samples-per-epoch {cfg.samples_per_epoch} is smaller than --batch-size {cfg.batch_size}")
-    selection = true_colour_for_s2(resolve_bands(cfg.bands, cfg.sensor), cfg.data, cfg.format)
+    selection = true_colour_for_s2(resolve_data_bands(cfg.bands, cfg.sensor, cfg.data, cfg.format, cfg.zoom),
+                                   cfg.data, cfg.format)
     if cfg.resume and not cfg.out:
         raise UsageError("--resume needs --out pointing at the run folder to continue")
     out = prepare_out(cfg.out or default_out("pretrain"))
@@ -186,7 +203,8 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
     dataset, data_info = pretrain_dataset(cfg.data, cfg.format, selection, patch=cfg.size,
                                           samples_per_epoch=cfg.samples_per_epoch, seed=cfg.seed,
                                           region=cfg.region, skip_bad=cfg.skip_bad,
-                                          subset=cfg.subset, zoom=cfg.zoom)
+                                          subset=cfg.subset, zoom=cfg.zoom, split=cfg.split)
+    _print_data(data_info, selection, cfg)
     stats = load_stats(selection)
     method = build_method(cfg, selection, stats, samples=len(dataset))
 

@@ -102,7 +102,8 @@ def test_bigearthnet_v2_bands_labels_and_splits(shared_data):
 
 
 def test_bigearthnet_13_band_model_gets_zero_b10(shared_data):
-    ds, info = pretrain_dataset(shared_data / "bigearthnet_v2", "auto", resolve_bands(13), patch=120, samples_per_epoch=1)
+    ds, info = pretrain_dataset(shared_data / "bigearthnet_v2", "auto", resolve_bands(13), patch=120, samples_per_epoch=1,
+                                split="all")
     assert info["samples"] == 21 and len(ds) == 21
     img = ds[0]["image"].numpy()
     assert img.shape == (13, 120, 120) and (img[L1C.index("B10")] == 0).all()

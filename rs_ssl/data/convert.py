@@ -26,11 +26,12 @@ def convert(data, fmt: str, selection, out: str | Path, size: int, *, zoom: int 
     from rs_ssl.data.manifest import describe
     from rs_ssl.data.patches import GridPatchDataset
     from rs_ssl.data.readers import fit_to
+    from rs_ssl.data.registry import get_format
 
     cat = _catalog(data, fmt, selection, zoom)
     if cat.kind == "rasters":
         rasters, skipped = D.open_rasters(cat, selection, skip_bad)
-        dtype = describe(cat, cat.records[0])["dtype"] if cat.format not in ("tiles", "xyz") else rasters[0].dtype
+        dtype = describe(cat, cat.records[0])["dtype"] if get_format(cat.format).mosaic is None else rasters[0].dtype
         if len(rasters) == 1:
             info = Z.write_raster(out, rasters[0], selection, size, dtype)
             return info | {"layout": "band,y,x", "source": cat.format, "skipped": len(skipped)}
@@ -61,7 +62,7 @@ def convert(data, fmt: str, selection, out: str | Path, size: int, *, zoom: int 
             if img.shape[1:] != (size, size):
                 img = fit_to(img, size).numpy()
             yield img, {"crs": reader.grid.crs.to_wkt() if reader.grid.crs else None,
-                        "transform": list(reader.grid.transform)[:6], "path": r.path, "labels": r.labels, "split": r.split}
+                        "transform": list(reader.grid.transform)[:6], "path": r.path, "labels": r.labels, "split": list(r.splits)}
 
     extra = {"classes": cat.classes or cat.label_names(1), "multilabel": cat.multilabel, "source_format": cat.format}
     info = Z.write_samples(out, samples(), len(ds), len(selection), size, selection, dtype, extra)
@@ -69,14 +70,14 @@ def convert(data, fmt: str, selection, out: str | Path, size: int, *, zoom: int 
 
 
 def run(cfg) -> None:
-    from rs_ssl.bands import resolve_bands
+    from rs_ssl.data import resolve_data_bands
     from rs_ssl.runs import prepare_out, write_config, write_metrics
 
     if not cfg.out:
         raise UsageError("convert needs an output: rs-ssl convert PATH --to zarr OUT")
     t0 = time.time()
     out = Path(cfg.out)
-    selection = resolve_bands(cfg.bands, cfg.sensor)
+    selection = resolve_data_bands(cfg.bands, cfg.sensor, cfg.data, cfg.format, cfg.zoom)
     store = out if out.suffix == ".zarr" else out / "data.zarr"
     prepare_out(store.parent)
     write_config(store.parent, "convert", cfg)

@@ -12,37 +12,31 @@ import torch
 from torch.utils.data import Dataset
 
 from rs_ssl.bands import BandSelection
-from rs_ssl.data.catalog import Catalog, Record, record_labels
+from rs_ssl.data.base import SPLIT_ALIASES, Catalog, Record, record_labels
+from rs_ssl.data.patches import MAX_REDRAWS, BadReadCounter, bad_patch
 from rs_ssl.data.readers import StackedRaster, fit_to, open_scene
+from rs_ssl.data.registry import get_format
 from rs_ssl.errors import DataError, UsageError
 
-SPLIT_ALIASES = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
+__all__ = ["SPLIT_ALIASES", "LabelledDataset", "SampleDataset", "TemporalPairDataset", "check_records", "open_record",
+           "open_rasters", "select_split", "subset"]
 
 
 def open_record(catalog: Catalog, record: Record, selection: BandSelection):
     """A reader (`.grid`, `.read(window)`) for one record of the catalog."""
-    fmt = catalog.format
-    if fmt == "zarr":
-        from rs_ssl.data.zarr_store import ZarrRaster, ZarrSample
-
-        return ZarrSample(record.path, record.index, selection) if record.index is not None else ZarrRaster(record.path, selection)
-    if fmt in ("sentinel2", "bigearthnet", "ssl4eo"):
+    fmt = get_format(catalog.format)
+    if fmt.open is not None:
+        return fmt.open(catalog, record, selection)
+    if fmt.band_folders:
         return open_scene(Path(record.path), selection)
     return StackedRaster(record.path, selection, layout=catalog.layout)
 
 
 def open_rasters(catalog: Catalog, selection: BandSelection, skip_bad: bool = False) -> tuple[list, list[str]]:
     """The windowed rasters of a raster-format catalog (tile folders become one VRT mosaic)."""
-    from rs_ssl.data import tiles
-
-    if catalog.format == "xyz":
-        paths = [Path(r.path) for r in catalog.records]
-        xml = tiles.xyz_mosaic(paths, catalog.notes["zoom"], catalog.notes["scheme"])
-        return [StackedRaster(xml, selection, name=f"{catalog.root} (zoom {catalog.notes['zoom']}, {len(paths)} tiles)")], []
-    if catalog.format == "tiles" and not catalog.records[0].path.lower().endswith(".vrt"):
-        paths = [Path(r.path) for r in catalog.records]
-        name = f"{catalog.root} (mosaic of {len(paths)} tiles)"
-        return [StackedRaster(tiles.mosaic_vrt(paths, name), selection, name=name)], []
+    mosaic = get_format(catalog.format).mosaic
+    if mosaic is not None and (m := mosaic(catalog, selection)) is not None:
+        return [m], []
     rasters, skipped = [], []
     for r in catalog.records:
         try:
@@ -88,8 +82,8 @@ def select_split(records: list[Record], split: str | None) -> list[Record]:
     want = SPLIT_ALIASES.get(split)
     if want is None:
         raise UsageError(f"split {split!r}: use train, val/validation or test")
-    if any(r.split for r in records):
-        return [r for r in records if SPLIT_ALIASES.get(r.split or "", r.split) == want]
+    if any(r.splits for r in records):
+        return [r for r in records if want in r.splits]
     return [r for r in records if hash_split(r) == want]
 
 
@@ -120,8 +114,6 @@ class SampleDataset(Dataset):
 
     def __init__(self, catalog: Catalog, records: Sequence[Record], selection: BandSelection, patch: int,
                  nodata: float | None = None, skip_bad: bool = False):
-        from rs_ssl.data.patches import BadReadCounter
-
         self.catalog = catalog
         self.records = list(records)
         self.selection = selection
@@ -142,8 +134,6 @@ class SampleDataset(Dataset):
 
     def checked_read(self, index: int) -> np.ndarray:
         """`read(index)`, checked for NaN/all-nodata when `nodata` is set (see the class docstring)."""
-        from rs_ssl.data.patches import MAX_REDRAWS, bad_patch
-
         if self.nodata is None:
             return self.read(index)
         for attempt in range(min(MAX_REDRAWS, len(self)) + 1):

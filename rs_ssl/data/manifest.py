@@ -10,25 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import posixpath
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from rs_ssl.data.catalog import Catalog, Record
-from rs_ssl.data.readers import file_band_names, open_raster
+from rs_ssl.data.base import Catalog, Record
+from rs_ssl.data.manifest_file import META_KEY, check_inside_root, read_manifest, write_manifest
+from rs_ssl.data.readers import crs_name, file_band_names, open_raster
+from rs_ssl.data.registry import get_format
 from rs_ssl.data.sentinel2 import band_files, check_band_extents
 from rs_ssl.errors import DataError
 
-SCENE_FORMATS = ("sentinel2", "bigearthnet", "ssl4eo")
-META_KEY = b"rs_ssl"
+__all__ = ["META_KEY", "build", "check_inside_root", "describe", "read_manifest", "run", "summarise", "write_manifest"]
 
 
 def record_files(catalog: Catalog, r: Record) -> list[Path]:
     """The files holding a record's pixels (the band files of a per-band folder)."""
-    if catalog.format in SCENE_FORMATS:
+    if get_format(catalog.format).band_folders:
         return [p for _, p in sorted(band_files(Path(r.path)).items())]
     return [Path(r.path)]
 
@@ -47,17 +46,11 @@ def describe(catalog: Catalog, r: Record) -> dict:
     """File facts of one record (headers only); raises DataError naming the file when unreadable."""
     from rs_ssl.bands import canonical_band_name, get_sensor
 
-    row = {"path": r.path, "format": catalog.format, "labels": list(r.labels), "split": r.split, "group": r.group,
+    row = {"path": r.path, "format": catalog.format, "labels": list(r.labels), "splits": list(r.splits), "group": r.group,
            "hierarchy": list(r.hierarchy), "fine": list(r.fine), "index": r.index}
-    if catalog.format == "zarr":
-        from rs_ssl.data.zarr_store import open_cached
-
-        arr, attrs, _ = open_cached(r.path)  # one handle for all the samples of a store
-        crs = attrs["crs"][r.index] if r.index is not None and attrs.get("crs") else attrs.get("crs")
-        data = arr[r.index] if r.index is not None else None
-        return row | {"bands": list(attrs.get("band_names", [])), "dtype": str(arr.dtype), "width": arr.shape[-1],
-                      "height": arr.shape[-2], "crs": _crs_name(crs), "bounds": None,
-                      "checksum": hashlib.blake2b(np.ascontiguousarray(data).tobytes(), digest_size=16).hexdigest() if data is not None else None}
+    f = get_format(catalog.format)
+    if f.describe_record is not None:  # a store, not files: its own facts
+        return row | f.describe_record(catalog, r)
     files = record_files(catalog, r)
     if not files:
         raise DataError(f"{r.path}: no band files found")
@@ -65,7 +58,7 @@ def describe(catalog: Catalog, r: Record) -> dict:
     for f in files:
         with open_raster(str(f)) as src:
             heads.append((f, src.count, src.dtypes, src.descriptions, src.colorinterp, src.crs, src.bounds, src.width, src.height, src.transform))
-    if catalog.format in SCENE_FORMATS:
+    if get_format(catalog.format).band_folders:
         have = {canonical_band_name(n) for n in band_files(Path(r.path))}
         names = [n for n in get_sensor("s2_l1c").names if n in have]
         dtypes = {d for h in heads for d in h[2]}
@@ -82,31 +75,15 @@ def describe(catalog: Catalog, r: Record) -> dict:
         raise DataError(f"{r.path}: mixed dtypes {sorted(dtypes)}")
     crs = finest[5]
     return row | {"bands": names, "dtype": dtypes.pop(), "width": finest[7], "height": finest[8],
-                  "crs": _crs_name(crs) if crs and not finest[9].is_identity else None,
+                  "crs": crs_name(crs) if crs and not finest[9].is_identity else None,
                   "bounds": list(finest[6]) if crs else None, "checksum": checksum(files)}
-
-
-def _crs_name(crs) -> str | None:
-    if not crs:
-        return None
-    import rasterio
-
-    c = rasterio.crs.CRS.from_user_input(crs)
-    epsg = c.to_epsg()
-    return f"EPSG:{epsg}" if epsg else c.to_wkt()
 
 
 def decode(catalog: Catalog, r: Record) -> None:
     """Decode every pixel of a record; DataError naming the file on truncation, NaN or all-nodata."""
-    if catalog.format == "zarr":
-        from rs_ssl.data.zarr_store import open_array
-
-        arr = open_array(r.path)
-        data = np.asarray(arr[r.index] if r.index is not None else arr[:])
-        if np.issubdtype(data.dtype, np.floating) and np.isnan(data).any():
-            raise DataError(f"{r.path}: contains NaN")
-        if r.index is not None:
-            _check_sample_chunks(arr, r)
+    f = get_format(catalog.format)
+    if f.decode_record is not None:
+        f.decode_record(catalog, r)
         return
     import rasterio
 
@@ -122,25 +99,6 @@ def decode(catalog: Catalog, r: Record) -> None:
             nodata = 0 if src.nodata is None else src.nodata
             if (data == nodata).all():
                 raise DataError(f"{f}: every pixel is nodata ({nodata:g})")
-
-
-def _check_sample_chunks(arr, r: Record) -> None:
-    """DataError when a chunk of sample `r.index` of a local store is missing (it reads as the fill value).
-
-    `rs-ssl convert` writes one chunk per sample, so a missing chunk is a sample lost in a copy, read
-    as all-nodata; in a `(band, y, x)` raster store missing chunks are areas without data, not checked.
-    """
-    from rs_ssl.data.zarr_store import ChunkReader
-
-    reader = ChunkReader(arr)
-    if not reader.direct:
-        return
-    per = [-(-n // c) for n, c in zip(arr.shape[1:], arr.chunks[1:], strict=True)]
-    for rest in np.ndindex(*per):
-        key = arr.metadata.encode_chunk_key((r.index // arr.chunks[0], *rest))
-        if not (reader._root / key).is_file():
-            raise DataError(f"{r.path}[{r.index}]: chunk file {key} is missing (the sample reads as the fill value "
-                            f"{arr.metadata.fill_value}); re-run `rs-ssl convert` or restore the store")
 
 
 def consistency(rows: list[dict]) -> list[tuple[int, str]]:
@@ -183,69 +141,24 @@ def build(catalog: Catalog, *, check: bool = False, skip_bad: bool = False, prog
     return [r for i, r in enumerate(rows) if i not in drop], problems
 
 
+def split_counts(rows: list[dict]) -> dict[str, int]:
+    """Rows per split; a sample in several splits counts in each (the total `count` counts it once)."""
+    c = Counter(s for r in rows for s in r["splits"])
+    order = {"train": 0, "validation": 1, "test": 2}
+    return dict(sorted(c.items(), key=lambda kv: (order.get(kv[0], 9), kv[0])))
+
+
 def summarise(catalog: Catalog, rows: list[dict], problems: list[str]) -> dict:
     labels = Counter(lab for r in rows for lab in r["labels"])
     bands = Counter(tuple(r["bands"]) for r in rows).most_common(1)[0][0] if rows else ()
     return {
         "data": str(catalog.root), "format": catalog.format, "count": len(rows), "bands": list(bands),
         "dtypes": sorted({r["dtype"] for r in rows}), "crs": sorted({r["crs"] for r in rows if r["crs"]}),
-        "labels": dict(sorted(labels.items())), "splits": dict(Counter(r["split"] for r in rows if r["split"])),
-        "multilabel": catalog.multilabel, "skipped": len(problems), "problems": problems,
+        "labels": dict(sorted(labels.items())), "splits": split_counts(rows),
+        "split_source": catalog.notes.get("split_source"),
+        "multilabel": catalog.multilabel, "skipped": len(problems) + len(catalog.notes.get("split_problems", [])),
+        "problems": problems + list(catalog.notes.get("split_problems", [])),
     }
-
-
-def write_manifest(path: Path, catalog: Catalog, rows: list[dict]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pylist(rows) if rows else pa.table({})
-    meta = {"root": str(catalog.root), "format": catalog.format, "layout": catalog.layout, "multilabel": catalog.multilabel,
-            "classes": catalog.classes, "notes": catalog.notes}
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta, default=str).encode()})
-    pq.write_table(table, path)
-
-
-def check_inside_root(manifest: Path, row: int, root: str, p: str) -> None:
-    """DataError unless row `row`'s path `p` lies inside the dataset `root` recorded in the manifest.
-
-    A manifest must not make training read files elsewhere (`../../etc/passwd`, an absolute path
-    outside the root): relative paths are taken from the working directory, as `rs-ssl manifest`
-    wrote them, after `..` is resolved; symbolic links inside the root are not followed. There is
-    no option to allow outside paths: rewrite the manifest with `rs-ssl manifest` on the real root.
-    """
-    if "://" in root or "://" in p:  # URLs (Catalog roots are Paths: `s3://b` is stored as `s3:/b`)
-        base, target = (posixpath.normpath(s.replace("://", ":/", 1)) for s in (root, p))
-        inside = target == base or target.startswith(base.rstrip("/") + "/")
-    else:
-        base, target = os.path.abspath(root), os.path.abspath(p)
-        inside = target == base or target.startswith(base.rstrip(os.sep) + os.sep)
-    if not inside:
-        raise DataError(f"{manifest}: row {row} has path {p!r}, outside the dataset root {root}; "
-                        "manifest paths must stay inside the root it was written for (re-run `rs-ssl manifest`)")
-
-
-def read_manifest(path: Path) -> Catalog:
-    """A catalog from `manifest.parquet` (or a folder holding one), without scanning the data."""
-    import pyarrow.parquet as pq
-
-    path = path / "manifest.parquet" if path.is_dir() else path
-    try:
-        table = pq.read_table(path)
-    except Exception as e:  # noqa: BLE001 - pyarrow raises several types for bad files
-        raise DataError(f"{path}: cannot be read as a manifest ({e})") from None
-    raw = (table.schema.metadata or {}).get(META_KEY)
-    if raw is None:
-        raise DataError(f"{path}: not an rs-ssl manifest (no rs_ssl metadata); write one with `rs-ssl manifest DATA`")
-    meta = json.loads(raw)
-    recs = [Record(r["path"], labels=tuple(r["labels"] or ()), split=r["split"], group=r["group"],
-                   hierarchy=tuple(r["hierarchy"] or ()), fine=tuple(r["fine"] or ()),
-                   index=None if r["index"] is None else int(r["index"])) for r in table.to_pylist()]
-    if not recs:
-        raise DataError(f"{path}: the manifest lists no readable file")
-    for i, r in enumerate(recs):
-        check_inside_root(path, i, str(meta["root"]), r.path)
-    return Catalog(Path(meta["root"]), meta["format"], recs, multilabel=meta["multilabel"], classes=meta["classes"],
-                   layout=meta["layout"], notes=meta["notes"] or {})
 
 
 def band_stats(catalog: Catalog, selection, seed: int, max_items: int = 256) -> dict:
@@ -283,16 +196,15 @@ def run(cfg) -> None:
 
     import yaml
 
-    from rs_ssl.bands import resolve_bands
     from rs_ssl.config import default_out
-    from rs_ssl.data import _catalog
+    from rs_ssl.data import _catalog, resolve_data_bands
     from rs_ssl.runs import atomic_write_text, prepare_out, write_config, write_metrics
 
     t0 = time.time()
-    selection = resolve_bands(cfg.bands, cfg.sensor)
+    selection = resolve_data_bands(cfg.bands, cfg.sensor, cfg.data, cfg.format, cfg.zoom)
     out = prepare_out(cfg.out or default_out("manifest"))
     write_config(out, "manifest", cfg)
-    catalog = _catalog(cfg.data, cfg.format, selection, cfg.zoom)
+    catalog = _catalog(cfg.data, cfg.format, selection, cfg.zoom, cfg.skip_bad)
     rows, problems = build(catalog, check=cfg.check, skip_bad=cfg.skip_bad)
     summary = summarise(catalog, rows, problems)
     if cfg.check:
@@ -308,6 +220,9 @@ def run(cfg) -> None:
           f"CRS {', '.join(summary['crs']) or 'none'}")
     if summary["labels"]:
         print("labels: " + ", ".join(f"{k} {v}" for k, v in summary["labels"].items()))
+    if summary["splits"]:
+        print("splits: " + ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
+              + f" (from {summary['split_source'] or 'the data'}; a sample may be in several)")
     if problems:
         print(f"{len(problems)} problem file(s){' skipped' if cfg.skip_bad else ''}:")
         for p in problems[:20]:

@@ -33,6 +33,11 @@ FILLABLE = frozenset({"B10"})
 EUROSAT_ORDER = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A")
 LAYOUTS = {"eurosat": EUROSAT_ORDER}
 
+# JPEGs are decoded by PIL, not GDAL: with 4:2:0 chroma subsampling the two decoders upsample chroma
+# differently (up to 9 DN apart on AID's scenes), and PIL's pixels are what timm, torchvision and
+# TorchGeo users train on (tests/test_data_roots.py compares them).
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+
 
 def _known_names() -> set[str]:
     return {n for s in sensors().values() for n in s.names}
@@ -92,6 +97,15 @@ def open_raster(path: str):
             raise DataError(f"{printable(path)}: file name is not valid UTF-8; rename the file") from None
 
 
+def crs_name(crs) -> str | None:
+    """`EPSG:32633`, or the WKT of a CRS without an EPSG code; None without a CRS."""
+    if not crs:
+        return None
+    c = rasterio.crs.CRS.from_user_input(crs)
+    epsg = c.to_epsg()
+    return f"EPSG:{epsg}" if epsg else c.to_wkt()
+
+
 def printable(path) -> str:
     """A path for messages: bytes that are not UTF-8 (os.fsdecode surrogates) shown as \\xNN escapes."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
@@ -115,6 +129,7 @@ class StackedRaster:
             self.band_names = file_band_names(self.name, src.count, src.descriptions, src.colorinterp, layout)
             self.indexes = band_indexes(self.name, self.band_names, selection)
             georef = src.crs is not None and not src.transform.is_identity
+            self._pil = self.path.lower().endswith(JPEG_SUFFIXES) and src.count in (1, 3) and self.dtype == "uint8"
             self.grid = Grid(crs=src.crs if georef else None, transform=src.transform, width=src.width, height=src.height)
             if georef and (src.transform.b != 0 or src.transform.d != 0):
                 raise DataError(f"{self.name}: rotated rasters are not supported")
@@ -124,6 +139,8 @@ class StackedRaster:
             self._src = open_raster(self.path)
         OPEN.used(self)  # bounds the files a process keeps open
         idx = [i for i in self.indexes if i is not None]
+        if self._pil:
+            return fill_zeros(pil_read(self.name, self.path, idx, window), self.indexes)
         try:
             data = self._src.read(idx, window=window, out_dtype="float32")
         except rasterio.errors.RasterioIOError as e:
@@ -141,6 +158,22 @@ class StackedRaster:
     def __repr__(self) -> str:
         g = self.grid
         return f"StackedRaster({self.name}, bands={len(self.selection)}, {g.width}x{g.height}, {g.crs})"
+
+
+def pil_read(name: str, path: str, indexes: list[int], window: Window | None = None) -> np.ndarray:
+    """Bands `indexes` (1-based) of a JPEG decoded by PIL, as float32 `(C, h, w)` of `window`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
+    except (OSError, UnidentifiedImageError) as e:
+        raise DataError(f"{name}: JPEG decoding failed ({e}); the file may be truncated or corrupt") from None
+    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    if window is not None:
+        r0, c0 = int(window.row_off), int(window.col_off)
+        arr = arr[:, r0:r0 + int(window.height), c0:c0 + int(window.width)]
+    return arr[[i - 1 for i in indexes]].astype(np.float32)
 
 
 def fill_zeros(data: np.ndarray, indexes: list) -> np.ndarray:

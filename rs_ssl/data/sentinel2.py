@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from rs_ssl.bands import BandSelection, canonical_band_name
+from rs_ssl.data.base import Catalog, Format, Grid, Record, Source
 from rs_ssl.data.handles import OPEN
 from rs_ssl.errors import DataError
 
@@ -79,25 +79,6 @@ def check_band_extents(bands: list[tuple[Path, Affine, tuple]]) -> None:
             raise DataError(f"{path}: covers ({', '.join(f'{v:.10g}' for v in b)}) while the scene's other band files "
                             f"cover ({', '.join(f'{v:.10g}' for v in median)}) (left, bottom, right, top); "
                             "replace it with a band file of the same scene extent")
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A north-up pixel grid: CRS, affine transform and size."""
-
-    crs: rasterio.crs.CRS
-    transform: Affine
-    width: int
-    height: int
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        t = self.transform
-        return (t.c, t.f + t.e * self.height, t.c + t.a * self.width, t.f)
-
-    @property
-    def res(self) -> float:
-        return self.transform.a
 
 
 class Sentinel2Scene:
@@ -208,3 +189,21 @@ class Sentinel2Scene:
     def __repr__(self) -> str:
         g = self.grid
         return f"Sentinel2Scene({self.folder}, bands={len(self.selection)}, {g.width}x{g.height} @ {g.res:g} m, {g.crs})"
+
+
+def _scene_folders(path: Path) -> list[Path]:
+    subdirs = [p for p in sorted(path.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+    return subdirs if subdirs and all(is_band_folder(p) for p in subdirs) else []
+
+
+def _detect(src: Source) -> bool:
+    return src.inner.is_dir() and (is_band_folder(src.inner) or bool(_scene_folders(src.inner)))
+
+
+def _scan(src: Source) -> Catalog:
+    folders = [src.inner] if is_band_folder(src.inner) else _scene_folders(src.inner)
+    return Catalog(src.root, "sentinel2", [Record(str(p)) for p in folders], kind="rasters")
+
+
+FORMAT = Format("sentinel2", _detect, _scan, kind="rasters", band_folders=True,
+                describe="a Sentinel-2 scene (one file per band, or a SAFE product), or a folder of them")

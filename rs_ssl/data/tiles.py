@@ -17,7 +17,8 @@ import numpy as np
 import rasterio
 from rasterio.transform import Affine
 
-from rs_ssl.data.catalog import IMAGE_SUFFIXES, Record
+from rs_ssl.data.base import IMAGE_SUFFIXES, Catalog, Format, Record, Source
+from rs_ssl.data.readers import StackedRaster
 from rs_ssl.errors import DataError, UsageError
 
 WORLD_FILES = (".wld", ".pgw", ".pngw", ".jgw", ".jpgw", ".tfw", ".tifw")
@@ -192,3 +193,35 @@ def lonlat_to_tile(lon: float, lat: float, z: int) -> tuple[int, int]:
     y = int((1.0 - math.asinh(math.tan(lat_r)) / math.pi) / 2.0 * n)
     return x, y
 
+
+
+def _scan_tile_format(src: Source) -> Catalog:
+    path = src.root if src.root.is_file() else src.inner
+    return Catalog(src.root, "tiles", scan_tiles(path), kind="rasters")
+
+
+def _scan_xyz_format(src: Source) -> Catalog:
+    recs, z, scheme = scan_xyz(src.inner, src.zoom)
+    return Catalog(src.root, "xyz", recs, kind="rasters", notes={"zoom": z, "scheme": scheme})
+
+
+def _tiles_mosaic(catalog: Catalog, selection):
+    """A tile folder as one VRT mosaic (a `.vrt` given or found is read as it is)."""
+    if catalog.records[0].path.lower().endswith(".vrt"):
+        return None
+    paths = [Path(r.path) for r in catalog.records]
+    name = f"{catalog.root} (mosaic of {len(paths)} tiles)"
+    return StackedRaster(mosaic_vrt(paths, name), selection, name=name)
+
+
+def _xyz_mosaic(catalog: Catalog, selection):
+    paths = [Path(r.path) for r in catalog.records]
+    xml = xyz_mosaic(paths, catalog.notes["zoom"], catalog.notes["scheme"])
+    return StackedRaster(xml, selection, name=f"{catalog.root} (zoom {catalog.notes['zoom']}, {len(paths)} tiles)")
+
+
+TILES = Format("tiles", lambda s: (s.root.is_file() and s.root.suffix.lower() == ".vrt")
+               or (s.inner.is_dir() and is_tile_folder(s.inner)),
+               _scan_tile_format, kind="rasters", mosaic=_tiles_mosaic, describe="georeferenced tiles or a .vrt, read as one mosaic")
+XYZ = Format("xyz", lambda s: s.inner.is_dir() and is_xyz(s.inner), _scan_xyz_format, kind="rasters", mosaic=_xyz_mosaic,
+             describe="an XYZ/TMS tile directory z/x/y.png")

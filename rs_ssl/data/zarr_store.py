@@ -17,6 +17,7 @@ decodes several times faster than zarr's default Zstd at a similar size.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 from collections.abc import Iterable
@@ -29,9 +30,8 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from rs_ssl.bands import BandSelection
-from rs_ssl.data.catalog import Catalog, Record
-from rs_ssl.data.readers import band_indexes, fill_zeros
-from rs_ssl.data.sentinel2 import Grid
+from rs_ssl.data.base import Catalog, Format, Grid, Record, canonical_split
+from rs_ssl.data.readers import band_indexes, crs_name, fill_zeros
 from rs_ssl.errors import DataError
 
 
@@ -168,13 +168,29 @@ def _attrs(arr, path) -> dict:
 def scan_zarr(path: str | Path) -> Catalog:
     arr, attrs, _ = open_cached(path)
     if arr.ndim == 3:
-        return Catalog(Path(str(path)), "zarr", [Record(str(path))], notes={"samples": False})
+        return Catalog(Path(str(path)), "zarr", [Record(str(path))], notes={"samples": False}, kind="rasters")
     n = arr.shape[0]
     labels = attrs.get("labels") or [[] for _ in range(n)]
     split = attrs.get("split") or [None] * n
-    recs = [Record(str(path), labels=tuple(labels[i]), split=split[i], index=i) for i in range(n)]
+    recs = [Record(str(path), labels=tuple(labels[i]), splits=_splits(split[i]), index=i) for i in range(n)]
     multilabel = bool(attrs.get("multilabel", False))
     return Catalog(Path(str(path)), "zarr", recs, multilabel=multilabel, classes=attrs.get("classes"), notes={"samples": True})
+
+
+def _splits(value) -> tuple[str, ...]:
+    """A sample's `split` attribute: None, one name, or a list of names (written by `rs-ssl convert`)."""
+    names = value if isinstance(value, list | tuple) else [value]
+    return tuple(s for s in (canonical_split(v) for v in names) if s)
+
+
+def is_zarr(path: Path) -> bool:
+    return path.suffix == ".zarr" or (path.is_dir() and any((path / m).exists() for m in ("zarr.json", ".zgroup", ".zarray")))
+
+
+def open_zarr_record(catalog: Catalog, record: Record, selection: BandSelection):
+    if record.index is not None:
+        return ZarrSample(record.path, record.index, selection)
+    return ZarrRaster(record.path, selection)
 
 
 class ZarrRaster:
@@ -282,3 +298,46 @@ def write_samples(out: str | Path, samples: Iterable[tuple[np.ndarray, dict]], n
     arr.attrs.update({"band_names": list(selection.names), "sensor": selection.sensor.key, **meta, **(extra or {})})
     root.attrs["rs_ssl_layout"] = "sample,band,y,x"
     return {"shape": list(arr.shape), "chunks": list(arr.chunks)}
+
+
+def describe_record(catalog: Catalog, r: Record) -> dict:
+    """`rs-ssl manifest` facts of a store or one sample of it (the checksum is of the sample's values)."""
+    arr, attrs, _ = open_cached(r.path)  # one handle for all the samples of a store
+    crs = attrs["crs"][r.index] if r.index is not None and attrs.get("crs") else attrs.get("crs")
+    data = arr[r.index] if r.index is not None else None
+    digest = hashlib.blake2b(np.ascontiguousarray(data).tobytes(), digest_size=16).hexdigest() if data is not None else None
+    return {"bands": list(attrs.get("band_names", [])), "dtype": str(arr.dtype), "width": arr.shape[-1],
+            "height": arr.shape[-2], "crs": crs_name(crs), "bounds": None, "checksum": digest}
+
+
+def decode_record(catalog: Catalog, r: Record) -> None:
+    """`rs-ssl manifest --check`: read every value of a store or sample; DataError on NaN or a lost chunk."""
+    arr = open_array(r.path)
+    data = np.asarray(arr[r.index] if r.index is not None else arr[:])
+    if np.issubdtype(data.dtype, np.floating) and np.isnan(data).any():
+        raise DataError(f"{r.path}: contains NaN")
+    if r.index is not None:
+        _check_sample_chunks(arr, r)
+
+
+def _check_sample_chunks(arr, r: Record) -> None:
+    """DataError when a chunk of sample `r.index` of a local store is missing (it reads as the fill value).
+
+    `rs-ssl convert` writes one chunk per sample, so a missing chunk is a sample lost in a copy, read
+    as all-nodata; in a `(band, y, x)` raster store missing chunks are areas without data, not checked.
+    """
+    reader = ChunkReader(arr)
+    if not reader.direct:
+        return
+    per = [-(-n // c) for n, c in zip(arr.shape[1:], arr.chunks[1:], strict=True)]
+    for rest in np.ndindex(*per):
+        key = arr.metadata.encode_chunk_key((r.index // arr.chunks[0], *rest))
+        if not (reader._root / key).is_file():
+            raise DataError(f"{r.path}[{r.index}]: chunk file {key} is missing (the sample reads as the fill value "
+                            f"{arr.metadata.fill_value}); re-run `rs-ssl convert` or restore the store")
+
+
+FORMAT = Format("zarr", lambda s: is_zarr(s.root), lambda s: scan_zarr(s.root), kind="rasters",
+                describe="a zarr store: one (band, y, x) raster or a (sample, band, y, x) stack",
+                open=open_zarr_record, chunk_aligned=True, describe_record=describe_record,
+                decode_record=decode_record)

@@ -58,7 +58,7 @@ def _pretrain_samples(cfg: AugsearchConfig, selection) -> int | None:
 def augsearch(cfg: AugsearchConfig) -> dict[str, Any]:
     """Run every pair, write heatmap.png, the ranking and (with --drop-bottom) augmentations.txt."""
     from rs_ssl.augment.presets import AUG_NAMES
-    from rs_ssl.bands import resolve_bands
+    from rs_ssl.data import resolve_data_bands
     from rs_ssl.eval.probing import probe
     from rs_ssl.pretrain import run as pretrain
 
@@ -75,7 +75,7 @@ def augsearch(cfg: AugsearchConfig) -> dict[str, Any]:
     if cfg.steps <= 0:
         raise UsageError(f"--steps must be positive, got {cfg.steps}")
     out = prepare_out(cfg.out or default_out("augsearch"))
-    selection = resolve_bands(cfg.bands, cfg.sensor)
+    selection = resolve_data_bands(cfg.bands, cfg.sensor, cfg.data, cfg.format, cfg.zoom)
     n = _pretrain_samples(cfg, selection)
     subset = None if n is None else max(cfg.batch_size, round(cfg.fraction * n))
     if subset is not None and subset > n:

@@ -60,8 +60,10 @@ def load_backbone(checkpoint: str | None, random_init: bool, backbone: str, band
     path = weights_file(checkpoint)
     meta = _metadata(path)
     name = meta.get("timm_model", backbone)
+    if not meta.get("bands") and bands == "auto":
+        raise UsageError(f"{path}: the weights carry no band metadata; give --bands (a count or band names)")
     selection = resolve_bands(meta["bands"], meta.get("sensor")) if meta.get("bands") else resolve_bands(bands, sensor)
-    if meta.get("bands") and bands not in ("13", str(len(selection))) and resolve_bands(bands, sensor).names != selection.names:
+    if meta.get("bands") and bands not in ("auto", "13", str(len(selection))) and resolve_bands(bands, sensor).names != selection.names:
         raise UsageError(f"--bands {bands}: {path} was trained on {','.join(selection.names)}; leave --bands out or give those")
     model = create_backbone(name, selection)
     state = load_weights(path)

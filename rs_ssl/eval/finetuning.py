@@ -21,12 +21,13 @@ from rs_ssl.eval.linear import scores
 from rs_ssl.eval.probing import (
     HEADLINE,
     check_common,
+    data_format,
     device_for,
     evaluate,
     load_eval_splits,
     progress_bar,
 )
-from rs_ssl.eval.splits import fraction_indices, parse_fractions, targets_of
+from rs_ssl.eval.splits import backbone_bands, fraction_indices, parse_fractions, targets_of
 from rs_ssl.methods.base import Normalize
 from rs_ssl.runs import prepare_out, write_config, write_metrics
 
@@ -138,7 +139,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         raise UsageError(f"--epochs, --seeds and --lr must be positive (got {cfg.epochs}, {cfg.seeds}, {cfg.lr})")
     fractions = parse_fractions(cfg.label_fraction)
     out = prepare_out(cfg.out or default_out("finetune"))
-    probe_lb = load_backbone(cfg.checkpoint, cfg.random_init, cfg.backbone, cfg.bands, cfg.sensor, cfg.seed)
+    probe_lb = load_backbone(cfg.checkpoint, cfg.random_init, cfg.backbone, *backbone_bands(cfg, data_format(cfg)),
+                             cfg.seed)
     selection = probe_lb.selection
     splits = load_eval_splits(cfg, selection)
     parts = {k: (_Tensors(v) if len(v) <= PRELOAD_MAX else v) for k, v in splits.parts.items()}

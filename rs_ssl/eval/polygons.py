@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from rs_ssl.bands import BandSelection
 from rs_ssl.errors import DataError, UsageError
-from rs_ssl.eval.splits import Splits, stratified_split
+from rs_ssl.eval.splits import Splits, carve_validation, stratified_split
 
 
 def read_labels(path: str | Path, field: str | None):
@@ -136,11 +136,12 @@ def polygon_splits(cfg, selection: BandSelection) -> Splits:
     idx = stratified_split(torch.stack(ds.targets), ds.multilabel, cfg.seed)
     if not idx["train"] or not idx["test"]:
         raise DataError(f"--labels {cfg.labels}: too few labelled patches ({len(ds)}) for a train and a test split")
-    val_source = "validation"
+    val_source = "validation split"
     if not idx["validation"]:
-        idx["validation"] = idx["train"]
-        val_source = "train (no validation samples: sweep and threshold chosen on the training split)"
+        idx["train"], idx["validation"], how = carve_validation(idx["train"], torch.stack(ds.targets), ds.multilabel,
+                                                                cfg.seed)
+        val_source = f"carved out of train: {how}"
     return Splits({k: Subset(ds, v) for k, v in idx.items()}, ds.classes, ds.multilabel,
-                  {"split_source": f"seeded stratified 60/20/20 split of polygon-labelled patches (seed {cfg.seed})",
+                  {"split_source": f"seeded stratified 60/20/20 split of polygon-labelled patches (seed {cfg.seed})", "official": False,
                    "validation_source": val_source, "sizes": {k: len(v) for k, v in idx.items()}, "data": info,
                    "labelling": info["labelling"]})

@@ -94,32 +94,77 @@ def targets_of(ds: Dataset) -> torch.Tensor:
     return t[list(idx)] if idx is not None else t
 
 
+def backbone_bands(cfg, fmt: str) -> tuple[str, str | None]:
+    """`--bands` and `--sensor` for `load_backbone`: `auto` becomes the data's own bands for a random
+    initialisation and stays `auto` (the weights' own bands) for a checkpoint."""
+    if str(cfg.bands).strip().lower() != "auto" or cfg.checkpoint is not None or cfg.labels:
+        return cfg.bands, cfg.sensor
+    from rs_ssl.data import resolve_data_bands
+
+    sel = resolve_data_bands("auto", cfg.sensor, cfg.data, fmt, cfg.zoom)
+    return ",".join(sel.names), sel.sensor.key
+
+
+def carve_validation(train: list[int], targets: torch.Tensor, multilabel: bool, seed: int,
+                     fraction: float = 0.2) -> tuple[list[int], list[int], str]:
+    """A seeded stratified validation split carved out of `train`: returns (train, validation, how).
+
+    Each stratum of n >= 2 training samples gives max(1, round(fraction n)) to validation; when
+    that leaves none (every class seen once), one seeded random training sample is held out.
+    Hyper-parameters are then never chosen on the samples the head is fitted to.
+    """
+    if len(train) < 2:
+        raise DataError(f"{len(train)} training sample(s): too few to hold out a validation split "
+                        "(hyper-parameters must not be chosen on the training split); give more labelled samples")
+    rng = np.random.default_rng(seed)
+    s = strata(targets[train], multilabel)
+    val: list[int] = []
+    for c in np.unique(s):
+        idx = rng.permutation(np.flatnonzero(s == c))
+        if len(idx) >= 2:
+            val += [train[i] for i in idx[: max(1, round(fraction * len(idx)))]]
+    how = f"seeded stratified {fraction:.0%} of the training split (seed {seed})"
+    if not val:
+        val = [train[int(rng.integers(len(train)))]]
+        how = f"one seeded random training sample (seed {seed}; every class has a single training sample)"
+    held = set(val)
+    return [i for i in train if i not in held], sorted(val), how
+
+
 def load_splits(data: str | None, fmt: str, selection: BandSelection, *, patch: int, level: int,
                 seed: int, skip_bad: bool) -> Splits:
-    """Labelled data in three splits: the data's own (BigEarthNet metadata, MillionAID folders) or,
-    where it has none, a seeded stratified 60/20/20 split (recorded in `info["split_source"]`)."""
+    """Labelled data in three splits: the data's own (split folders, split lists, BigEarthNet's
+    metadata.parquet) or, where it has none, a seeded stratified 60/20/20 split. Data with train and
+    test but no validation split gets one carved out of train (see `carve_validation`). Where the
+    splits came from is recorded in `info` (`split_source`, `official`, `validation_source`)."""
     from rs_ssl.data import labelled_dataset
 
     ds, info = labelled_dataset(data, fmt, selection, split=None, patch=patch, level=level, skip_bad=skip_bad)
     records = getattr(ds, "records", [])
-    if any(getattr(r, "split", None) for r in records):
-        from rs_ssl.data.datasets import SPLIT_ALIASES
-
-        names = [SPLIT_ALIASES.get(r.split or "", r.split) for r in records]
-        idx = {k: [i for i, n in enumerate(names) if n == k] for k in SPLITS}
-        source = "dataset"
+    official = any(getattr(r, "splits", ()) for r in records)
+    if official:
+        idx = {k: [i for i, r in enumerate(records) if k in r.splits] for k in SPLITS}
+        source = info.get("split_source") or "the dataset's own split"
     else:
         idx = stratified_split(targets_of(ds), ds.multilabel, seed)
         source = f"seeded stratified 60/20/20 split (seed {seed}); the data defines no split"
+    test_source = "test split" + (" of the dataset" if official else "")
+    if official and not idx["test"] and idx["validation"]:
+        # train/val only (Imagenette, many ImageFolder copies): val is the published evaluation split
+        idx["test"], idx["validation"] = idx["validation"], []
+        test_source = "the dataset's validation split (it defines no test split)"
     if not idx["train"] or not idx["test"]:
         raise DataError(f"{info.get('data')}: {len(idx['train'])} training and {len(idx['test'])} test samples; "
                         "need at least one of each (give more labelled samples)")
-    val_source = "validation"
+    val_source = "validation split" + (" of the dataset" if official else "")
     if not idx["validation"]:
-        # Too few samples for a validation split (mini data): hyperparameters are then chosen on train.
-        idx["validation"] = idx["train"]
-        val_source = "train (no validation samples: sweep and threshold chosen on the training split)"
+        idx["train"], idx["validation"], how = carve_validation(idx["train"], targets_of(ds), ds.multilabel, seed)
+        val_source = f"carved out of train: {how}"
     parts = {k: Subset(ds, v) for k, v in idx.items()}
-    split_info = {"split_source": source, "validation_source": val_source,
+    overlap = {f"{a}&{b}": len(set(idx[a]) & set(idx[b])) for a, b in (("train", "validation"), ("train", "test"),
+                                                                       ("validation", "test"))}
+    split_info = {"split_source": source, "official": official, "validation_source": val_source, "test_source": test_source,
                   "sizes": {k: len(v) for k, v in idx.items()}, "data": info}
+    if any(overlap.values()):
+        split_info["overlap"] = overlap  # TorchGeo's fixtures list the same files in several splits
     return Splits(parts, list(ds.classes), bool(ds.multilabel), split_info)
