@@ -8,9 +8,10 @@ import torch.nn.functional as F
 from rs_ssl.losses.dist import concat_all_gather, gather_with_grad, is_distributed
 
 
-def _full_precision(*xs: torch.Tensor) -> list[torch.Tensor]:
-    """The tensors in at least float32 (float64 stays float64)."""
-    return [x.to(torch.promote_types(x.dtype, torch.float32)) for x in xs]
+def full_precision(x: torch.Tensor) -> torch.Tensor:
+    """At least float32: half-precision (bf16/fp16) inputs are upcast so that the exponentials of the
+    logits stay accurate; float64 stays float64, so parity tests can compare in double precision."""
+    return x if x.dtype == torch.float64 else x.float()
 
 
 def _no_autocast(x: torch.Tensor):
@@ -26,7 +27,7 @@ def info_nce_queue(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temper
     temperature: 0.07 in MoCo v1, 0.2 in MoCo v2.
     """
     with _no_autocast(q):
-        q, k, queue = _full_precision(q, k, queue)
+        q, k, queue = full_precision(q), full_precision(k), full_precision(queue)
         l_pos = (q * k).sum(dim=1, keepdim=True)  # (N, 1)
         l_neg = q @ queue.t()  # (N, K)
         logits = torch.cat([l_pos, l_neg], dim=1) / temperature
@@ -43,7 +44,8 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, temperature: float = 0.2, offset:
     `labels = arange(N) + N * rank`). temperature: 0.2 for ViT, 1.0 for ResNet in the reference.
     """
     with _no_autocast(q):
-        q, k = (F.normalize(x, dim=1) for x in _full_precision(q, k))
+        q = F.normalize(full_precision(q), dim=1)
+        k = F.normalize(full_precision(k), dim=1)
         logits = q @ k.t() / temperature
         labels = torch.arange(q.shape[0], device=q.device) + offset
         return F.cross_entropy(logits, labels) * (2 * temperature)
@@ -75,9 +77,10 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1,
     temperature: 0.5 in the paper's default, 0.1 in SimCLR-S2.
     """
     with _no_autocast(z1):
-        z1_all = z1 if z1_all is None else z1_all
-        z2_all = z2 if z2_all is None else z2_all
-        z1, z2, z1_all, z2_all = (F.normalize(x, dim=1) for x in _full_precision(z1, z2, z1_all, z2_all))
+        z1 = F.normalize(full_precision(z1), dim=1)
+        z2 = F.normalize(full_precision(z2), dim=1)
+        z1_all = z1 if z1_all is None else F.normalize(full_precision(z1_all), dim=1)
+        z2_all = z2 if z2_all is None else F.normalize(full_precision(z2_all), dim=1)
         return _nt_xent_normalised(z1, z2, z1_all, z2_all, temperature, offset)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from rs_ssl.losses.infonce import full_precision
 from rs_ssl.methods.base import MethodDefaults, SSLMethod
 from rs_ssl.models.heads import mlp
 
@@ -91,4 +92,4 @@ class RelativePatchLocation(SSLMethod):
         labels, jit = sample_pairs(x.shape[0], x.shape[-1], x.device)
         centre, neighbour = cut_pairs(x, labels, jit)
         logits, feats = self.logits(centre, neighbour)
-        return F.cross_entropy(logits.float(), labels), feats
+        return F.cross_entropy(full_precision(logits), labels), feats
