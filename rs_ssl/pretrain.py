@@ -76,7 +76,7 @@ def effective_queue_size(cfg: PretrainConfig, samples: int | None = None) -> int
 
 def build_method(cfg: PretrainConfig, selection, stats, samples: int | None = None):
     """The LightningModule for cfg.method, with backbone and device-side views."""
-    from rs_ssl.augment import make_views
+    from rs_ssl.augment import VIEW_PRESETS, make_views
     from rs_ssl.methods import METHODS
     from rs_ssl.models import create_backbone
 
@@ -88,7 +88,7 @@ def build_method(cfg: PretrainConfig, selection, stats, samples: int | None = No
     # wavelength order, so the views need the bands' statistics and wavelengths.
     band_facts = {"mean": stats.mean.tolist(), "std": stats.std.tolist(), "wavelengths": selection.wavelengths_nm}
     try:
-        if "," in augs or augs not in ("mocov2", "mocov3", "simclr", "s2"):
+        if "," in augs or augs not in VIEW_PRESETS:
             views = make_views("custom", bands=len(selection), size=cfg.size,
                                augs=[a.strip() for a in augs.split(",") if a.strip()], **band_facts)
         else:
@@ -99,7 +99,7 @@ def build_method(cfg: PretrainConfig, selection, stats, samples: int | None = No
     return cls(backbone=backbone, selection=selection, stats=stats, views=views, lr=cfg.lr,
                weight_decay=cfg.weight_decay, temperature=cfg.temperature, batch_size=cfg.batch_size,
                warmup_epochs=cfg.warmup_epochs if cfg.warmup_epochs > 0 else None, proj_dim=cfg.proj_dim,
-               optimizer=cfg.optimizer, queue_size=effective_queue_size(cfg, samples), momentum=cfg.momentum,
+               optimizer=cfg.optimizer, lr_scaling=cfg.lr_scaling, queue_size=effective_queue_size(cfg, samples), momentum=cfg.momentum,
                freeze_patch_embed=cfg.freeze_patch_embed)
 
 
@@ -113,6 +113,12 @@ def _accelerator(devices: str) -> tuple[str, Any]:
     except ValueError:
         raise UsageError(f"--devices {devices}: use auto, cpu or a device count") from None
     return ("gpu", n) if torch.cuda.is_available() else ("cpu", n)
+
+
+def world_size(accelerator: str, devices: Any, num_nodes: int) -> int:
+    """Processes of the run: the device count (all visible GPUs for `auto`) times the nodes."""
+    per_node = devices if isinstance(devices, int) else (torch.cuda.device_count() if accelerator == "gpu" else 1)
+    return max(1, per_node) * num_nodes
 
 
 def gradient_clip(method: str) -> float | None:
@@ -217,7 +223,7 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
                              num_workers=workers, pin_memory=torch.cuda.is_available(),
                              persistent_workers=False, prefetch_factor=4 if workers else None)
     accelerator, devices = _accelerator(cfg.devices)
-    world = (devices if isinstance(devices, int) else max(1, torch.cuda.device_count())) * cfg.num_nodes
+    world = world_size(accelerator, devices, cfg.num_nodes)
     steps_per_epoch = len(dataset) // world // cfg.batch_size
     if steps_per_epoch == 0:
         raise UsageError(f"{len(dataset)} samples over {world} device(s) make no full batch of {cfg.batch_size}")
@@ -253,7 +259,7 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
         max_epochs=cfg.epochs, max_steps=-1, logger=loggers, callbacks=callbacks,
         plugins=[AtomicCheckpointIO()], log_every_n_steps=max(1, min(cfg.log_every, steps_per_epoch)),
         gradient_clip_val=gradient_clip(cfg.method),
-        sync_batchnorm=isinstance(devices, int) and devices > 1 or cfg.num_nodes > 1,
+        sync_batchnorm=world > 1,  # whenever DDP runs, `--devices auto` on a multi-GPU host included
         enable_model_summary=False, deterministic=False, default_root_dir=out,
         use_distributed_sampler=False,
     )
@@ -261,7 +267,8 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
 
     write_config(out, "pretrain", cfg, extra={"bands": list(selection.names), "sensor": selection.sensor.key,
                                               "normalisation": stats.source, "precision": precision,
-                                              "accelerator": accelerator, "data": data_info})
+                                              "accelerator": accelerator, "data": data_info,
+                                              "lr_effective": method.scaled_lr(world), "world_size": world})
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -294,6 +301,7 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
         "feature_std": float(feature_std) if feature_std is not None else None,
         "nonfinite_steps_skipped": guard.skipped,
         "online_knn": knn.history if knn is not None else None,
+        "lr_effective": method.scaled_lr(world),
         "train_seconds": round(elapsed, 2),
         "images_per_second": round(trainer.global_step * cfg.batch_size / elapsed, 2) if elapsed > 0 else None,
         "resumed_from": str(resume_from) if resume_from else None,

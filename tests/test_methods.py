@@ -223,7 +223,7 @@ def test_simclr_matches_reference_with_separate_view_losses():
 def test_lars_optimizer_is_selectable_with_the_paper_learning_rate():
     m = make(SimCLR, optimizer="lars", batch_size=256)
     assert m.optimizer_name == "lars" and m.base_lr == 0.3
-    assert make(SimCLR).base_lr == 5e-4
+    assert make(SimCLR).base_lr == 1e-3  # Adam at batch 256, square-root scaled (issue 15)
 
 
 def test_lars_step_matches_moco_v3_reference():

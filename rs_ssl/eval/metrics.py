@@ -89,7 +89,12 @@ def average_precision(target: torch.Tensor, score: torch.Tensor) -> float | None
 
 
 def multilabel_metrics(target: torch.Tensor, score: torch.Tensor, classes: list[str], threshold: float) -> dict:
-    """Micro/macro F1 at `threshold`, micro/macro mAP (threshold-free) and per-class F1/AP of (N, K) scores in [0, 1]."""
+    """Micro/macro F1 at `threshold`, micro/macro mAP (threshold-free) and per-class F1/AP of (N, K) scores in [0, 1].
+
+    A label is predicted when `score >= threshold`; torchmetrics' multilabel F1 uses `score > threshold`.
+    The two differ only for scores exactly at the threshold (a sigmoid output of exactly 0.5 counts as
+    positive here, negative there); the threshold itself is chosen on validation with the same `>=`.
+    """
     pred = score >= threshold
     micro, macro, per_class, defined = f1_scores(target, pred)
     aps = [average_precision(target[:, j], score[:, j]) for j in range(len(classes))]

@@ -14,17 +14,25 @@ def full_precision(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype == torch.float64 else x.float()
 
 
+def _no_autocast(x: torch.Tensor):
+    """Autocast off on x's device: under bf16 autocast a matmul of float32 inputs still runs in bf16,
+    which rounds similarities to ~3 significant digits before they are divided by a small temperature."""
+    return torch.autocast(device_type=x.device.type, enabled=False)
+
+
 def info_nce_queue(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
     """MoCo v1/v2 loss: each query's positive is its key, negatives are the queue (He et al. 2020, Alg. 1).
 
     q, k: (N, D) L2-normalised; queue: (K, D) L2-normalised keys of earlier batches.
     temperature: 0.07 in MoCo v1, 0.2 in MoCo v2.
     """
-    l_pos = (q * k).sum(dim=1, keepdim=True)  # (N, 1)
-    l_neg = q @ queue.t()  # (N, K)
-    logits = torch.cat([l_pos, l_neg], dim=1) / temperature
-    labels = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
-    return F.cross_entropy(full_precision(logits), labels)
+    with _no_autocast(q):
+        q, k, queue = full_precision(q), full_precision(k), full_precision(queue)
+        l_pos = (q * k).sum(dim=1, keepdim=True)  # (N, 1)
+        l_neg = q @ queue.t()  # (N, K)
+        logits = torch.cat([l_pos, l_neg], dim=1) / temperature
+        labels = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
+        return F.cross_entropy(logits, labels)
 
 
 def info_nce(q: torch.Tensor, k: torch.Tensor, temperature: float = 0.2, offset: int = 0) -> torch.Tensor:
@@ -35,11 +43,12 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, temperature: float = 0.2, offset:
     keys gathered over all ranks, M >= N; the positive of query i is key `offset + i` (the reference's
     `labels = arange(N) + N * rank`). temperature: 0.2 for ViT, 1.0 for ResNet in the reference.
     """
-    q = F.normalize(full_precision(q), dim=1)
-    k = F.normalize(full_precision(k), dim=1)
-    logits = q @ k.t() / temperature
-    labels = torch.arange(q.shape[0], device=q.device) + offset
-    return F.cross_entropy(logits, labels) * (2 * temperature)
+    with _no_autocast(q):
+        q = F.normalize(full_precision(q), dim=1)
+        k = F.normalize(full_precision(k), dim=1)
+        logits = q @ k.t() / temperature
+        labels = torch.arange(q.shape[0], device=q.device) + offset
+        return F.cross_entropy(logits, labels) * (2 * temperature)
 
 
 def info_nce_all_ranks(q: torch.Tensor, k: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
@@ -67,10 +76,16 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1,
     DDP's gradient averaging, gradients equal those of the loss over the global batch.
     temperature: 0.5 in the paper's default, 0.1 in SimCLR-S2.
     """
-    z1 = F.normalize(full_precision(z1), dim=1)
-    z2 = F.normalize(full_precision(z2), dim=1)
-    z1_all = z1 if z1_all is None else F.normalize(full_precision(z1_all), dim=1)
-    z2_all = z2 if z2_all is None else F.normalize(full_precision(z2_all), dim=1)
+    with _no_autocast(z1):
+        z1 = F.normalize(full_precision(z1), dim=1)
+        z2 = F.normalize(full_precision(z2), dim=1)
+        z1_all = z1 if z1_all is None else F.normalize(full_precision(z1_all), dim=1)
+        z2_all = z2 if z2_all is None else F.normalize(full_precision(z2_all), dim=1)
+        return _nt_xent_normalised(z1, z2, z1_all, z2_all, temperature, offset)
+
+
+def _nt_xent_normalised(z1: torch.Tensor, z2: torch.Tensor, z1_all: torch.Tensor, z2_all: torch.Tensor,
+                        temperature: float, offset: int) -> torch.Tensor:
     n, big_n = z1.shape[0], z1_all.shape[0]
     keys = torch.cat([z1_all, z2_all], dim=0)  # (2M, D)
     idx = torch.arange(n, device=z1.device) + offset

@@ -20,6 +20,25 @@ from rs_ssl.errors import UsageError
 from rs_ssl.methods.optim import LARS
 
 OPTIMIZERS = ("sgd", "adamw", "adam", "lars")
+LR_SCALINGS = ("auto", "linear", "sqrt", "none")
+
+
+def scale_lr(base_lr: float, global_batch: int, optimizer: str, rule: str = "auto") -> float:
+    """The learning rate at `global_batch` from `base_lr`, given at batch 256.
+
+    `auto`: linear for SGD and LARS (Goyal et al. 2017: the SGD step is a sum of per-sample gradients,
+    so k times the batch wants k times the rate); square root for Adam and AdamW, whose update is
+    normalised by the gradient's second moment, so a bigger batch only lowers the gradient noise,
+    by sqrt(k) (the square-root rule of Krizhevsky 2014 and Malladi et al. 2022, "On the SDEs and
+    Scaling Rules for Adaptive Gradient Algorithms"). `linear` is what moco-v3 main_moco.py applies
+    to AdamW as well (its paper recipe); `none` takes `base_lr` as is.
+    """
+    if rule not in LR_SCALINGS:
+        raise UsageError(f"--lr-scaling {rule}: choose one of {', '.join(LR_SCALINGS)}")
+    if rule == "auto":
+        rule = "sqrt" if optimizer in ("adam", "adamw") else "linear"
+    k = global_batch / 256
+    return base_lr * {"linear": k, "sqrt": math.sqrt(k), "none": 1.0}[rule]
 
 
 @dataclass(frozen=True)
@@ -57,9 +76,13 @@ class Normalize(nn.Module):
 
 
 def warmup_cosine(step: int, total: int, warmup: int) -> float:
-    """LR multiplier: linear warm-up over `warmup` steps, then half-cosine to 0 at `total` (per step)."""
+    """LR multiplier: linear warm-up over `warmup` steps, then half-cosine to 0 at `total` (per step).
+
+    Warm-up is `step / warmup` from 0, as moco-v3 main_moco.py `adjust_learning_rate`
+    (`lr * epoch / warmup_epochs` with the fractional epoch `epoch + i / iters_per_epoch`).
+    """
     if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
+        return step / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
@@ -91,7 +114,7 @@ class SSLMethod(L.LightningModule):
     def __init__(self, *, backbone: nn.Module, selection: BandSelection, stats: BandStats, views: nn.Module,
                  lr: float | None = None, weight_decay: float | None = None, temperature: float | None = None,
                  batch_size: int = 256, warmup_epochs: float | None = None, proj_dim: int | None = None,
-                 optimizer: str | None = None, **method_kwargs: Any):
+                 optimizer: str | None = None, lr_scaling: str = "auto", **method_kwargs: Any):
         super().__init__()
         self.backbone = backbone
         self.normalize = Normalize(selection, stats)
@@ -108,6 +131,9 @@ class SSLMethod(L.LightningModule):
         self.temperature = self.defaults.temperature if temperature is None else temperature
         self.warmup_epochs = self.defaults.warmup_epochs if warmup_epochs is None else warmup_epochs
         self.batch_size = batch_size
+        if lr_scaling not in LR_SCALINGS:
+            raise UsageError(f"--lr-scaling {lr_scaling}: choose one of {', '.join(LR_SCALINGS)}")
+        self.lr_scaling = lr_scaling
         self.proj_dim = self.defaults.proj_dim if proj_dim is None else proj_dim
         self.feature_dim = backbone.num_features
         self.method_kwargs = method_kwargs
@@ -168,9 +194,11 @@ class SSLMethod(L.LightningModule):
         self.log("train/feature_std", fstd, on_step=True, on_epoch=False, batch_size=feats.shape[0])
         return loss
 
-    def scaled_lr(self) -> float:
-        world = self.trainer.world_size if self.trainer is not None else 1
-        return self.base_lr * self.batch_size * world / 256  # linear scaling rule (Goyal et al. 2017)
+    def scaled_lr(self, world: int | None = None) -> float:
+        """The peak learning rate after batch scaling (`lr_effective` in config.yaml and metrics.json)."""
+        if world is None:
+            world = self._trainer.world_size if self._trainer is not None else 1
+        return scale_lr(self.base_lr, self.batch_size * world, self.optimizer_name, self.lr_scaling)
 
     def param_groups(self) -> list[dict[str, Any]]:
         """No weight decay on biases and normalisation parameters (timm's and moco-v3 LARS's rule; note

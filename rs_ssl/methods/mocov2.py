@@ -37,6 +37,11 @@ class MoCoV2(SSLMethod):
         self.register_buffer("queue", F.normalize(torch.randn(k, self.proj_dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
 
+    def param_groups(self):
+        """Weight decay on every parameter, biases and BatchNorm included: moco main_moco.py builds
+        `SGD(model.parameters(), lr, momentum=0.9, weight_decay=1e-4)` with no exclusions."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "weight_decay": self.weight_decay}]
+
     def momentum_pairs(self):
         return [(self.backbone, self.key_backbone), (self.projector, self.key_projector)]
 

@@ -64,7 +64,7 @@ class MoCoV3(SSLMethod):
             freeze_random_patch_embed(self.backbone)
         d, out = self.feature_dim, self.proj_dim
         self.projector = mlp([d, hidden, hidden, out], batchnorm=[True, True, True], last_bn_affine=False)
-        self.predictor = mlp([out, hidden, out], batchnorm=[True, False])
+        self.predictor = mlp([out, hidden, out], batchnorm=[True, False], bias=False)
         # The momentum encoder is a copy (builder.py: `param_m.data.copy_(param_b.data)`).
         self.key_backbone = copy.deepcopy(self.backbone)
         self.key_projector = copy.deepcopy(self.projector)
