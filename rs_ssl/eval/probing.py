@@ -106,7 +106,8 @@ def probe(cfg: ProbeConfig) -> dict[str, Any]:
     check_common(cfg)
     out = prepare_out(cfg.out or default_out("probe"))
     torch.manual_seed(cfg.seed)
-    lb = load_backbone(cfg.checkpoint, cfg.random_init, cfg.backbone, cfg.bands, cfg.sensor, cfg.seed)
+    lb = load_backbone(cfg.checkpoint, cfg.random_init, cfg.backbone, cfg.bands, cfg.sensor, cfg.seed,
+                       data=cfg.data, fmt=data_format(cfg))
     splits = load_eval_splits(cfg, lb.selection)
     write_config(out, "probe", cfg, extra={"backbone": lb.name, "weights": lb.source, "bands": list(lb.selection.names),
                                            "splits": splits.info["sizes"]})
@@ -132,7 +133,7 @@ def probe(cfg: ProbeConfig) -> dict[str, Any]:
         "linear": result,
         "sweep": sweep,
         "backbone": {"name": lb.name, "weights": lb.source, "method": lb.method, "bands": list(lb.selection.names),
-                     "frozen": True, "feature_dim": int(feats["train"].x.shape[1])},
+                     "frozen": True, "feature_dim": int(feats["train"].x.shape[1]), "band_transfer": lb.transfer},
         "classes": splits.classes,
         "splits": {k_: v for k_, v in splits.info.items() if k_ != "data"},
         "data": {k_: v for k_, v in splits.info.get("data", {}).items() if k_ != "skipped_reasons"},
