@@ -107,6 +107,32 @@ class FinetuneConfig(ProbeConfig):
 
 
 @dataclass
+class EmbedConfig(CommonConfig):
+    """`rs-ssl embed`: frozen backbone features of every patch of a regular grid over georeferenced rasters
+    (or of every sample of a patch dataset), written as embeddings.parquet (GeoParquet),
+    embeddings.gpkg (GeoPackage) and embedding_rgb.tif (first three principal components, one pixel per
+    patch) for QGIS and GeoPandas. Weights trained on other bands are moved to the data's bands."""
+
+    checkpoint: str | None = opt(None, "pretraining run folder, its model/ folder, or backbone weights (.safetensors)")
+    backbone: str = opt("resnet18", "timm model name when --checkpoint is a weights file without rs-ssl metadata")
+    size: int = opt(64, "patch size in pixels (grid cell size)")
+    stride: int | None = opt(None, "grid step in pixels (default: --size, patches side by side)")
+    batch_size: int = opt(64, "patches per forward pass (bf16 autocast on GPU)")
+    workers: int = opt(2, "DataLoader worker processes reading patches")
+    pcs: int = opt(8, "principal components written as columns pc1..pcN of embeddings.gpkg (its `embedding` column holds the whole vector as float32 bytes)")
+
+
+@dataclass
+class SimilarConfig(CommonConfig):
+    """`rs-ssl similar --embeddings DIR --query LON,LAT|ROW_ID`: the patches nearest to one patch by cosine
+    similarity of their embeddings, written as similar.parquet (GeoParquet) and similar.gpkg."""
+
+    embeddings: str | None = opt(None, "folder written by `rs-ssl embed` (its embeddings.parquet)")
+    query: str | None = opt(None, "the query patch: a row id, or LON,LAT (the patch whose footprint holds the point, else the nearest)")
+    k: int = opt(20, "number of nearest patches (the query itself is rank 0 and not counted)")
+
+
+@dataclass
 class AugsearchConfig(CommonConfig):
     """`rs-ssl augsearch`: short pretrain + linear probe for every pair of augmentations; heatmap and ranking."""
 
