@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from rs_ssl.config import EmbedConfig, default_out
+from rs_ssl.config import EmbedConfig, SimilarConfig, default_out
 from rs_ssl.errors import DataError, UsageError
 from rs_ssl.runs import prepare_out, write_config, write_metrics
 
@@ -399,6 +399,9 @@ def run(cfg: EmbedConfig) -> dict[str, Any]:
                                            "patches": len(source), "kind": kind})
     device = device_for(cfg.devices)
     encoder = FrozenEncoder(lb.model, lb.selection).to(device).eval()
+    with torch.inference_mode():  # the first forward allocates the model's working memory: before the baseline
+        encoder(source[0]["image"][None].to(device))
+    rss_before = peak_rss_mb()
     t0 = time.perf_counter()
     with progress_bar() as bar:
         rows, dim, pca, crs = extract_rows(cfg, encoder, source, kind, rasters, out, device, bar)
@@ -420,6 +423,7 @@ def run(cfg: EmbedConfig) -> dict[str, Any]:
         "patches_per_second": round(rows / t_embed, 1) if t_embed > 0 else None,
         "total_seconds": round(time.perf_counter() - t0, 2),
         "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_before_patches_mb": rss_before,  # the difference is what the patches added
         "device": device.type,
         "outputs": {"parquet": str(out / "embeddings.parquet"), "gpkg": str(out / "embeddings.gpkg"),
                     "rgb": colour_files or None, "config": str(out / "config.yaml")},
@@ -429,4 +433,105 @@ def run(cfg: EmbedConfig) -> dict[str, Any]:
     write_metrics(out, metrics)
     print(f"embed: {rows} patches x {dim} features ({lb.name} from {lb.source}) in {t_embed:.1f} s; "
           f"peak memory {metrics['peak_rss_mb']} MB\n  run folder: {out}")
+    return metrics
+
+
+def _geo_crs(path: Path):
+    """The CRS of a GeoParquet file's primary geometry column (pyproj), or None."""
+    import pyarrow.parquet as pq
+    from pyproj import CRS
+
+    geo = json.loads(pq.read_schema(path).metadata[b"geo"])
+    crs = geo["columns"][geo["primary_column"]].get("crs")
+    return CRS.from_json_dict(crs) if crs else None
+
+
+def find_query(path: Path, query: str) -> tuple[int, np.ndarray]:
+    """(row id, embedding) of `--query`: a row id, or LON,LAT (the footprint holding the point, else the nearest)."""
+    import pyarrow.parquet as pq
+    import shapely
+
+    pf = pq.ParquetFile(path)
+    parts = [p.strip() for p in query.split(",")]
+    if len(parts) == 1 and parts[0].lstrip("-").isdigit():
+        want = int(parts[0])
+        for b in pf.iter_batches(batch_size=ROW_GROUP, columns=["id", "embedding"]):
+            ids = b.column("id").to_numpy()
+            hit = np.flatnonzero(ids == want)
+            if len(hit):
+                return want, np.asarray(b.column("embedding")[int(hit[0])].as_py(), dtype=np.float32)
+        raise UsageError(f"--query {query}: no row with that id in {path} ({pf.metadata.num_rows} rows)")
+    try:
+        lon, lat = (float(v) for v in parts)
+    except ValueError:
+        raise UsageError(f"--query {query}: give a row id or LON,LAT") from None
+    from pyproj import Transformer
+
+    crs = _geo_crs(path)
+    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat) if crs else (lon, lat)
+    point = shapely.Point(x, y)
+    best: tuple[float, int, Any] = (np.inf, -1, None)
+    for b in pf.iter_batches(batch_size=ROW_GROUP, columns=["id", "embedding", "geometry"]):
+        geoms = shapely.from_wkb(b.column("geometry").to_numpy(zero_copy_only=False))
+        dist = shapely.distance(geoms, point)  # 0 inside a footprint
+        j = int(dist.argmin())
+        if dist[j] < best[0]:
+            best = (float(dist[j]), int(b.column("id")[j].as_py()), b.column("embedding")[j].as_py())
+    if best[1] < 0:
+        raise DataError(f"{path}: no rows")
+    if best[0] > 0:
+        print(f"note: {lon},{lat} lies in no patch; using the nearest, {best[0]:.0f} CRS units away (row {best[1]})")
+    return best[1], np.asarray(best[2], dtype=np.float32)
+
+
+def nearest(path: Path, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, cosine similarities) of the k + 1 rows most similar to `q` (the query itself first), streamed."""
+    import pyarrow.parquet as pq
+
+    qn = q / max(float(np.linalg.norm(q)), 1e-12)
+    ids, sims = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    for b in pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP, columns=["id", "embedding"]):
+        e = b.column("embedding").flatten().to_numpy(zero_copy_only=False).reshape(b.num_rows, -1)
+        s = (e @ qn) / np.maximum(np.linalg.norm(e, axis=1), 1e-12)
+        ids, sims = np.concatenate([ids, b.column("id").to_numpy()]), np.concatenate([sims, s.astype(np.float32)])
+        if len(ids) > k + 1:
+            keep = np.argpartition(-sims, k)[: k + 1]
+            ids, sims = ids[keep], sims[keep]
+    order = np.lexsort((ids, -sims))
+    return ids[order], sims[order]
+
+
+def similar(cfg: SimilarConfig) -> dict[str, Any]:
+    """`rs-ssl similar`: the `--k` patches nearest to `--query` by cosine similarity, as GeoParquet and GeoPackage."""
+    import geopandas as gpd
+    import pyarrow.parquet as pq
+    import shapely
+
+    if not cfg.embeddings or not cfg.query:
+        raise UsageError("give --embeddings DIR (written by `rs-ssl embed`) and --query ROW_ID|LON,LAT")
+    if cfg.k <= 0:
+        raise UsageError(f"--k must be positive, got {cfg.k}")
+    path = Path(cfg.embeddings) / "embeddings.parquet" if Path(cfg.embeddings).is_dir() else Path(cfg.embeddings)
+    if not path.is_file():
+        raise UsageError(f"--embeddings {cfg.embeddings}: no embeddings.parquet there; run `rs-ssl embed` first")
+    out = prepare_out(cfg.out or default_out("similar"))
+    qid, q = find_query(path, cfg.query)
+    ids, sims = nearest(path, q, cfg.k)
+    table = pq.read_table(path, filters=[("id", "in", ids.tolist())])
+    cols = [c for c in table.column_names if c != "embedding"]
+    df = table.select(cols).to_pandas()
+    rank = {int(i): r for r, i in enumerate(ids)}
+    df["similarity"] = [float(sims[rank[int(i)]]) for i in df["id"]]
+    df["rank"] = [rank[int(i)] for i in df["id"]]
+    gdf = gpd.GeoDataFrame(df.drop(columns="geometry"), geometry=shapely.from_wkb(df["geometry"].to_numpy()),
+                           crs=_geo_crs(path)).sort_values("rank")
+    gdf.to_parquet(out / "similar.parquet")
+    gdf.to_file(out / "similar.gpkg", layer="similar", driver="GPKG")
+    write_config(out, "similar", cfg, extra={"query_id": qid})
+    metrics = {"command": "similar", "query_id": qid, "k": cfg.k, "rows": len(gdf),
+               "neighbours": [{"id": int(i), "similarity": round(float(s), 6)} for i, s in zip(ids, sims, strict=True)],
+               "outputs": {"parquet": str(out / "similar.parquet"), "gpkg": str(out / "similar.gpkg")}}
+    write_metrics(out, metrics)
+    print(f"similar: {len(gdf) - 1} patches nearest to row {qid} (cosine {sims[1:].min():.3f}..{sims[1:].max():.3f})\n"
+          f"  run folder: {out}" if len(gdf) > 1 else f"similar: only the query row; run folder: {out}")
     return metrics
