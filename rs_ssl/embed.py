@@ -33,6 +33,8 @@ from rs_ssl.runs import prepare_out, write_config, write_metrics
 
 ROW_GROUP = 4096
 NODATA = 0  # colour value of grid cells without a patch
+# GeoPackage 1.2: GDAL 3.6 (QGIS 3.22 on Debian 12) warns that the 1.4 files of newer GDALs "may only be partially supported".
+GPKG_VERSION = "1.2"
 
 
 @dataclass(frozen=True)
@@ -324,7 +326,8 @@ def write_gpkg_and_colours(out: Path, pcs: int, pca: StreamingPCA, crs, kind: st
         cols["embedding"] = pa.array([row.tobytes() for row in emb.astype("<f4")], type=pa.binary())
         cols["geometry"] = batch.column("geometry")
         pyogrio.write_arrow(pa.table(cols), gpkg, layer="embeddings", driver="GPKG", geometry_name="geometry",
-                            geometry_type="Polygon", crs=crs_wkt, append=not first)
+                            geometry_type="Polygon", crs=crs_wkt, append=not first,
+                            dataset_options=None if not first else {"VERSION": GPKG_VERSION})
         first = False
         if colour is not None:
             src = batch.column("source").to_pylist()

@@ -243,6 +243,7 @@ _QGIS_CHECK = textwrap.dedent("""
     print(json.dumps({"vector_valid": v.isValid(), "features": v.featureCount(), "vector_crs": v.crs().authid(),
                       "raster_valid": r.isValid(), "raster_crs": r.crs().authid(),
                       "size": [r.width(), r.height()]}))
+    del v, r  # layers alive at exitQgis() crash QGIS 3.22 on exit
     app.exitQgis()
 """)
 
