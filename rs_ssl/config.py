@@ -71,7 +71,7 @@ class PretrainConfig(CommonConfig):
     nonfinite_patience: int = opt(10, "skip optimiser steps with NaN/Inf gradients; stop after this many in a row (checked every 50 steps, at checkpoints and at the end, without a per-step GPU sync)")
     log_every: int = opt(50, "write the CSV/TensorBoard logs every N optimiser steps (each write reads the metrics back from the GPU); loss_history.csv has every step regardless")
     ckpt_every: int = opt(0, "also write checkpoints/last.ckpt every N optimiser steps (0: only at epoch ends)")
-    init: str | None = opt(None, "local RGB-pretrained timm weights (.safetensors/.pth) to start from; first layer adapted to the bands by wavelength")
+    init: str | None = opt(None, "local weights to start from: an rs-ssl run or model/ folder or .safetensors (first layer moved to --bands by band name, then wavelength), or RGB timm weights (.safetensors/.pth; by colour)")
     workers: int = opt(2, "DataLoader worker processes")
     precision: str = opt("auto", "Lightning precision: auto (bf16-mixed on GPU, 32 on CPU), 32, bf16-mixed, 16-mixed")
     compile: bool = opt(False, "torch.compile the backbone (GPU)")
@@ -82,7 +82,7 @@ class PretrainConfig(CommonConfig):
 class ProbeConfig(CommonConfig):
     """`rs-ssl probe`: linear probe on frozen features."""
 
-    checkpoint: str | None = opt(None, "pretraining run folder or backbone weights (.safetensors)")
+    checkpoint: str | None = opt(None, "pretraining run folder, its model/ folder, or backbone weights (.safetensors); weights trained on other bands are moved to the data's bands (printed)")
     random_init: bool = opt(False, "probe a randomly initialised backbone instead (baseline)")
     backbone: str = opt("resnet18", "timm model name when --checkpoint is a bare weights file")
     dataset: str = opt("folder", "labelled dataset layout", choices=("bigearthnet", "millionaid", "folder"))
