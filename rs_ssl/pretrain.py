@@ -259,7 +259,7 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
                     "sensor": selection.sensor.key, "method": cfg.method, "rs_ssl_config": json.dumps({"size": cfg.size})}
     weights = export_backbone(backbone, out / "backbone.safetensors", metadata=weights_meta)
     model_dir = write_model_folder(
-        out / "model", backbone, cfg.backbone, selection, stats, cfg.size, metadata=weights_meta,
+        out / "model", backbone, cfg.backbone, selection, stats, cfg.size, weights=weights,
         prov=Provenance(method=cfg.method, data=str(data_info.get("data")), data_format=str(data_info.get("format")),
                         licence=data_licence(cfg.data, str(data_info.get("format"))),
                         recipe={k: getattr(cfg, k) for k in ("backbone", "size", "batch_size", "epochs", "samples_per_epoch",

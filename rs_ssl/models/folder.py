@@ -9,13 +9,15 @@ folder alone says what the first layer expects.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
 
 from rs_ssl.bands import BandSelection, BandStats
-from rs_ssl.models.backbone import export_backbone, takes_img_size
+from rs_ssl.models.backbone import takes_img_size
 from rs_ssl.models.transfer import first_conv_key
 from rs_ssl.runs import atomic_write_text
 
@@ -125,12 +127,20 @@ Other band sets: rs-ssl moves the first layer by band name, then nearest wavelen
 
 
 def write_model_folder(folder: Path, model: nn.Module, architecture: str, selection: BandSelection,
-                       stats: BandStats, size: int, prov: Provenance, metadata: dict[str, str]) -> Path:
-    """Write `folder/{config.json, model.safetensors, README.md}`; returns the folder."""
+                       stats: BandStats, size: int, prov: Provenance, weights: Path) -> Path:
+    """Write `folder/{config.json, model.safetensors, README.md}`; returns the folder.
+
+    `weights` is the run's exported backbone.safetensors: model.safetensors is a hard link to it
+    (the same bytes, not written twice), or a copy where the file system has no hard links."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = model_config(model, architecture, selection, stats, size)
-    export_backbone(model, folder / "model.safetensors", metadata=metadata)
+    target = folder / "model.safetensors"
+    target.unlink(missing_ok=True)
+    try:
+        os.link(weights, target)
+    except OSError:
+        shutil.copyfile(weights, target)
     atomic_write_text(folder / "config.json", json.dumps(config, indent=2) + "\n")
     atomic_write_text(folder / "README.md", model_card(config, prov))
     return folder
