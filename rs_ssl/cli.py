@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import inspect
 import os
 import re
 import sys
@@ -100,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     parser.command_parsers = {}
     for name, cmd in COMMANDS.items():
-        p = parser.command_parsers[name] = sub.add_parser(name, help=cmd.summary, description=(cmd.config.__doc__ or cmd.summary).strip(),
+        p = parser.command_parsers[name] = sub.add_parser(name, help=cmd.summary, description=inspect.cleandoc(cmd.config.__doc__ or cmd.summary),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         for field, metavar, nargs in cmd.positionals:
             p.add_argument(field, metavar=metavar, nargs=nargs, default=argparse.SUPPRESS,
