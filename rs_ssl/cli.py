@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import inspect
 import os
 import re
 import sys
@@ -33,6 +34,8 @@ COMMANDS: dict[str, Command] = {
     "pretrain": Command(C.PretrainConfig, "rs_ssl.pretrain:run", "self-supervised pretraining of a timm backbone on any band count"),
     "probe": Command(C.ProbeConfig, "rs_ssl.eval:probe", "linear probe (and k-NN) on frozen features"),
     "finetune": Command(C.FinetuneConfig, "rs_ssl.eval:finetune", "fine-tune with a fraction of the labels, against random initialisation"),
+    "embed": Command(C.EmbedConfig, "rs_ssl.embed:run", "frozen features per patch to GeoParquet, GeoPackage and a GeoTIFF for QGIS"),
+    "similar": Command(C.SimilarConfig, "rs_ssl.embed:similar", "nearest patches to a query patch by cosine similarity, as a GeoParquet/GeoPackage layer"),
     "manifest": Command(C.ManifestConfig, "rs_ssl.data.manifest:run", "scan a dataset once: formats, bands, CRSs, labels, broken files", (("data", "PATH", "?"),)),
     "convert": Command(C.ConvertConfig, "rs_ssl.data.convert:run", "convert a supported input to a chunked zarr store", (("data", "PATH", "?"), ("out", "OUT", "?"))),
     "augsearch": Command(C.AugsearchConfig, "rs_ssl.eval:augsearch", "short pretrain + probe for every pair of augmentations: F1 heatmap and ranking"),
@@ -98,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     parser.command_parsers = {}
     for name, cmd in COMMANDS.items():
-        p = parser.command_parsers[name] = sub.add_parser(name, help=cmd.summary, description=(cmd.config.__doc__ or cmd.summary).strip(),
+        p = parser.command_parsers[name] = sub.add_parser(name, help=cmd.summary, description=inspect.cleandoc(cmd.config.__doc__ or cmd.summary),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         for field, metavar, nargs in cmd.positionals:
             p.add_argument(field, metavar=metavar, nargs=nargs, default=argparse.SUPPRESS,

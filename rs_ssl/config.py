@@ -73,7 +73,7 @@ class PretrainConfig(CommonConfig):
     nonfinite_patience: int = opt(10, "skip optimiser steps with NaN/Inf gradients; stop after this many in a row (checked every 50 steps, at checkpoints and at the end, without a per-step GPU sync)")
     log_every: int = opt(50, "write the CSV/TensorBoard logs every N optimiser steps (each write reads the metrics back from the GPU); loss_history.csv has every step regardless")
     ckpt_every: int = opt(0, "also write checkpoints/last.ckpt every N optimiser steps (0: only at epoch ends)")
-    init: str | None = opt(None, "local RGB-pretrained timm weights (.safetensors/.pth) to start from; first layer adapted to the bands by wavelength")
+    init: str | None = opt(None, "local weights to start from: an rs-ssl run or model/ folder or .safetensors (first layer moved to --bands by band name, then wavelength), or RGB timm weights (.safetensors/.pth; by colour)")
     workers: int = opt(2, "DataLoader worker processes")
     precision: str = opt("auto", "Lightning precision: auto (bf16-mixed on GPU, 32 on CPU), 32, bf16-mixed, 16-mixed")
     compile: bool = opt(False, "torch.compile the backbone (GPU)")
@@ -84,7 +84,7 @@ class PretrainConfig(CommonConfig):
 class ProbeConfig(CommonConfig):
     """`rs-ssl probe`: linear probe on frozen features."""
 
-    checkpoint: str | None = opt(None, "pretraining run folder or backbone weights (.safetensors)")
+    checkpoint: str | None = opt(None, "pretraining run folder, its model/ folder, or backbone weights (.safetensors); weights trained on other bands are moved to the data's bands (printed)")
     random_init: bool = opt(False, "probe a randomly initialised backbone instead (baseline)")
     backbone: str = opt("resnet18", "timm model name when --checkpoint is a bare weights file")
     dataset: str = opt("folder", "labelled dataset layout", choices=("bigearthnet", "millionaid", "folder"))
@@ -106,6 +106,32 @@ class FinetuneConfig(ProbeConfig):
     epochs: int = opt(10, "fine-tuning epochs")
     lr: float = opt(1e-3, "learning rate")
     seeds: int = opt(3, "repetitions with different seeds per label fraction")
+
+
+@dataclass
+class EmbedConfig(CommonConfig):
+    """`rs-ssl embed`: frozen backbone features of every patch of a regular grid over georeferenced rasters
+    (or of every sample of a patch dataset), written as embeddings.parquet (GeoParquet),
+    embeddings.gpkg (GeoPackage) and embedding_rgb.tif (first three principal components, one pixel per
+    patch) for QGIS and GeoPandas. Weights trained on other bands are moved to the data's bands."""
+
+    checkpoint: str | None = opt(None, "pretraining run folder, its model/ folder, or backbone weights (.safetensors)")
+    backbone: str = opt("resnet18", "timm model name when --checkpoint is a weights file without rs-ssl metadata")
+    size: int = opt(64, "patch size in pixels (grid cell size)")
+    stride: int | None = opt(None, "grid step in pixels (default: --size, patches side by side)")
+    batch_size: int = opt(64, "patches per forward pass (bf16 autocast on GPU)")
+    workers: int = opt(2, "DataLoader worker processes reading patches")
+    pcs: int = opt(8, "principal components written as columns pc1..pcN of embeddings.gpkg (its `embedding` column holds the whole vector as float32 bytes)")
+
+
+@dataclass
+class SimilarConfig(CommonConfig):
+    """`rs-ssl similar --embeddings DIR --query LON,LAT|ROW_ID`: the patches nearest to one patch by cosine
+    similarity of their embeddings, written as similar.parquet (GeoParquet) and similar.gpkg."""
+
+    embeddings: str | None = opt(None, "folder written by `rs-ssl embed` (its embeddings.parquet)")
+    query: str | None = opt(None, "the query patch: a row id, or LON,LAT (the patch whose footprint holds the point, else the nearest)")
+    k: int = opt(20, "number of nearest patches (the query itself is rank 0 and not counted)")
 
 
 @dataclass

@@ -185,6 +185,7 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
     from rs_ssl.data import pretrain_dataset
     from rs_ssl.data.loader import EpochSampler, ResumableLoader
     from rs_ssl.models import export_backbone
+    from rs_ssl.models.folder import Provenance, data_licence, write_model_folder
     from rs_ssl.plots import loss_curve
 
     for name, v in (("size", cfg.size), ("batch-size", cfg.batch_size), ("epochs", cfg.epochs), ("samples-per-epoch", cfg.samples_per_epoch)):
@@ -279,9 +280,16 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
         return {}
 
     backbone = method.backbone._orig_mod if hasattr(method.backbone, "_orig_mod") else method.backbone
-    weights = export_backbone(backbone, out / "backbone.safetensors", metadata={
-        "timm_model": cfg.backbone, "in_chans": str(len(selection)), "bands": ",".join(selection.names),
-        "sensor": selection.sensor.key, "method": cfg.method, "rs_ssl_config": json.dumps({"size": cfg.size})})
+    weights_meta = {"timm_model": cfg.backbone, "in_chans": str(len(selection)), "bands": ",".join(selection.names),
+                    "sensor": selection.sensor.key, "method": cfg.method, "rs_ssl_config": json.dumps({"size": cfg.size})}
+    weights = export_backbone(backbone, out / "backbone.safetensors", metadata=weights_meta)
+    model_dir = write_model_folder(
+        out / "model", backbone, cfg.backbone, selection, stats, cfg.size, weights=weights,
+        prov=Provenance(method=cfg.method, data=str(data_info.get("data")), data_format=str(data_info.get("format")),
+                        licence=data_licence(cfg.data, str(data_info.get("format"))),
+                        recipe={k: getattr(cfg, k) for k in ("backbone", "size", "batch_size", "epochs", "samples_per_epoch",
+                                                             "max_steps", "lr", "augs", "init", "seed")}
+                        | {"steps": int(trainer.global_step), "rs_ssl_command": "pretrain"}))
     steps, losses = history.history()
     atomic_write_text(out / "loss_history.csv", "step,loss\n" + "".join(f"{s},{v!r}\n" for s, v in zip(steps, losses, strict=True)))
     if steps:
@@ -308,14 +316,14 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
         "data": {k: v for k, v in data_info.items() if k != "skipped_reasons"},
         "skipped": data_info["skipped"],
         "bad_patches_replaced": dataset.bad_reads.total,  # NaN/all-nodata reads redrawn under --skip-bad
-        "outputs": {"checkpoint": str(ckpt_dir / "last.ckpt"), "backbone": str(weights),
+        "outputs": {"checkpoint": str(ckpt_dir / "last.ckpt"), "backbone": str(weights), "model_folder": str(model_dir),
                     "loss_curve": str(out / "loss.png"), "config": str(out / "config.yaml")},
     }
     write_metrics(out, metrics)
     print(
         f"pretrain done: {cfg.method}/{cfg.backbone}, {len(selection)} bands, {metrics['steps']} steps in "
         f"{elapsed:.0f} s; loss {metrics['first_loss']:.3f} -> {metrics['final_loss']:.3f}\n"
-        f"  backbone: {weights}\n  run folder: {out}"
+        f"  backbone: {weights} (timm model folder: {model_dir})\n  run folder: {out}"
         if losses else f"pretrain done: {metrics['steps']} steps; run folder: {out}"
     )
     return metrics

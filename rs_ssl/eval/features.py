@@ -4,16 +4,17 @@ frozen-feature extraction."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from rs_ssl.bands import BandSelection, load_stats, resolve_bands
-from rs_ssl.errors import RsSslError, UsageError
+from rs_ssl.data import resolve_data_bands
+from rs_ssl.errors import DataError, RsSslError, UsageError
 from rs_ssl.methods.base import Normalize
-from rs_ssl.models.backbone import create_backbone, load_weights
+from rs_ssl.models.backbone import create_backbone, load_weights, weights_file, weights_metadata
+from rs_ssl.models.transfer import describe, mapping_record, transfer_state
 
 
 @dataclass
@@ -23,54 +24,66 @@ class LoadedBackbone:
     name: str
     source: str  # "random-init" or the weights file
     method: str | None
+    transfer: dict | None = None  # the band mapping when the weights were trained on other bands
 
 
-def weights_file(checkpoint: str | Path) -> Path:
-    """`--checkpoint`: a run folder (its backbone.safetensors) or a weights file."""
-    p = Path(checkpoint)
-    if p.is_dir():
-        f = p / "backbone.safetensors"
-        if not f.is_file():
-            raise UsageError(f"--checkpoint {p}: no backbone.safetensors in this folder; give a pretraining run folder or a weights file")
-        return f
-    if not p.is_file():
-        raise UsageError(f"--checkpoint {p}: no such file or folder")
-    return p
+# `--bands` values that leave the choice to the checkpoint and the data (the CLI default).
+_UNSET_BANDS = ("auto",)
 
 
-def _metadata(path: Path) -> dict[str, str]:
-    if path.suffix != ".safetensors":
-        return {}
-    from safetensors import safe_open
+def native_bands(data, fmt: str, sensor: str | None) -> BandSelection | None:
+    """The data's own bands (what `--bands auto` reads), or None where the data cannot tell them."""
+    try:
+        return resolve_data_bands("auto", sensor, data, fmt)
+    except (UsageError, DataError):
+        return None
 
-    with safe_open(str(path), framework="pt") as f:
-        return dict(f.metadata() or {})
+
+def eval_bands(bands: str, sensor: str | None, data, fmt: str, trained: BandSelection | None) -> BandSelection:
+    """The bands a model reads from `data`: an explicit `--bands`; else the weights' own bands when the data
+    holds them all; else the data's own bands (the weights' first layer is then transferred)."""
+    if trained is None or bands not in _UNSET_BANDS:
+        if bands == "auto":
+            found = native_bands(data, fmt, sensor)
+            if found is None:
+                raise UsageError(f"--bands auto: cannot tell the bands of {data}; give --bands")
+            return found
+        return resolve_bands(bands, sensor)
+    found = native_bands(data, fmt, sensor)
+    if found is None or set(trained.names) <= set(found.names):
+        return trained
+    return found
 
 
 def load_backbone(checkpoint: str | None, random_init: bool, backbone: str, bands: str, sensor: str | None,
-                  seed: int = 0) -> LoadedBackbone:
-    """The backbone to evaluate. A checkpoint's safetensors metadata (`timm_model`, `bands`, `sensor`)
-    overrides `backbone`/`bands`, so the probe uses exactly the bands the model was trained on."""
+                  seed: int = 0, *, data=None, fmt: str = "auto", verbose: bool = True) -> LoadedBackbone:
+    """The backbone to evaluate on `data`. A checkpoint's safetensors metadata (`timm_model`, `bands`,
+    `sensor`) overrides `backbone`; when the data lacks some of its bands (or `--bands` names others),
+    its first layer is moved to the data's bands by name, then wavelength (`rs_ssl.models.transfer`),
+    and the mapping is printed."""
     if random_init == (checkpoint is not None):
         raise UsageError("give exactly one of --checkpoint RUN_OR_WEIGHTS and --random-init")
     if random_init:
-        selection = resolve_bands(bands, sensor)
+        selection = eval_bands(bands, sensor, data, fmt, None)
         torch.manual_seed(seed)
         return LoadedBackbone(create_backbone(backbone, selection), selection, backbone, "random-init", None)
     path = weights_file(checkpoint)
-    meta = _metadata(path)
+    meta = weights_metadata(path)
     name = meta.get("timm_model", backbone)
-    if not meta.get("bands") and bands == "auto":
-        raise UsageError(f"{path}: the weights carry no band metadata; give --bands (a count or band names)")
-    selection = resolve_bands(meta["bands"], meta.get("sensor")) if meta.get("bands") else resolve_bands(bands, sensor)
-    if meta.get("bands") and bands not in ("auto", "13", str(len(selection))) and resolve_bands(bands, sensor).names != selection.names:
-        raise UsageError(f"--bands {bands}: {path} was trained on {','.join(selection.names)}; leave --bands out or give those")
-    model = create_backbone(name, selection)
+    trained = resolve_bands(meta["bands"], meta.get("sensor")) if meta.get("bands") else None
+    selection = eval_bands(bands, sensor, data, fmt, trained)
     state = load_weights(path)
+    model = create_backbone(name, selection)
+    transfer = None
+    if trained is not None and trained.names != selection.names:
+        state, maps = transfer_state(model, state, trained, selection)
+        transfer = mapping_record(trained, selection, maps)
+        if verbose:
+            print(describe(trained, selection, maps))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise RsSslError(f"{path}: weights do not fit {name} with {len(selection)} bands: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    return LoadedBackbone(model, selection, name, str(path), meta.get("method"))
+    return LoadedBackbone(model, selection, name, str(path), meta.get("method"), transfer)
 
 
 class FrozenEncoder(nn.Module):

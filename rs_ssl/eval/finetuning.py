@@ -27,7 +27,7 @@ from rs_ssl.eval.probing import (
     load_eval_splits,
     progress_bar,
 )
-from rs_ssl.eval.splits import backbone_bands, fraction_indices, parse_fractions, targets_of
+from rs_ssl.eval.splits import fraction_indices, parse_fractions, targets_of
 from rs_ssl.methods.base import Normalize
 from rs_ssl.runs import prepare_out, write_config, write_metrics
 
@@ -139,8 +139,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         raise UsageError(f"--epochs, --seeds and --lr must be positive (got {cfg.epochs}, {cfg.seeds}, {cfg.lr})")
     fractions = parse_fractions(cfg.label_fraction)
     out = prepare_out(cfg.out or default_out("finetune"))
-    probe_lb = load_backbone(cfg.checkpoint, cfg.random_init, cfg.backbone, *backbone_bands(cfg, data_format(cfg)),
-                             cfg.seed)
+    probe_lb = load_backbone(cfg.checkpoint, cfg.random_init, cfg.backbone, cfg.bands, cfg.sensor, cfg.seed,
+                             data=cfg.data, fmt=data_format(cfg))
     selection = probe_lb.selection
     splits = load_eval_splits(cfg, selection)
     parts = {k: (_Tensors(v) if len(v) <= PRELOAD_MAX else v) for k, v in splits.parts.items()}
@@ -161,7 +161,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
                     seed = cfg.seed + s
                     idx = fraction_indices(train_targets, ml, frac, seed)
                     lb = load_backbone(cfg.checkpoint if init == "pretrained" else None, init == "scratch",
-                                       probe_lb.name, ",".join(selection.names), selection.sensor.key, seed)
+                                       probe_lb.name, ",".join(selection.names), selection.sensor.key, seed,
+                                       verbose=False)
                     torch.manual_seed(seed)
                     model = Classifier(lb.model, Normalize(selection, stats), len(splits.classes))
                     curve, test = fit_one(model, Subset(parts["train"], idx), parts["validation"], parts["test"],
@@ -192,7 +193,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         "test_metric_epoch": "last epoch",
         "table": table,
         "runs": runs,
-        "backbone": {"name": probe_lb.name, "weights": probe_lb.source, "bands": list(selection.names)},
+        "backbone": {"name": probe_lb.name, "weights": probe_lb.source, "bands": list(selection.names),
+                     "band_transfer": probe_lb.transfer},
         "classes": splits.classes,
         "splits": {k: v for k, v in splits.info.items() if k != "data"},
         "train_seconds": round(time.perf_counter() - t0, 2),

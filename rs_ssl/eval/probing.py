@@ -15,7 +15,7 @@ from rs_ssl.eval import figures
 from rs_ssl.eval import metrics as M
 from rs_ssl.eval.features import FrozenEncoder, extract, load_backbone
 from rs_ssl.eval.linear import Split, knn_scores, scores, sweep_linear
-from rs_ssl.eval.splits import Splits, backbone_bands, load_splits
+from rs_ssl.eval.splits import Splits, load_splits
 from rs_ssl.runs import prepare_out, write_config, write_metrics
 
 HEADLINE = {False: ("accuracy", "precision", "recall", "f1"), True: ("f1_micro", "f1_macro", "map_micro", "map_macro")}
@@ -106,7 +106,8 @@ def probe(cfg: ProbeConfig) -> dict[str, Any]:
     check_common(cfg)
     out = prepare_out(cfg.out or default_out("probe"))
     torch.manual_seed(cfg.seed)
-    lb = load_backbone(cfg.checkpoint, cfg.random_init, cfg.backbone, *backbone_bands(cfg, data_format(cfg)), cfg.seed)
+    lb = load_backbone(cfg.checkpoint, cfg.random_init, cfg.backbone, cfg.bands, cfg.sensor, cfg.seed,
+                       data=cfg.data, fmt=data_format(cfg))
     splits = load_eval_splits(cfg, lb.selection)
     write_config(out, "probe", cfg, extra={"backbone": lb.name, "weights": lb.source, "bands": list(lb.selection.names),
                                            "splits": splits.info["sizes"]})
@@ -132,7 +133,7 @@ def probe(cfg: ProbeConfig) -> dict[str, Any]:
         "linear": result,
         "sweep": sweep,
         "backbone": {"name": lb.name, "weights": lb.source, "method": lb.method, "bands": list(lb.selection.names),
-                     "frozen": True, "feature_dim": int(feats["train"].x.shape[1])},
+                     "frozen": True, "feature_dim": int(feats["train"].x.shape[1]), "band_transfer": lb.transfer},
         "classes": splits.classes,
         "splits": {k_: v for k_, v in splits.info.items() if k_ != "data"},
         "data": {k_: v for k_, v in splits.info.get("data", {}).items() if k_ != "skipped_reasons"},

@@ -94,17 +94,6 @@ def targets_of(ds: Dataset) -> torch.Tensor:
     return t[list(idx)] if idx is not None else t
 
 
-def backbone_bands(cfg, fmt: str) -> tuple[str, str | None]:
-    """`--bands` and `--sensor` for `load_backbone`: `auto` becomes the data's own bands for a random
-    initialisation and stays `auto` (the weights' own bands) for a checkpoint."""
-    if str(cfg.bands).strip().lower() != "auto" or cfg.checkpoint is not None or cfg.labels:
-        return cfg.bands, cfg.sensor
-    from rs_ssl.data import resolve_data_bands
-
-    sel = resolve_data_bands("auto", cfg.sensor, cfg.data, fmt, cfg.zoom)
-    return ",".join(sel.names), sel.sensor.key
-
-
 def carve_validation(train: list[int], targets: torch.Tensor, multilabel: bool, seed: int,
                      fraction: float = 0.2) -> tuple[list[int], list[int], str]:
     """A seeded stratified validation split carved out of `train`: returns (train, validation, how).

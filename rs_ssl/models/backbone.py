@@ -10,8 +10,9 @@ import timm
 import torch
 from torch import nn
 
-from rs_ssl.bands import BandSelection
+from rs_ssl.bands import BandSelection, resolve_bands
 from rs_ssl.errors import RsSslError, UsageError
+from rs_ssl.models.transfer import describe, transfer_state
 
 _RGB_COMMON = ("red", "green", "blue")
 
@@ -41,8 +42,16 @@ def create_backbone(name: str, selection: BandSelection, init: str | Path | None
             raise UsageError(f"--backbone {name}: not a timm model ({e}); see timm.list_models()") from None
         raise
     if init is not None:
-        state = load_weights(init)
-        state = adapt_first_conv(model, state, selection)
+        path = weights_file(init, "--init")
+        state = load_weights(path)
+        meta = weights_metadata(path)
+        if meta.get("bands"):  # rs-ssl weights know their bands: transfer by name, then wavelength
+            trained = resolve_bands(meta["bands"], meta.get("sensor"))
+            if trained.names != selection.names:
+                state, maps = transfer_state(model, state, trained, selection)
+                print(describe(trained, selection, maps))
+        else:
+            state = adapt_first_conv(model, state, selection)
         state = _resize_pos_embed(model, state)
         missing, unexpected = model.load_state_dict(state, strict=False)
         unexpected = [k for k in unexpected if not _is_classifier_key(model, k)]
@@ -71,6 +80,30 @@ def _is_classifier_key(model: nn.Module, key: str) -> bool:
     head = model.pretrained_cfg.get("classifier", "fc")
     heads = head if isinstance(head, list | tuple) else [head]
     return any(key.startswith(h + ".") for h in heads)
+
+
+def weights_file(checkpoint: str | Path, option: str = "--checkpoint") -> Path:
+    """A run folder (its backbone.safetensors), a model folder (its model.safetensors) or a weights file."""
+    p = Path(checkpoint)
+    if p.is_dir():
+        for f in (p / "backbone.safetensors", p / "model.safetensors"):
+            if f.is_file():
+                return f
+        raise UsageError(f"{option} {p}: no backbone.safetensors or model.safetensors in this folder; "
+                         "give a pretraining run folder, its model/ folder or a weights file")
+    if not p.is_file():
+        raise UsageError(f"{option} {p}: no such file or folder")
+    return p
+
+
+def weights_metadata(path: Path) -> dict[str, str]:
+    """The string metadata of a .safetensors file (rs-ssl writes timm_model, bands, sensor, method); {} otherwise."""
+    if Path(path).suffix != ".safetensors":
+        return {}
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
