@@ -58,7 +58,7 @@ class PretrainConfig(CommonConfig):
     lr: float | None = opt(None, "base learning rate at batch size 256, scaled linearly (default: the method's paper value)")
     weight_decay: float | None = opt(None, "weight decay (default: the method's paper value)")
     warmup_epochs: float = opt(0.0, "linear warm-up length in epochs before the cosine schedule")
-    augs: str | None = opt(None, "augmentation preset (mocov2, mocov3, simclr, s2) or list such as speckle,gain,flip (default: the method's preset)")
+    augs: str | None = opt(None, "augmentation preset (mocov2, mocov3, simclr, s2, simclr-s2: the SimCLR-S2 study's two-of-nine protocol) or list such as speckle,gain,flip (default: the method's preset)")
     temperature: float | None = opt(None, "contrastive temperature (default: 0.2 for MoCo v2/v3, 0.1 for SimCLR)")
     queue_size: int = opt(16384, "MoCo v2 queue of negatives (65536 in the paper)")
     momentum: float | None = opt(None, "momentum of the key encoder (default: 0.999 for MoCo v2; MoCo v3 starts at 0.99 and rises to 1 on a per-step cosine)")
