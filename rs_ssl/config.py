@@ -1,7 +1,8 @@
 """Typed configuration of every command; the CLI options are generated from these dataclasses.
 
 Each field's `metadata["help"]` is its documentation in `--help`. A `--config FILE.yaml` holds the
-same keys (with `_` or `-`); precedence is: defaults < config file < command-line options.
+same keys (with `_` or `-`), as do the shipped recipes (`rs_ssl.recipes`); precedence is:
+defaults < recipe < config file < command-line options.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ class PretrainConfig(CommonConfig):
     precision: str = opt("auto", "Lightning precision: auto (bf16-mixed on GPU, 32 on CPU), 32, bf16-mixed, 16-mixed")
     compile: bool = opt(False, "torch.compile the backbone (GPU)")
     num_nodes: int = opt(1, "nodes for multi-node DDP (Slurm/torchrun are detected by Lightning)")
+    recipe: str | None = opt(None, "a shipped study recipe (list: `rs-ssl recipes`): its values replace the defaults; --config and options override it")
+    dry_run: bool = opt(False, "resolve the configuration, build the model, print them (lr_effective, parameters), write config.yaml into --out and stop before training")
 
 
 @dataclass
@@ -95,6 +98,7 @@ class ProbeConfig(CommonConfig):
     multilabel: bool = opt(False, "--labels: label each patch with every class above --min-coverage (default: the majority class by area)")
     size: int = opt(64, "patch size in pixels")
     batch_size: int = opt(64, "batch size for feature extraction")
+    recipe: str | None = opt(None, "a shipped study recipe (list: `rs-ssl recipes`) whose evaluation this command runs; --config and options override it")
 
 
 @dataclass
@@ -120,6 +124,13 @@ class AugsearchConfig(CommonConfig):
     steps: int = opt(100, "optimiser steps of each short pretraining run")
     probe_data: str | None = opt(None, "labelled data for the probes (default: --data)")
     dataset: str = opt("folder", "layout of the labelled data", choices=("bigearthnet", "millionaid", "folder"))
+
+
+@dataclass
+class RecipesConfig:
+    """`rs-ssl recipes [NAME]`: list the shipped study recipes, or print one recipe's YAML."""
+
+    name: str | None = opt(None, "recipe to print in full (default: list every recipe, one line each)")
 
 
 @dataclass
@@ -213,6 +224,11 @@ def load_config_file(cls: type, path: str | Path) -> dict[str, Any]:
         raise UsageError(f"--config {p}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise UsageError(f"--config {p}: expected a mapping of option names to values")
+    return validate_values(cls, raw, f"--config {p}")
+
+
+def validate_values(cls: type, raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """Option values read from a YAML mapping (a --config file, a recipe), checked and typed for `cls`."""
     names = {f.name for f in dataclasses.fields(cls)}
     out = {}
     for k, v in raw.items():
@@ -220,13 +236,13 @@ def load_config_file(cls: type, path: str | Path) -> dict[str, Any]:
         if key in ("command", "rs_ssl_version"):
             continue
         if key not in names:
-            raise UsageError(f"--config {p}: unknown key {k!r}; valid keys: {', '.join(sorted(names))}")
+            raise UsageError(f"{where}: unknown key {k!r}; valid keys: {', '.join(sorted(names))}")
         out[key] = coerce(cls, key, v)
     return out
 
 
 def build_config(cls: type, file_values: dict[str, Any], cli_values: dict[str, Any]):
-    """Defaults < config file < command line."""
+    """Defaults < file values (a recipe, then --config) < command line."""
     values = {**file_values, **cli_values}
     cfg = cls(**values)
     for f in dataclasses.fields(cls):

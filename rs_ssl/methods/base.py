@@ -18,6 +18,7 @@ from torch import nn
 from rs_ssl.bands import BandSelection, BandStats
 from rs_ssl.errors import UsageError
 from rs_ssl.methods.optim import LARS
+from rs_ssl.models.backbone import output_dim
 
 OPTIMIZERS = ("sgd", "adamw", "adam", "lars")
 
@@ -109,7 +110,7 @@ class SSLMethod(L.LightningModule):
         self.warmup_epochs = self.defaults.warmup_epochs if warmup_epochs is None else warmup_epochs
         self.batch_size = batch_size
         self.proj_dim = self.defaults.proj_dim if proj_dim is None else proj_dim
-        self.feature_dim = backbone.num_features
+        self.feature_dim = output_dim(backbone)
         self.method_kwargs = method_kwargs
         self.configure_models()
 
@@ -169,7 +170,8 @@ class SSLMethod(L.LightningModule):
         return loss
 
     def scaled_lr(self) -> float:
-        world = self.trainer.world_size if self.trainer is not None else 1
+        # `_trainer`: the `trainer` property raises when detached (`pretrain --dry-run` asks before fitting).
+        world = self._trainer.world_size if self._trainer is not None else 1
         return self.base_lr * self.batch_size * world / 256  # linear scaling rule (Goyal et al. 2017)
 
     def param_groups(self) -> list[dict[str, Any]]:
