@@ -195,7 +195,7 @@ def dry_run(cfg: PretrainConfig) -> dict[str, Any]:
     print(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False), end="")
     print(yaml.safe_dump({"resolved": resolved}, sort_keys=False), end="")
     print(f"dry run: {resolved['parameters']:,} parameters ({cfg.backbone} {resolved['backbone_parameters']:,}); "
-          f"lr_effective {resolved['lr_effective']:.6g} at batch {cfg.batch_size} per device (x devices with more); "
+          f"lr_effective {resolved['lr_effective']:.6g} on one device at batch {cfg.batch_size} (N devices: N times that); "
           f"nothing trained; config: {path}")
     return {"config": str(path), **resolved}
 

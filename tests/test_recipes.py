@@ -132,7 +132,9 @@ def test_dry_run_with_data_checks_the_bands(shared_data, tmp_path, capsys):
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
     assert "bands B02,B03,B04,B05,B06,B07,B08,B8A,B11,B12 found" in printed and "skipped" not in printed
-    assert cli.main([*argv[:-1], "B02,B03,B13"]) == 2
+    # Sentinel-2 bands asked of RGB photographs: the check reads one file and names the bands it has.
+    assert cli.main([*argv[:6], "--data", str(shared_data / "aid_scenes"), "--bands", "13"]) == 1
+    assert "not found (this file has: R, G, B)" in capsys.readouterr().err
 
 
 def _scene_bbox() -> str:

@@ -207,7 +207,8 @@ _SIMCLR_VIEW: Spec = [
 
 # s2: the augmentation table of the SimCLR-S2 study: pixel ops blur, brightness, contrast,
 # gain, speckle; geometric ops flip, rotation, shift, zoom. The table fixes which ops are used;
-# the magnitudes and probabilities below are rs-ssl's defaults (not copied from the study).
+# the magnitudes and probabilities below are rs-ssl's defaults (not copied from the study); the
+# study's own protocol (two ops per view, its magnitudes) is the preset "simclr-s2" below.
 # "rotation" is taken as quarter turns (exact for nadir imagery, no padded corners); free
 # rotation is available as "rotate". The leading crop only brings a larger patch to `size`.
 _S2_VIEW: Spec = [
