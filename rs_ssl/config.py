@@ -72,6 +72,7 @@ class PretrainConfig(CommonConfig):
     nonfinite_patience: int = opt(10, "skip optimiser steps with NaN/Inf gradients; stop after this many in a row (checked every 50 steps, at checkpoints and at the end, without a per-step GPU sync)")
     log_every: int = opt(50, "write the CSV/TensorBoard logs every N optimiser steps (each write reads the metrics back from the GPU); loss_history.csv has every step regardless")
     ckpt_every: int = opt(0, "also write checkpoints/last.ckpt every N optimiser steps (0: only at epoch ends)")
+    keep_checkpoints: bool = opt(False, "keep every epoch's checkpoint (checkpoints/epochNNN.ckpt) instead of only the newest")
     init: str | None = opt(None, "local RGB-pretrained timm weights (.safetensors/.pth) to start from; first layer adapted to the bands by wavelength")
     workers: int = opt(2, "DataLoader worker processes")
     precision: str = opt("auto", "Lightning precision: auto (bf16-mixed on GPU, 32 on CPU), 32, bf16-mixed, 16-mixed")

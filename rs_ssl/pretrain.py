@@ -264,11 +264,12 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
     if cfg.compile:
         method.backbone = torch.compile(method.backbone)
 
-    # Epoch-end checkpoints (the newest kept, plus last.ckpt) and, with --ckpt-every, last.ckpt every N
+    # Epoch-end checkpoints (the newest kept, or all with --keep-checkpoints, plus last.ckpt) and, with --ckpt-every, last.ckpt every N
     # steps; all written atomically by AtomicCheckpointIO.
     callbacks = [
         ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
-                        save_last=True, save_top_k=1, every_n_epochs=1, save_on_train_epoch_end=True),
+                        save_last=True, save_top_k=-1 if cfg.keep_checkpoints else 1, every_n_epochs=1,
+                        save_on_train_epoch_end=True),
         LearningRateMonitor(logging_interval="step"),
         LossProgressBar(leave=True),
         RNGState(),

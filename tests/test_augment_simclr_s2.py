@@ -18,7 +18,7 @@ from rs_ssl.augment import make_views
 from rs_ssl.augment import pixel as P
 from rs_ssl.augment.pairs import OWN_COIN, PairedView, allowed_pairs
 from rs_ssl.augment.presets import SIMCLR_S2_EXCLUDED, SIMCLR_S2_SLOTS
-from tests.test_augment import batch
+from tests.test_augment import batch, gate_mode  # noqa: F401 (gate_mode: a fixture)
 
 SLOTS = list(SIMCLR_S2_SLOTS)
 
@@ -214,6 +214,7 @@ def test_radar_speckle_and_impulse_noise_are_different_ops() -> None:
     assert make_views("custom", 3, 32, augs=["impulse"]).view1.ops[-1].__class__ is P.RandomImpulseNoise
 
 
+@pytest.mark.usefixtures("gate_mode")  # gates read on the host (CPU) and applied on the device (GPU)
 @pytest.mark.parametrize("channels", [3, 13])
 def test_fused_matches_op_by_op_and_masks_stay_aligned(channels: int) -> None:
     x, _, _ = batch(channels)
@@ -242,3 +243,21 @@ def test_allowed_pairs_rejects_unknown_names() -> None:
     with pytest.raises(ValueError, match="unknown"):
         allowed_pairs(["a", "b"], [frozenset({"a", "c"})])
     assert list(itertools.combinations("abc", 2)) == allowed_pairs(list("abc"), [])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_protocol_on_cuda_is_deterministic_keeps_dtype_and_draws_two_ops(dtype: torch.dtype) -> None:
+    x = _patches().cuda().to(dtype)
+    views = make_views("simclr-s2", 12, 48).cuda()
+    mask = torch.ones(x.shape[0], 1, 64, 64, dtype=torch.bool, device="cuda")
+    torch.manual_seed(0)
+    (a, ma), _ = views(x, mask)
+    torch.manual_seed(0)
+    (a2, _), _ = views(x, mask)
+    assert a.dtype == dtype and a.device.type == "cuda" and ma.device.type == "cuda"
+    assert torch.equal(a, a2) and torch.isfinite(a.float()).all()
+    params = views.view1.sample((4000, 12, 48, 48), "cuda")
+    pairs = {frozenset(p) for p in views.view1.chosen_pairs(params)}
+    assert pairs == {frozenset(p) for p in allowed_pairs(SLOTS, SIMCLR_S2_EXCLUDED)}

@@ -33,7 +33,7 @@ STUDY = {
     "rpl-mobilenetv3": dict(method="rpl", backbone="mobilenetv3_large_100", optimizer="adamw", lr_effective=1e-3,
                             weight_decay=0.01),
     "contrastive-resnet18": dict(method="simclr", backbone="resnet18", optimizer="adam", lr_effective=3e-4,
-                                 weight_decay=1e-4, gradient_clip=3.0),
+                                 weight_decay=1e-4, gradient_clip=3.0, keep_checkpoints=True),
     "mocov2-resnext50": dict(method="mocov2", backbone="resnext50_32x4d", batch_size=32, temperature=0.2,
                              queue_size=16384, momentum=0.999, optimizer="sgd", lr_effective=0.03 * 32 / 256,
                              weight_decay=1e-4, proj_dim=128, augs="mocov2"),
@@ -172,3 +172,12 @@ def test_each_recipe_runs_two_steps_on_the_samples(name, shared_data, tmp_path):
     written = yaml.safe_load((out / "config.yaml").read_text())
     assert written["recipe"] == name and written["method"] == STUDY[name]["method"]
     assert written["backbone"] == STUDY[name]["backbone"]
+
+
+def test_contrastive_recipe_keeps_a_checkpoint_of_every_epoch(tmp_path):
+    out = tmp_path / "run"
+    argv = ["pretrain", "--recipe", "contrastive-resnet18", "--out", str(out), "--size", "32", "--batch-size", "4",
+            "--samples-per-epoch", "8", "--epochs", "3", "--workers", "0", "--knn-k", "0"]
+    assert cli.main(argv) == 0
+    names = sorted(p.name for p in (out / "checkpoints").glob("epoch*.ckpt"))
+    assert names == ["epoch000.ckpt", "epoch001.ckpt", "epoch002.ckpt"]
