@@ -59,7 +59,7 @@ class PretrainConfig(CommonConfig):
     lr: float | None = opt(None, "base learning rate at batch size 256, scaled linearly (default: the method's paper value)")
     weight_decay: float | None = opt(None, "weight decay (default: the method's paper value)")
     warmup_epochs: float = opt(0.0, "linear warm-up length in epochs before the cosine schedule")
-    augs: str | None = opt(None, "augmentation preset (mocov2, mocov3, simclr, s2, simclr-s2: the SimCLR-S2 study's two-of-nine protocol) or list such as speckle,gain,flip (default: the method's preset)")
+    augs: str | None = opt(None, "augmentation preset (mocov2, mocov3, simclr, s2, simclr-s2: the SimCLR-S2 study's two-of-nine protocol; simclr-s2:shift+zoom: that pair only) or list such as speckle,gain,flip (default: the method's preset)")
     temperature: float | None = opt(None, "contrastive temperature (default: 0.2 for MoCo v2/v3, 0.1 for SimCLR)")
     queue_size: int = opt(16384, "MoCo v2 queue of negatives (65536 in the paper)")
     momentum: float | None = opt(None, "momentum of the key encoder (default: 0.999 for MoCo v2; MoCo v3 starts at 0.99 and rises to 1 on a per-step cosine)")
@@ -115,9 +115,12 @@ class FinetuneConfig(ProbeConfig):
 class AugsearchConfig(CommonConfig):
     """`rs-ssl augsearch`: short pretrain + linear probe for every pair of augmentations; heatmap and ranking."""
 
-    augs: str = opt("resized_crop,flip,gain,blur,speckle", "augmentations to pair (names as in `pretrain --augs`); each pair, and each one alone, is one run")
+    augs: str = opt("resized_crop,flip,gain,blur,speckle", "augmentations to pair (names as in `pretrain --augs`); each pair, and each one alone, is one run. `simclr-s2` (or `simclr-s2:shift,zoom,...`): the SimCLR-S2 study's search over pairs of its nine ops, both applied to every view, no runs alone")
     fraction: float = opt(0.03, "fraction of the pretraining samples each short run uses (seeded subset)")
-    drop_bottom: float = opt(0.0, "write augmentations.txt without this fraction of the lowest-ranked augmentations (e.g. 0.25)")
+    drop_bottom: float = opt(0.0, "write augmentations.txt without this fraction of the lowest-ranked augmentations (e.g. 0.25); with --augs simclr-s2 also excluded_pairs.txt, the lowest-ranked fraction of the pairs (the study dropped a quarter)")
+    evaluate: str = opt("probe", "score each run by a linear probe, or by fine-tuning on --label-fraction of the labels (the SimCLR-S2 study)", choices=("probe", "finetune"))
+    label_fraction: float = opt(0.03, "--evaluate finetune: fraction of the training labels (SimCLR-S2: a few percent)")
+    finetune_epochs: int = opt(5, "--evaluate finetune: fine-tuning epochs per run")
     method: str = opt("simclr", "SSL method of the short runs", choices=("mocov2", "mocov3", "simclr", "rpl"))
     backbone: str = opt("resnet18", "timm model name")
     size: int = opt(64, "patch size in pixels (pretraining and probe)")

@@ -76,7 +76,7 @@ def effective_queue_size(cfg: PretrainConfig, samples: int | None = None) -> int
 
 def build_method(cfg: PretrainConfig, selection, stats, samples: int | None = None):
     """The LightningModule for cfg.method, with backbone and device-side views."""
-    from rs_ssl.augment import PRESETS, make_views
+    from rs_ssl.augment import is_preset, make_views
     from rs_ssl.methods import METHODS
     from rs_ssl.models import create_backbone
 
@@ -88,7 +88,7 @@ def build_method(cfg: PretrainConfig, selection, stats, samples: int | None = No
     # wavelength order, so the views need the bands' statistics and wavelengths.
     band_facts = {"mean": stats.mean.tolist(), "std": stats.std.tolist(), "wavelengths": selection.wavelengths_nm}
     try:
-        if "," in augs or augs not in PRESETS:
+        if not is_preset(augs):
             views = make_views("custom", bands=len(selection), size=cfg.size,
                                augs=[a.strip() for a in augs.split(",") if a.strip()], **band_facts)
         else:

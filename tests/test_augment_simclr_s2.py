@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import collections
 import itertools
+from pathlib import Path
 
 import kornia
 import pytest
 import torch
+import yaml
 
 from rs_ssl.augment import geometric as G
 from rs_ssl.augment import make_views
@@ -261,3 +263,56 @@ def test_protocol_on_cuda_is_deterministic_keeps_dtype_and_draws_two_ops(dtype: 
     params = views.view1.sample((4000, 12, 48, 48), "cuda")
     pairs = {frozenset(p) for p in views.view1.chosen_pairs(params)}
     assert pairs == {frozenset(p) for p in allowed_pairs(SLOTS, SIMCLR_S2_EXCLUDED)}
+
+
+# --- one pair only (`simclr-s2:a+b`) and the study's augmentation search -----------------------------
+
+
+def test_a_single_pair_applies_both_ops_to_every_view() -> None:
+    view = make_views("simclr-s2:gain+speckle", 12, 48).view1
+    torch.manual_seed(0)
+    params = view.sample((64, 12, 48, 48), "cpu")
+    assert set(view.chosen_pairs(params)) == {("gain", "speckle")}
+    for p, slot in zip(params, view.op_slots, strict=False):
+        if slot is not None:
+            assert (p["batch_prob"] > 0.5).all() == (slot in ("gain", "speckle"))
+
+
+@pytest.mark.parametrize("text", ["simclr-s2:gain", "simclr-s2:gain+gain", "simclr-s2:gain+teleport", "simclr-s2:"])
+def test_bad_pair_lists_raise(text: str) -> None:
+    with pytest.raises(ValueError):
+        make_views(text, 3, 32)
+
+
+def test_the_search_drops_the_lowest_quarter_of_the_pairs() -> None:
+    from rs_ssl.eval.augment_search import bottom_pairs, study_names
+
+    assert study_names("simclr-s2") == SLOTS
+    assert study_names("simclr-s2:shift,zoom") == ["shift", "zoom"]
+    assert study_names("flip,gain") is None
+    pairs = list(itertools.combinations(SLOTS, 2))
+    scores = {p: float(i) for i, p in enumerate(pairs)}
+    assert bottom_pairs(scores, 0.25) == pairs[:9]  # 36 pairs: the study's nine
+
+
+@pytest.mark.slow
+def test_augsearch_follows_the_study_with_finetuning(shared_data, tmp_path) -> None:
+    import json
+
+    from rs_ssl.cli import main
+
+    out = tmp_path / "aug"
+    assert main(["augsearch", "--data", str(shared_data / "bigearthnet_v2"), "--bands", "12", "--dataset", "bigearthnet",
+                 "--augs", "simclr-s2:shift,zoom,gain", "--evaluate", "finetune", "--label-fraction", "0.5",
+                 "--finetune-epochs", "1", "--fraction", "1.0", "--steps", "1", "--size", "32", "--batch-size", "8",
+                 "--drop-bottom", "0.34", "--devices", "cpu", "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["protocol"] == "simclr-s2" and m["evaluate"] == "finetune"
+    assert {tuple(r["augs"]) for r in m["runs"]} == {("shift", "zoom"), ("shift", "gain"), ("zoom", "gain")}
+    assert len(m["runs"]) == 3 and all(len(r["augs"]) == 2 for r in m["runs"])
+    worst = min(m["runs"], key=lambda r: r[m["metric"]])
+    assert (out / "excluded_pairs.txt").read_text() == "+".join(worst["augs"]) + "\n"
+    for r in m["runs"]:
+        cfg = yaml.safe_load((Path(r["folder"]) / "pretrain" / "config.yaml").read_text())
+        assert cfg["augs"] == "simclr-s2:" + "+".join(r["augs"])
+        assert json.loads((Path(r["folder"]) / "finetune" / "metrics.json").read_text())[m["metric"]] == r[m["metric"]]

@@ -268,8 +268,31 @@ SIMCLR_S2_EXCLUDED: tuple[frozenset[str], ...] = tuple(
 SIMCLR_S2 = "simclr-s2"
 
 
-def build_paired_view(ctx: Context) -> PairedView:
-    """One SimCLR-S2 view: a crop to size, then two of the nine augmentations per sample."""
+def parse_pairs(text: str) -> list[tuple[str, str]]:
+    """`"shift+zoom,flip+gain"` -> [("shift", "zoom"), ("flip", "gain")]: pairs of the SimCLR-S2 slots."""
+    out = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        names = item.split("+")
+        if len(names) != 2 or len(set(names)) != 2 or not set(names) <= set(SIMCLR_S2_SLOTS):
+            raise ValueError(f"{item!r} is not a pair of two of {', '.join(SIMCLR_S2_SLOTS)} joined by '+'")
+        out.append((names[0], names[1]))
+    if not out:
+        raise ValueError(f"no pair given after '{SIMCLR_S2}:'; e.g. {SIMCLR_S2}:shift+zoom")
+    return out
+
+
+def is_preset(name: str) -> bool:
+    """Whether `--augs name` names a preset (else it is a list of augmentations).
+
+    `simclr-s2:a+b[,c+d]` is the SimCLR-S2 protocol restricted to the given pairs (one pair: both ops
+    on every view), as the study's augmentation search trains each pair.
+    """
+    return name in PRESETS or name.startswith(SIMCLR_S2 + ":")
+
+
+def build_paired_view(ctx: Context, pairs: list[tuple[str, str]] | None = None) -> PairedView:
+    """One SimCLR-S2 view: a crop to size, then two of the nine augmentations per sample (drawn from
+    the study's allowed pairs, or from `pairs`)."""
     # A circular padding mode makes the shift a roll; the other geometric ops never leave the image.
     ctx = dataclasses.replace(ctx, padding_mode="circular")
     ops: list[nn.Module] = list(_FACTORIES["crop"](ctx))
@@ -282,7 +305,8 @@ def build_paired_view(ctx: Context) -> PairedView:
             ops.extend(built)
             op_slots.extend([slot] * len(built))
             op_modes.extend([OWN_COIN if name in _OWN_COIN_OPS else ALWAYS] * len(built))
-    pairs = allowed_pairs(list(SIMCLR_S2_SLOTS), SIMCLR_S2_EXCLUDED)
+    if pairs is None:
+        pairs = allowed_pairs(list(SIMCLR_S2_SLOTS), SIMCLR_S2_EXCLUDED)
     return PairedView(ops, op_slots, op_modes, list(SIMCLR_S2_SLOTS), pairs)
 
 
@@ -379,7 +403,7 @@ def make_views(
     Returns:
         `TwoViews`: `forward(x, mask=None)` -> `(v1, v2)`, or `((v1, m1), (v2, m2))` with a mask.
     """
-    if preset != CUSTOM and preset not in PRESETS:
+    if preset != CUSTOM and not is_preset(preset):
         raise ValueError(
             f"unknown view preset {preset!r}; valid presets: {', '.join([*PRESETS, CUSTOM])}"
         )
@@ -387,8 +411,9 @@ def make_views(
         raise ValueError(f"bands must be a positive int, found {bands!r}")
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"size must be a positive int, found {size!r}")
-    if preset == SIMCLR_S2:
-        return _simclr_s2_views(bands, size, augs, overrides)
+    if preset == SIMCLR_S2 or preset.startswith(SIMCLR_S2 + ":"):
+        pairs = parse_pairs(preset.split(":", 1)[1]) if ":" in preset else None
+        return _simclr_s2_views(bands, size, augs, overrides, pairs)
     if preset == CUSTOM:
         if not augs:
             raise ValueError(f"preset 'custom' needs augs=[...] from: {', '.join(AUG_NAMES)}")
@@ -438,7 +463,8 @@ def _plain(params: dict[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
 
 
-def _simclr_s2_views(bands: int, size: int, augs, overrides: dict[str, Any]) -> TwoViews:
+def _simclr_s2_views(bands: int, size: int, augs, overrides: dict[str, Any],
+                     pairs: list[tuple[str, str]] | None = None) -> TwoViews:
     """Both views of the SimCLR-S2 protocol (the same distribution, independent draws)."""
     if augs:
         raise ValueError(f"augs is only used with preset 'custom', not with {SIMCLR_S2!r}")
@@ -455,7 +481,8 @@ def _simclr_s2_views(bands: int, size: int, augs, overrides: dict[str, Any]) -> 
         "bands": bands,
         "size": size,
         "slots": {slot: [[n, _plain(p)] for n, p in spec] for slot, spec in SIMCLR_S2_SLOTS.items()},
-        "excluded_pairs": [sorted(p) for p in SIMCLR_S2_EXCLUDED],
+        "excluded_pairs": [sorted(p) for p in SIMCLR_S2_EXCLUDED] if pairs is None else None,
+        "pairs": None if pairs is None else [list(p) for p in pairs],
         "ops_per_view": 2,
     }
-    return TwoViews(build_paired_view(ctx), build_paired_view(ctx), size, config)
+    return TwoViews(build_paired_view(ctx, pairs), build_paired_view(ctx, pairs), size, config)
