@@ -41,6 +41,7 @@ COMMANDS: dict[str, Command] = {
     "augsearch": Command(C.AugsearchConfig, "rs_ssl.eval:augsearch", "short pretrain + probe for every pair of augmentations: F1 heatmap and ranking"),
     "report": Command(C.ReportConfig, "rs_ssl.eval:report", "collect runs into report.md / report.html with figures", (("runs", "RUN_DIR", "*"),)),
     "bench": Command(C.BenchConfig, "rs_ssl.bench:run", "images/s of the full training step (optionally against TorchGeo)"),
+    "recipes": Command(C.RecipesConfig, "rs_ssl.recipes:list_recipes", "list the shipped study recipes (use with --recipe NAME), or print one", (("name", "NAME", "?"),)),
 }
 
 
@@ -141,6 +142,13 @@ def parse(argv: Sequence[str]) -> tuple[str, Any]:
     cmd = COMMANDS[ns.command]
     given = {k: v for k, v in vars(ns).items() if k not in ("command", "config")}
     file_values = C.load_config_file(cmd.config, ns.config) if "config" in ns else {}
+    # A recipe sits between the defaults and --config; named on the command line or in the --config
+    # file (a run's config.yaml names its recipe, so replaying it resolves the same values).
+    recipe = given.get("recipe", file_values.get("recipe"))
+    if recipe:
+        from rs_ssl.recipes import recipe_values
+
+        file_values = {**recipe_values(ns.command, cmd.config, recipe), **file_values}
     return ns.command, C.build_config(cmd.config, file_values, given)
 
 

@@ -1,7 +1,8 @@
 """Typed configuration of every command; the CLI options are generated from these dataclasses.
 
 Each field's `metadata["help"]` is its documentation in `--help`. A `--config FILE.yaml` holds the
-same keys (with `_` or `-`); precedence is: defaults < config file < command-line options.
+same keys (with `_` or `-`), as do the shipped recipes (`rs_ssl.recipes`); precedence is:
+defaults < recipe < config file < command-line options.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class PretrainConfig(CommonConfig):
     lr_scaling: str = opt("auto", "batch scaling of --lr: auto = linear for SGD/LARS, square root for Adam/AdamW; linear (moco-v3's rule for AdamW too); sqrt; none", choices=("auto", "linear", "sqrt", "none"))
     weight_decay: float | None = opt(None, "weight decay (default: the method's paper value)")
     warmup_epochs: float = opt(0.0, "linear warm-up length in epochs before the cosine schedule")
-    augs: str | None = opt(None, "augmentation preset (mocov2, mocov3, simclr, s2) or list such as speckle,gain,flip (default: the method's preset)")
+    augs: str | None = opt(None, "augmentation preset (mocov2, mocov3, simclr, s2, simclr-s2: the SimCLR-S2 study's two-of-nine protocol; simclr-s2:shift+zoom: that pair only) or list such as speckle,gain,flip (default: the method's preset)")
     temperature: float | None = opt(None, "contrastive temperature (default: 0.2 for MoCo v2/v3, 0.1 for SimCLR)")
     queue_size: int = opt(16384, "MoCo v2 queue of negatives (65536 in the paper)")
     momentum: float | None = opt(None, "momentum of the key encoder (default: 0.999 for MoCo v2; MoCo v3 starts at 0.99 and rises to 1 on a per-step cosine)")
@@ -73,11 +74,14 @@ class PretrainConfig(CommonConfig):
     nonfinite_patience: int = opt(10, "skip optimiser steps with NaN/Inf gradients; stop after this many in a row (checked every 50 steps, at checkpoints and at the end, without a per-step GPU sync)")
     log_every: int = opt(50, "write the CSV/TensorBoard logs every N optimiser steps (each write reads the metrics back from the GPU); loss_history.csv has every step regardless")
     ckpt_every: int = opt(0, "also write checkpoints/last.ckpt every N optimiser steps (0: only at epoch ends)")
+    keep_checkpoints: bool = opt(False, "keep every epoch's checkpoint (checkpoints/epochNNN.ckpt) instead of only the newest")
     init: str | None = opt(None, "local weights to start from: an rs-ssl run or model/ folder or .safetensors (first layer moved to --bands by band name, then wavelength), or RGB timm weights (.safetensors/.pth; by colour)")
     workers: int = opt(2, "DataLoader worker processes")
     precision: str = opt("auto", "Lightning precision: auto (bf16-mixed on GPU, 32 on CPU), 32, bf16-mixed, 16-mixed")
     compile: bool = opt(False, "torch.compile the backbone (GPU)")
     num_nodes: int = opt(1, "nodes for multi-node DDP (Slurm/torchrun are detected by Lightning)")
+    recipe: str | None = opt(None, "a shipped study recipe (list: `rs-ssl recipes`): its values replace the defaults; --config and options override it")
+    dry_run: bool = opt(False, "resolve the configuration, build the model, print them (lr_effective, parameters), write config.yaml into --out and stop before training")
 
 
 @dataclass
@@ -97,6 +101,7 @@ class ProbeConfig(CommonConfig):
     multilabel: bool = opt(False, "--labels: label each patch with every class above --min-coverage (default: the majority class by area)")
     size: int = opt(64, "patch size in pixels")
     batch_size: int = opt(64, "batch size for feature extraction")
+    recipe: str | None = opt(None, "a shipped study recipe (list: `rs-ssl recipes`) whose evaluation this command runs; --config and options override it")
 
 
 @dataclass
@@ -138,9 +143,12 @@ class SimilarConfig(CommonConfig):
 class AugsearchConfig(CommonConfig):
     """`rs-ssl augsearch`: short pretrain + linear probe for every pair of augmentations; heatmap and ranking."""
 
-    augs: str = opt("resized_crop,flip,gain,blur,speckle", "augmentations to pair (names as in `pretrain --augs`); each pair, and each one alone, is one run")
+    augs: str = opt("resized_crop,flip,gain,blur,speckle", "augmentations to pair (names as in `pretrain --augs`); each pair, and each one alone, is one run. `simclr-s2` (or `simclr-s2:shift,zoom,...`): the SimCLR-S2 study's search over pairs of its nine ops, both applied to every view, no runs alone")
     fraction: float = opt(0.03, "fraction of the pretraining samples each short run uses (seeded subset)")
-    drop_bottom: float = opt(0.0, "write augmentations.txt without this fraction of the lowest-ranked augmentations (e.g. 0.25)")
+    drop_bottom: float = opt(0.0, "write augmentations.txt without this fraction of the lowest-ranked augmentations (e.g. 0.25); with --augs simclr-s2 also excluded_pairs.txt, the lowest-ranked fraction of the pairs (the study dropped a quarter)")
+    evaluate: str = opt("probe", "score each run by a linear probe, or by fine-tuning on --label-fraction of the labels (the SimCLR-S2 study)", choices=("probe", "finetune"))
+    label_fraction: float = opt(0.03, "--evaluate finetune: fraction of the training labels (SimCLR-S2: a few percent)")
+    finetune_epochs: int = opt(5, "--evaluate finetune: fine-tuning epochs per run")
     method: str = opt("simclr", "SSL method of the short runs", choices=("mocov2", "mocov3", "simclr", "rpl"))
     backbone: str = opt("resnet18", "timm model name")
     size: int = opt(64, "patch size in pixels (pretraining and probe)")
@@ -148,6 +156,13 @@ class AugsearchConfig(CommonConfig):
     steps: int = opt(100, "optimiser steps of each short pretraining run")
     probe_data: str | None = opt(None, "labelled data for the probes (default: --data)")
     dataset: str = opt("folder", "layout of the labelled data", choices=("bigearthnet", "millionaid", "folder"))
+
+
+@dataclass
+class RecipesConfig:
+    """`rs-ssl recipes [NAME]`: list the shipped study recipes, or print one recipe's YAML."""
+
+    name: str | None = opt(None, "recipe to print in full (default: list every recipe, one line each)")
 
 
 @dataclass
@@ -241,6 +256,11 @@ def load_config_file(cls: type, path: str | Path) -> dict[str, Any]:
         raise UsageError(f"--config {p}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise UsageError(f"--config {p}: expected a mapping of option names to values")
+    return validate_values(cls, raw, f"--config {p}")
+
+
+def validate_values(cls: type, raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """Option values read from a YAML mapping (a --config file, a recipe), checked and typed for `cls`."""
     names = {f.name for f in dataclasses.fields(cls)}
     out = {}
     for k, v in raw.items():
@@ -248,13 +268,13 @@ def load_config_file(cls: type, path: str | Path) -> dict[str, Any]:
         if key in ("command", "rs_ssl_version"):
             continue
         if key not in names:
-            raise UsageError(f"--config {p}: unknown key {k!r}; valid keys: {', '.join(sorted(names))}")
+            raise UsageError(f"{where}: unknown key {k!r}; valid keys: {', '.join(sorted(names))}")
         out[key] = coerce(cls, key, v)
     return out
 
 
 def build_config(cls: type, file_values: dict[str, Any], cli_values: dict[str, Any]):
-    """Defaults < config file < command line."""
+    """Defaults < file values (a recipe, then --config) < command line."""
     values = {**file_values, **cli_values}
     cfg = cls(**values)
     for f in dataclasses.fields(cls):

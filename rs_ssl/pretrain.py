@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import time
@@ -76,7 +77,7 @@ def effective_queue_size(cfg: PretrainConfig, samples: int | None = None) -> int
 
 def build_method(cfg: PretrainConfig, selection, stats, samples: int | None = None):
     """The LightningModule for cfg.method, with backbone and device-side views."""
-    from rs_ssl.augment import VIEW_PRESETS, make_views
+    from rs_ssl.augment import is_preset, make_views
     from rs_ssl.methods import METHODS
     from rs_ssl.models import create_backbone
 
@@ -88,7 +89,7 @@ def build_method(cfg: PretrainConfig, selection, stats, samples: int | None = No
     # wavelength order, so the views need the bands' statistics and wavelengths.
     band_facts = {"mean": stats.mean.tolist(), "std": stats.std.tolist(), "wavelengths": selection.wavelengths_nm}
     try:
-        if "," in augs or augs not in VIEW_PRESETS:
+        if not is_preset(augs):
             views = make_views("custom", bands=len(selection), size=cfg.size,
                                augs=[a.strip() for a in augs.split(",") if a.strip()], **band_facts)
         else:
@@ -169,6 +170,60 @@ def _print_data(info: dict, selection, cfg: PretrainConfig) -> None:
     print(f"data: {info['format']}, {what}{sub}{why}, {bands}")
 
 
+def dry_run(cfg: PretrainConfig) -> dict[str, Any]:
+    """`pretrain --dry-run`: resolve the configuration and build the model, print both, write config.yaml.
+
+    With --data the bands are checked on one sample (one raster header per file of a scene folder);
+    without it the data checks are skipped and the dry run says so. Nothing is trained.
+    """
+    data_info: dict[str, Any] = {"checked": False}
+    if cfg.data is None:
+        # `--bands auto` without --data: the embedded sample's bands, as a run without --data would use.
+        selection = resolve_data_bands(cfg.bands, cfg.sensor, None, cfg.format, cfg.zoom)
+        print("note: no --data given: data checks skipped (the recipe's dataset path is yours: give --data PATH to check its bands)")
+    else:
+        from rs_ssl.data import pretrain_dataset
+
+        selection = true_colour_for_s2(resolve_data_bands(cfg.bands, cfg.sensor, cfg.data, cfg.format, cfg.zoom),
+                                       cfg.data, cfg.format)
+        _, info = pretrain_dataset(cfg.data, cfg.format, selection, patch=cfg.size,
+                                   samples_per_epoch=cfg.batch_size, seed=cfg.seed, region=cfg.region,
+                                   skip_bad=cfg.skip_bad, subset=1, zoom=cfg.zoom)
+        data_info = {"checked": True, "data": info["data"], "format": info["format"]}
+        print(f"data: {info['data']} ({info['format']}): bands {','.join(selection.names)} found")
+    stats = load_stats(selection)
+    # The dataset's length is not read: MoCo's queue is shown unclamped (the run clamps it to the data).
+    method = build_method(cfg, selection, stats, samples=max(cfg.samples_per_epoch, 2 * cfg.queue_size))
+    resolved = {
+        "lr_effective": method.scaled_lr(),  # the method's own batch scaling, on one device
+        "optimizer": method.optimizer_name,
+        "weight_decay": method.weight_decay,
+        "temperature": method.temperature,
+        "warmup_epochs": method.warmup_epochs,
+        "proj_dim": method.proj_dim,
+        "augs": method.views.config.get("preset", cfg.augs),
+        "gradient_clip": gradient_clip(cfg.method),
+        # Momentum methods: the key encoder's (starting) momentum and the queue they built.
+        "momentum": getattr(method, "base_momentum", getattr(method, "m", None)),
+        "queue_size": int(method.queue.shape[0]) if hasattr(method, "queue") else None,
+        "parameters": sum(p.numel() for p in method.parameters()),
+        "backbone_parameters": sum(p.numel() for p in method.backbone.parameters()),
+        "bands": ",".join(selection.names),
+    }
+    out = prepare_out(cfg.out or default_out("pretrain"))
+    # Written with dry_run off: `rs-ssl pretrain --config OUT/config.yaml` then trains this configuration.
+    path = write_config(out, "pretrain", dataclasses.replace(cfg, dry_run=False),
+                        extra={"dry_run": resolved, "data": data_info})
+    import yaml
+
+    print(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False), end="")
+    print(yaml.safe_dump({"resolved": resolved}, sort_keys=False), end="")
+    print(f"dry run: {resolved['parameters']:,} parameters ({cfg.backbone} {resolved['backbone_parameters']:,}); "
+          f"lr_effective {resolved['lr_effective']:.6g} on one device at batch {cfg.batch_size} (N devices: N times that); "
+          f"nothing trained; config: {path}")
+    return {"config": str(path), **resolved}
+
+
 def run(cfg: PretrainConfig) -> dict[str, Any]:
     import lightning as L
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
@@ -193,6 +248,8 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
             raise UsageError(f"--{name} must be positive, got {v}")
     if cfg.samples_per_epoch < cfg.batch_size:
         raise UsageError(f"--samples-per-epoch {cfg.samples_per_epoch} is smaller than --batch-size {cfg.batch_size}")
+    if cfg.dry_run:
+        return dry_run(cfg)
     selection = true_colour_for_s2(resolve_data_bands(cfg.bands, cfg.sensor, cfg.data, cfg.format, cfg.zoom),
                                    cfg.data, cfg.format)
     if cfg.resume and not cfg.out:
@@ -234,11 +291,12 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
     if cfg.compile:
         method.backbone = torch.compile(method.backbone)
 
-    # Epoch-end checkpoints (the newest kept, plus last.ckpt) and, with --ckpt-every, last.ckpt every N
+    # Epoch-end checkpoints (the newest kept, or all with --keep-checkpoints, plus last.ckpt) and, with --ckpt-every, last.ckpt every N
     # steps; all written atomically by AtomicCheckpointIO.
     callbacks = [
         ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
-                        save_last=True, save_top_k=1, every_n_epochs=1, save_on_train_epoch_end=True),
+                        save_last=True, save_top_k=-1 if cfg.keep_checkpoints else 1, every_n_epochs=1,
+                        save_on_train_epoch_end=True),
         LearningRateMonitor(logging_interval="step"),
         LossProgressBar(leave=True),
         RNGState(),

@@ -6,6 +6,6 @@ pipeline runs them fused (`fused.AugmentedView`).
 """
 
 from rs_ssl.augment.fused import AugmentedView, TwoViews
-from rs_ssl.augment.presets import AUG_NAMES, VIEW_PRESETS, make_views
+from rs_ssl.augment.presets import AUG_NAMES, PRESETS, VIEW_PRESETS, is_preset, make_views
 
-__all__ = ["AUG_NAMES", "VIEW_PRESETS", "AugmentedView", "TwoViews", "make_views"]
+__all__ = ["AUG_NAMES", "PRESETS", "VIEW_PRESETS", "AugmentedView", "TwoViews", "is_preset", "make_views"]

@@ -26,7 +26,8 @@ from torch import Tensor
 
 from rs_ssl.augment._common import as_range, constant, gate, uniform
 
-PADDING_MODES = ("reflection", "border", "zeros")
+# "circular" wraps samples that leave the image around to its other side (a roll, as `np.roll`).
+PADDING_MODES = ("reflection", "border", "zeros", "circular")
 _MASK_VALID = 0.999  # bilinear weights of valid neighbours sum to 1 up to float rounding
 
 
@@ -81,7 +82,10 @@ def sampling_grid(
         box = constant([0.0, 0.0, in_hw[1], in_hw[0]], grid.device).expand(batch, 4)
     lo, hi = _box_normalized(box.to(grid.device), in_hw)
     inside = None
-    if leaves_box:
+    if leaves_box and padding_mode == "circular":
+        # Wrapped samples are image content, not padding: no inside mask.
+        grid = lo + torch.remainder(grid - lo, hi - lo)
+    elif leaves_box:
         eps = 1e-5
         inside = ((grid >= lo - eps) & (grid <= hi + eps)).all(dim=-1).unsqueeze(1)
         if padding_mode == "reflection":
@@ -141,10 +145,12 @@ def resample_mask(
     out_hw: tuple[int, int],
     box: Tensor | None = None,
     leaves_box: bool = True,
+    padding_mode: str = "border",
 ) -> Tensor:
-    """Carry a validity mask through the resampling of `resample`."""
+    """Carry a validity mask through the resampling of `resample` (wrapped if "circular")."""
     in_hw = (mask.shape[-2], mask.shape[-1])
-    grid, inside = sampling_grid(src_from_dst, in_hw, out_hw, box, "border", leaves_box)
+    mode = "circular" if padding_mode == "circular" else "border"
+    grid, inside = sampling_grid(src_from_dst, in_hw, out_hw, box, mode, leaves_box)
     return sample_mask(mask, grid, inside)
 
 
@@ -230,7 +236,8 @@ class AffineAugmentation(GeometricAugmentationBase2D):
         in_hw = (input.shape[-2], input.shape[-1])
         mat = self.src_from_dst(params, in_hw).to(input.device)
         return resample_mask(
-            input, mat, self.output_hw(in_hw), self.box(params, in_hw), self.leaves_box(in_hw)
+            input, mat, self.output_hw(in_hw), self.box(params, in_hw), self.leaves_box(in_hw),
+            self.padding_mode,
         )
 
 
@@ -440,7 +447,11 @@ class RandomRotation(AffineAugmentation):
 
 
 class RandomShift(AffineAugmentation):
-    """Translate by up to `fraction` of the width/height in each direction; strips are padded."""
+    """Translate by up to `fraction` of the width/height in each direction; strips are padded.
+
+    With `whole_pixels` the shift is rounded to whole pixels; with `padding_mode="circular"` as
+    well it is exactly a roll (`np.roll`), as the SimCLR-S2 study shifts.
+    """
 
     def __init__(
         self,
@@ -448,11 +459,13 @@ class RandomShift(AffineAugmentation):
         p: float = 0.5,
         same_on_batch: bool = False,
         padding_mode: str = "reflection",
+        whole_pixels: bool = False,
     ) -> None:
         super().__init__(p=p, same_on_batch=same_on_batch, padding_mode=padding_mode)
         if not 0.0 <= fraction < 1.0:
             raise ValueError(f"shift fraction must be in [0, 1), found {fraction}")
         self.fraction = float(fraction)
+        self.whole_pixels = bool(whole_pixels)
 
     def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
         f = self.fraction
@@ -461,8 +474,11 @@ class RandomShift(AffineAugmentation):
     def src_from_dst(self, params: dict[str, Tensor], in_hw: tuple[int, int]) -> Tensor:
         shift = params["shift"].float()
         mat = _eye(shift.shape[0], shift.device)
-        mat[:, 0, 2] = -shift[:, 0] * in_hw[1]
-        mat[:, 1, 2] = -shift[:, 1] * in_hw[0]
+        dx, dy = shift[:, 0] * in_hw[1], shift[:, 1] * in_hw[0]
+        if self.whole_pixels:
+            dx, dy = torch.round(dx), torch.round(dy)
+        mat[:, 0, 2] = -dx
+        mat[:, 1, 2] = -dy
         return mat
 
 
@@ -492,4 +508,45 @@ class RandomZoom(AffineAugmentation):
         mat[:, 0, 0], mat[:, 1, 1] = inv, inv
         mat[:, 0, 2] = cx * (1.0 - inv)
         mat[:, 1, 2] = cy * (1.0 - inv)
+        return mat
+
+
+class RandomBoxZoom(AffineAugmentation):
+    """Zoom in: crop a random square box of side `side` (a fraction of the image side, uniform in
+    that range) anywhere in the image and resize it back to the image's size.
+
+    Unlike `RandomZoom` (about the centre, in or out) it never reads outside the image. SimCLR-S2
+    zooms this way; its `ZOOM = 0.2` gives sides in (0.8, 1.0).
+    """
+
+    def __init__(
+        self,
+        side: Sequence[float] = (0.8, 1.0),
+        p: float = 0.5,
+        same_on_batch: bool = False,
+        padding_mode: str = "reflection",
+    ) -> None:
+        super().__init__(p=p, same_on_batch=same_on_batch, padding_mode=padding_mode)
+        self.side = as_range(tuple(side), "zoom box side", 0.0, 1e-3)
+        if self.side[1] > 1.0:
+            raise ValueError(f"zoom box side must be within (0, 1] of the image side, found {side}")
+
+    def leaves_box(self, in_hw: tuple[int, int]) -> bool:
+        return False
+
+    def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
+        n = batch_shape[0]
+        return {
+            "side": uniform(*self.side, (n,), self.same_on_batch, self.device),
+            "offset": uniform(0.0, 1.0, (n, 2), self.same_on_batch, self.device),
+        }
+
+    def src_from_dst(self, params: dict[str, Tensor], in_hw: tuple[int, int]) -> Tensor:
+        s = params["side"].float()
+        off = params["offset"].float()
+        h, w = in_hw
+        mat = _eye(s.shape[0], s.device)
+        mat[:, 0, 0], mat[:, 1, 1] = s, s
+        mat[:, 0, 2] = off[:, 0] * (1.0 - s) * w
+        mat[:, 1, 2] = off[:, 1] * (1.0 - s) * h
         return mat

@@ -194,6 +194,34 @@ class RandomGain(BandAffineAugmentation):
         return g, (g - 1.0) * self.offset.to(g.device)
 
 
+class RandomImageGain(BandAffineAugmentation):
+    """Multiply the whole standardised image (every band alike) by one factor uniform in `gain`.
+
+    SimCLR-S2's gain (`tf.image.adjust_gamma(x, gamma=1, gain=g)`, g ~ U(-0.5, 0.5) on the
+    standardised bands). A factor in (0, 1) pulls every value towards the band means (lower
+    contrast); a negative factor also inverts the image about the band means (bright fields
+    become dark, in every band at once), which no sensor does: it is the study's value, kept
+    so that its protocol can be repeated; pass e.g. (0.5, 1.5) for a physical gain.
+    Not `RandomGain`, which is per band, around 1 and acts on reflectance.
+    """
+
+    def __init__(
+        self,
+        gain: Sequence[float] = (-0.5, 0.5),
+        p: float = 1.0,
+        same_on_batch: bool = False,
+    ):
+        super().__init__(p=p, same_on_batch=same_on_batch)
+        self.gain = as_range(tuple(gain), "image gain", 0.0, float("-inf"))
+
+    def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
+        return {"gain": uniform(*self.gain, (batch_shape[0],), self.same_on_batch, self.device)}
+
+    def affine(self, params, channels, mean):
+        g = params["gain"].float()[:, None].expand(-1, channels)
+        return g, torch.zeros_like(g)
+
+
 def band_positions(channels: int, wavelengths: Tensor | None, device) -> Tensor:
     """Each band's place on the spectrum in [-1, 1] (by wavelength if known, else by index)."""
     if wavelengths is None:
@@ -524,6 +552,48 @@ class RandomBandDropout(PixelAugmentation):
         on = gate(self, params, y.shape[0], y.device)
         keep = params["keep"].to(y.device) | ~on[:, None]
         return y.mul_(bc11(keep, y))
+
+
+class RandomImpulseNoise(PixelAugmentation):
+    """Salt-and-pepper impulse noise: a fraction f ~ U(`fraction`) of the values set to `low`
+    and the same fraction to `high` (standard deviations; SimCLR-S2: f in (0, 0.02), -5 / +5).
+
+    The SimCLR-S2 study calls this "speckle"; it is not the multiplicative radar speckle of
+    `RandomSpeckle`. Each band value is hit independently (a pixel may be hit in some bands
+    only), as salt and pepper on an (H, W, C) array is. The uniform field deciding which values
+    are hit is drawn for every sample in `forward_parameters`, so replaying `params` reproduces
+    the output and the gate can be changed after the draw.
+    """
+
+    def __init__(
+        self,
+        fraction: float | Sequence[float] = (0.0, 0.02),
+        low: float = -5.0,
+        high: float = 5.0,
+        p: float = 1.0,
+        same_on_batch: bool = False,
+    ):
+        super().__init__(p=p, same_on_batch=same_on_batch)
+        self.fraction = (
+            (0.0, float(fraction)) if isinstance(fraction, (int, float)) else tuple(map(float, fraction))
+        )
+        if len(self.fraction) != 2 or not 0.0 <= self.fraction[0] <= self.fraction[1] <= 0.5:
+            raise ValueError(f"impulse fraction must be within [0, 0.5], as f or (low, high), found {fraction!r}")
+        if not low < high:
+            raise ValueError(f"impulse low {low} must be below high {high}")
+        self.low, self.high = float(low), float(high)
+
+    def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
+        return {
+            "fraction": uniform(*self.fraction, (batch_shape[0],), self.same_on_batch, self.device),
+            "field": uniform(0.0, 1.0, tuple(batch_shape), self.same_on_batch, self.device),
+        }
+
+    def apply(self, x: Tensor, params: dict[str, Tensor]) -> Tensor:
+        u = params["field"].to(x.device)
+        f = params["fraction"].float().to(x.device)[:, None, None, None]
+        out = torch.where(u < f, torch.full_like(x, self.low), x)
+        return torch.where(u >= 1.0 - f, torch.full_like(x, self.high), out)
 
 
 def blur_kernel_size(size: int) -> int:

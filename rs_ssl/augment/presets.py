@@ -39,6 +39,7 @@ is that contrast then uses the blurred image's band means.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from torch import nn
 from rs_ssl.augment import geometric as G
 from rs_ssl.augment import pixel as P
 from rs_ssl.augment.fused import AugmentedView, TwoViews
+from rs_ssl.augment.pairs import ALWAYS, OWN_COIN, PairedView, allowed_pairs
 
 Spec = list[tuple[str, dict[str, Any]]]
 
@@ -91,6 +93,7 @@ _FACTORIES: dict[str, Callable[..., list[nn.Module]]] = {
     "rotate": _geo(G.RandomRotation),
     "shift": _geo(G.RandomShift),
     "zoom": _geo(G.RandomZoom),
+    "box_zoom": _geo(G.RandomBoxZoom),
     "blur": lambda ctx, **kw: [
         P.RandomGaussianBlur(kw.pop("kernel_size", P.blur_kernel_size(ctx.size)), **kw)
     ],
@@ -100,12 +103,14 @@ _FACTORIES: dict[str, Callable[..., list[nn.Module]]] = {
     "brightness": lambda ctx, **kw: [P.RandomBrightness(**kw)],
     "contrast": lambda ctx, **kw: [P.RandomContrast(**kw)],
     "gain": lambda ctx, **kw: [P.RandomGain(mean=ctx.mean, std=ctx.std, **kw)],
+    "image_gain": lambda ctx, **kw: [P.RandomImageGain(**kw)],
     "spectral_jitter": lambda ctx, **kw: [
         P.RandomSpectralJitter(wavelengths=ctx.wavelengths, **kw)
     ],
     "grayscale": lambda ctx, **kw: [P.RandomGrayscale(weights=ctx.gray_weights, **kw)],
     "solarize": lambda ctx, **kw: [P.RandomSolarize(mean=ctx.mean, std=ctx.std, **kw)],
     "speckle": lambda ctx, **kw: [P.RandomSpeckle(mean=ctx.mean, std=ctx.std, **kw)],
+    "impulse": lambda ctx, **kw: [P.RandomImpulseNoise(**kw)],
     "noise": lambda ctx, **kw: [P.RandomGaussianNoise(**kw)],
     "band_dropout": lambda ctx, **kw: [P.RandomBandDropout(**kw)],
 }
@@ -121,15 +126,18 @@ _CLASSES: dict[str, type] = {
     "rotate": G.RandomRotation,
     "shift": G.RandomShift,
     "zoom": G.RandomZoom,
+    "box_zoom": G.RandomBoxZoom,
     "blur": P.RandomGaussianBlur,
     "color_jitter": P.MultispectralColorJitter,
     "brightness": P.RandomBrightness,
     "contrast": P.RandomContrast,
     "gain": P.RandomGain,
+    "image_gain": P.RandomImageGain,
     "spectral_jitter": P.RandomSpectralJitter,
     "grayscale": P.RandomGrayscale,
     "solarize": P.RandomSolarize,
     "speckle": P.RandomSpeckle,
+    "impulse": P.RandomImpulseNoise,
     "noise": P.RandomGaussianNoise,
     "band_dropout": P.RandomBandDropout,
 }
@@ -200,7 +208,8 @@ _SIMCLR_VIEW: Spec = [
 
 # s2: the augmentation table of the SimCLR-S2 study: pixel ops blur, brightness, contrast,
 # gain, speckle; geometric ops flip, rotation, shift, zoom. The table fixes which ops are used;
-# the magnitudes and probabilities below are rs-ssl's defaults (not copied from the study).
+# the magnitudes and probabilities below are rs-ssl's defaults (not copied from the study); the
+# study's own protocol (two ops per view, its magnitudes) is the preset "simclr-s2" below.
 # "rotation" is taken as quarter turns (exact for nadir imagery, no padded corners); free
 # rotation is available as "rotate". The leading crop only brings a larger patch to `size`.
 _S2_VIEW: Spec = [
@@ -229,6 +238,92 @@ _LIGHT_VIEW: Spec = [
     ("grayscale", {"p": 0.2}),
 ]
 
+# simclr-s2: the augmentation protocol of the SimCLR-S2 study (MIDS-Irrigation-Capstone,
+# Spring2021, training/simclr.py and training/utils.py `Augment`), on standardised bands: each
+# view applies exactly two of nine augmentations drawn at random, a pair the study excludes being
+# redrawn. Study name -> rs-ssl ops with the study's magnitudes:
+#   shift: a circular roll (np.roll) by up to 10% of the side in each axis;
+#   zoom: a random box cropped and resized back (box side 0.8..1: the study's ZOOM = 0.2);
+#   rotation: a random number of quarter turns; flip: random left-right and up-down (each 0.5);
+#   brightness: additive, up to +-0.4 (0.8 * scale 0.5); contrast: factor in [0.6, 1.4];
+#   gain: one factor in [-0.5, 0.5] for the whole image (negative gains included, as the study
+#   draws them; see RandomImageGain); blur: Gaussian, 5 x 5 kernel, sigma in [0.1, 2];
+#   speckle: salt-and-pepper, a fraction f ~ U(0, 0.02) of the values set to -5, as many to +5
+#   (named "impulse" here, apart from the multiplicative radar "speckle").
+# Geometric ops act before pixel ops (Keras' ImageDataGenerator transforms, then calls the
+# study's preprocessing_function); pixel ops in the study's order.
+# `p` of 0.5 on an always-acting op only makes its gate readable: PairedView sets the gate.
+SIMCLR_S2_SLOTS: dict[str, Spec] = {
+    "shift": [("shift", {"fraction": 0.1, "whole_pixels": True, "p": 0.5})],
+    "zoom": [("box_zoom", {"side": (0.8, 1.0), "p": 0.5})],
+    "rotation": [("rot90", {"p": 0.5})],
+    "flip": [("hflip", {"p": 0.5}), ("vflip", {"p": 0.5})],
+    "brightness": [("brightness", {"brightness": 0.4, "p": 0.5})],
+    "contrast": [("contrast", {"contrast": 0.4, "p": 0.5})],
+    "gain": [("image_gain", {"gain": (-0.5, 0.5), "p": 0.5})],
+    "blur": [("blur", {"kernel_size": 5, "sigma": (0.1, 2.0), "p": 0.5})],
+    "speckle": [("impulse", {"fraction": (0.0, 0.02), "low": -5.0, "high": 5.0, "p": 0.5})],
+}
+_OWN_COIN_OPS = {"hflip", "vflip"}  # "flip" flips each axis with probability 0.5
+SIMCLR_S2_EXCLUDED: tuple[frozenset[str], ...] = tuple(
+    frozenset(pair)
+    for pair in (
+        ("brightness", "contrast"),
+        ("rotation", "brightness"),
+        ("flip", "blur"),
+        ("zoom", "blur"),
+        ("shift", "flip"),
+        ("rotation", "blur"),
+        ("flip", "gain"),
+        ("brightness", "gain"),
+        ("blur", "brightness"),
+    )
+)
+SIMCLR_S2 = "simclr-s2"
+
+
+def parse_pairs(text: str) -> list[tuple[str, str]]:
+    """`"shift+zoom,flip+gain"` -> [("shift", "zoom"), ("flip", "gain")]: pairs of the SimCLR-S2 slots."""
+    out = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        names = item.split("+")
+        if len(names) != 2 or len(set(names)) != 2 or not set(names) <= set(SIMCLR_S2_SLOTS):
+            raise ValueError(f"{item!r} is not a pair of two of {', '.join(SIMCLR_S2_SLOTS)} joined by '+'")
+        out.append((names[0], names[1]))
+    if not out:
+        raise ValueError(f"no pair given after '{SIMCLR_S2}:'; e.g. {SIMCLR_S2}:shift+zoom")
+    return out
+
+
+def is_preset(name: str) -> bool:
+    """Whether `--augs name` names a preset (else it is a list of augmentations).
+
+    `simclr-s2:a+b[,c+d]` is the SimCLR-S2 protocol restricted to the given pairs (one pair: both ops
+    on every view), as the study's augmentation search trains each pair.
+    """
+    return name in PRESETS or name.startswith(SIMCLR_S2 + ":")
+
+
+def build_paired_view(ctx: Context, pairs: list[tuple[str, str]] | None = None) -> PairedView:
+    """One SimCLR-S2 view: a crop to size, then two of the nine augmentations per sample (drawn from
+    the study's allowed pairs, or from `pairs`)."""
+    # A circular padding mode makes the shift a roll; the other geometric ops never leave the image.
+    ctx = dataclasses.replace(ctx, padding_mode="circular")
+    ops: list[nn.Module] = list(_FACTORIES["crop"](ctx))
+    op_slots: list[str | None] = [None] * len(ops)
+    op_modes = [ALWAYS] * len(ops)
+    for slot, spec in SIMCLR_S2_SLOTS.items():
+        for name, params in spec:
+            _check_params(name, params)
+            built = _FACTORIES[name](ctx, **dict(params))
+            ops.extend(built)
+            op_slots.extend([slot] * len(built))
+            op_modes.extend([OWN_COIN if name in _OWN_COIN_OPS else ALWAYS] * len(built))
+    if pairs is None:
+        pairs = allowed_pairs(list(SIMCLR_S2_SLOTS), SIMCLR_S2_EXCLUDED)
+    return PairedView(ops, op_slots, op_modes, list(SIMCLR_S2_SLOTS), pairs)
+
+
 VIEW_PRESETS: dict[str, tuple[Spec, Spec]] = {
     "mocov2": (_MOCOV2_VIEW, _MOCOV2_VIEW),
     "mocov3": (_MOCOV3_VIEW1, _MOCOV3_VIEW2),
@@ -237,6 +332,8 @@ VIEW_PRESETS: dict[str, tuple[Spec, Spec]] = {
     "light": (_LIGHT_VIEW, _LIGHT_VIEW),
 }
 CUSTOM = "custom"
+# Every preset name `make_views` (and `pretrain --augs`) accepts besides "custom".
+PRESETS: tuple[str, ...] = (*VIEW_PRESETS, SIMCLR_S2)
 _GLOBAL_OVERRIDES = ("mean", "std", "wavelengths", "gray_weights", "padding_mode")
 
 
@@ -321,14 +418,17 @@ def make_views(
     Returns:
         `TwoViews`: `forward(x, mask=None)` -> `(v1, v2)`, or `((v1, m1), (v2, m2))` with a mask.
     """
-    if preset != CUSTOM and preset not in VIEW_PRESETS:
+    if preset != CUSTOM and not is_preset(preset):
         raise ValueError(
-            f"unknown view preset {preset!r}; valid presets: {', '.join([*VIEW_PRESETS, CUSTOM])}"
+            f"unknown view preset {preset!r}; valid presets: {', '.join([*PRESETS, CUSTOM])}"
         )
     if isinstance(bands, bool) or not isinstance(bands, int) or bands < 1:
         raise ValueError(f"bands must be a positive int, found {bands!r}")
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"size must be a positive int, found {size!r}")
+    if preset == SIMCLR_S2 or preset.startswith(SIMCLR_S2 + ":"):
+        pairs = parse_pairs(preset.split(":", 1)[1]) if ":" in preset else None
+        return _simclr_s2_views(bands, size, augs, overrides, pairs)
     if preset == CUSTOM:
         if not augs:
             raise ValueError(f"preset 'custom' needs augs=[...] from: {', '.join(AUG_NAMES)}")
@@ -376,3 +476,28 @@ def make_views(
 def _plain(params: dict[str, Any]) -> dict[str, Any]:
     """Parameters as YAML/JSON-friendly values (tuples as lists)."""
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
+
+
+def _simclr_s2_views(bands: int, size: int, augs, overrides: dict[str, Any],
+                     pairs: list[tuple[str, str]] | None = None) -> TwoViews:
+    """Both views of the SimCLR-S2 protocol (the same distribution, independent draws)."""
+    if augs:
+        raise ValueError(f"augs is only used with preset 'custom', not with {SIMCLR_S2!r}")
+    unknown = set(overrides) - set(_GLOBAL_OVERRIDES)
+    if unknown:
+        raise ValueError(
+            f"preset {SIMCLR_S2!r} is the study's fixed protocol; it takes only {', '.join(_GLOBAL_OVERRIDES)}, "
+            f"not {sorted(unknown)} (use a custom list to change ops)"
+        )
+    # mean/std/wavelengths are accepted and unused: the study's ops act on standardised values.
+    ctx = Context(bands=bands, size=size, **overrides)
+    config = {
+        "preset": SIMCLR_S2,
+        "bands": bands,
+        "size": size,
+        "slots": {slot: [[n, _plain(p)] for n, p in spec] for slot, spec in SIMCLR_S2_SLOTS.items()},
+        "excluded_pairs": [sorted(p) for p in SIMCLR_S2_EXCLUDED] if pairs is None else None,
+        "pairs": None if pairs is None else [list(p) for p in pairs],
+        "ops_per_view": 2,
+    }
+    return TwoViews(build_paired_view(ctx, pairs), build_paired_view(ctx, pairs), size, config)

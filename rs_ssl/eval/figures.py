@@ -53,12 +53,26 @@ def confusion(cm: list[list[int]], classes: list[str], path: Path, title: str = 
     return save_figure(fig, path)
 
 
-def true_colour(image: torch.Tensor, rgb: list[int] | None) -> np.ndarray:
+# Sensors whose pixels are display colours already (8-bit photographs): shown as they are, not stretched.
+AS_IS_SENSORS = ("rgb",)
+
+
+def display_scale(selection) -> float | None:
+    """DN -> [0, 1] display factor for imagery shown as it is (RGB photographs), None for stretched sensors."""
+    return selection.sensor.scale if selection.sensor.key in AS_IS_SENSORS else None
+
+
+def true_colour(image: torch.Tensor, rgb: list[int] | None, as_is: float | None = None) -> np.ndarray:
     """(C, H, W) DN -> (H, W, 3) in [0, 1]: the selection's red, green, blue bands (first band as grey when
-    it has none). Each band's 2nd percentile is subtracted (removes the haze offset, strong in the blue
-    of top-of-atmosphere L1C), then one joint scale maps the 98th percentile to white (keeps the hue)."""
+    it has none). With `as_is` (a DN -> [0, 1] factor, see `display_scale`) the image is shown as it is:
+    a photograph's colours are its own, and any per-band stretch would tint it (green meadows turn pink
+    when the red band's low end is subtracted less than the green's). Otherwise each band's 2nd
+    percentile is subtracted (removes the haze offset, strong in the blue of top-of-atmosphere L1C),
+    then one joint scale maps the 98th percentile to white (keeps the hue)."""
     x = torch.nan_to_num(image.float())
     chans = x[rgb] if rgb is not None else x[:1].expand(3, -1, -1)
+    if as_is is not None:
+        return (chans * as_is).clamp(0, 1).permute(1, 2, 0).numpy()
     lo = torch.quantile(chans.flatten(1), 0.02, dim=1).view(3, 1, 1)
     shifted = chans - lo
     hi = torch.quantile(shifted.flatten(), 0.98).clamp(min=1e-6)
@@ -66,8 +80,9 @@ def true_colour(image: torch.Tensor, rgb: list[int] | None) -> np.ndarray:
 
 
 def sample_grid(images: list[torch.Tensor], titles: list[str], correct: list[bool], rgb: list[int] | None,
-                path: Path, title: str = "Test samples") -> Path:
-    """True-colour renders with true label / prediction, framed green when correct, red when not."""
+                path: Path, title: str = "Test samples", as_is: float | None = None) -> Path:
+    """True-colour renders (`true_colour`; `as_is` for photographs) with true label / prediction, framed
+    green when correct, red when not."""
     n = len(images)
     cols = min(4, max(1, n))
     rows = max(1, -(-n // cols))
@@ -77,7 +92,7 @@ def sample_grid(images: list[torch.Tensor], titles: list[str], correct: list[boo
     for ax in axes.flat:
         ax.axis("off")
     for ax, img, t, ok in zip(axes.flat, images, titles, correct, strict=False):
-        ax.imshow(true_colour(img, rgb))
+        ax.imshow(true_colour(img, rgb, as_is))
         ax.set_title(t, fontsize=5.5, loc="left", color="darkgreen" if ok else "firebrick")
         ax.axis("on")
         ax.set_xticks([])

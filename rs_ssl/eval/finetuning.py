@@ -29,6 +29,7 @@ from rs_ssl.eval.probing import (
 )
 from rs_ssl.eval.splits import fraction_indices, parse_fractions, targets_of
 from rs_ssl.methods.base import Normalize
+from rs_ssl.models.backbone import output_dim
 from rs_ssl.runs import prepare_out, write_config, write_metrics
 
 PLATEAU_TOL = 0.01
@@ -80,7 +81,7 @@ class Classifier(nn.Module):
     def __init__(self, backbone: nn.Module, normalize: nn.Module, num_classes: int):
         super().__init__()
         self.normalize, self.backbone = normalize, backbone
-        self.head = nn.Linear(backbone.num_features, num_classes)
+        self.head = nn.Linear(output_dim(backbone), num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(self.normalize(x)))

@@ -164,7 +164,8 @@ def probe(cfg: ProbeConfig) -> dict[str, Any]:
     figs["samples"] = figures.sample_grid([test_ds[i]["image"] for i in pick], [titles[i] for i in pick],
                                           [ok[i] for i in pick], lb.selection.rgb_indices(), out / "samples.png",
                                           title=(f"Test samples: {sum(ok)} of {len(ok)} " + ("with sample F1 >= 0.5 (green), the others red"
-                                                                 if ml else "correct (green), the others red")))
+                                                                 if ml else "correct (green), the others red")),
+                                          as_is=figures.display_scale(lb.selection))
     metrics["figures"] = {k_: str(v) for k_, v in figs.items()}
     metrics["outputs"] = {"predictions": str(out / "predictions.pt"), "config": str(out / "config.yaml")}
     write_metrics(out, metrics)

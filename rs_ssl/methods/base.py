@@ -18,6 +18,7 @@ from torch import nn
 from rs_ssl.bands import BandSelection, BandStats
 from rs_ssl.errors import UsageError
 from rs_ssl.methods.optim import LARS
+from rs_ssl.models.backbone import output_dim
 
 OPTIMIZERS = ("sgd", "adamw", "adam", "lars")
 LR_SCALINGS = ("auto", "linear", "sqrt", "none")
@@ -135,7 +136,7 @@ class SSLMethod(L.LightningModule):
             raise UsageError(f"--lr-scaling {lr_scaling}: choose one of {', '.join(LR_SCALINGS)}")
         self.lr_scaling = lr_scaling
         self.proj_dim = self.defaults.proj_dim if proj_dim is None else proj_dim
-        self.feature_dim = backbone.num_features
+        self.feature_dim = output_dim(backbone)
         self.method_kwargs = method_kwargs
         self.configure_models()
 

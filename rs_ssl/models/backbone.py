@@ -63,6 +63,15 @@ def create_backbone(name: str, selection: BandSelection, init: str | Path | None
     return model
 
 
+def output_dim(backbone: nn.Module) -> int:
+    """Width of `backbone(x)` for a timm model built with num_classes=0.
+
+    timm's `num_features` is the width of `forward_features`; models whose head has a pre-logits
+    layer (MobileNetV3: 960 -> 1280) return `head_hidden_size` features instead.
+    """
+    return int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)
+
+
 def _resize_pos_embed(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """ViT weights trained at another image size: interpolate the position embeddings (timm's rule)."""
     pe = state.get("pos_embed")
