@@ -577,8 +577,8 @@ def _swap(text: str, old: str, new: str) -> str:
         ),
         # Python packages from apt bypass pyproject.toml
         (
-            "python3.12 python3.12-venv",
-            "python3.12 python3.12-venv python3-numpy",
+            '"${PYTHON}" "${PYTHON}-venv"',
+            '"${PYTHON}" "${PYTHON}-venv" python3-numpy',
             "python3-numpy is a Python dependency",
         ),
         # the project install no longer re-pins torch, so pip could replace the CUDA build
@@ -594,11 +594,7 @@ def _swap(text: str, old: str, new: str) -> str:
             "no `pip install` of the repository",
         ),
         # an interpreter older than requires-python
-        (
-            "python3.12 python3.12-venv",
-            "python3.10 python3.10-venv",
-            "does not satisfy requires-python",
-        ),
+        ("ARG PYTHON=python3.12", "ARG PYTHON=python3.10", "does not satisfy requires-python"),
     ],
 )
 def test_dependency_check_catches(
@@ -630,12 +626,8 @@ def test_dependency_check_catches_pyproject_range_that_excludes_the_pin(
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        (
-            "FROM ubuntu:24.04 AS os-cpu",
-            "FROM ubuntu:latest AS os-cpu",
-            "pin an explicit version tag",
-        ),
-        ("FROM ubuntu:24.04 AS os-cpu", "FROM ubuntu AS os-cpu", "pin an explicit version tag"),
+        ("ARG CPU_BASE=ubuntu:24.04", "ARG CPU_BASE=ubuntu:latest", "pin an explicit version tag"),
+        ("ARG CPU_BASE=ubuntu:24.04", "ARG CPU_BASE=ubuntu", "pin an explicit version tag"),
         ("nvidia/cuda:13.0.2-base", "nvidia/cuda:13.0-base", "pin the full CUDA version"),
     ],
 )
