@@ -197,4 +197,4 @@ if [[ $prune -eq 1 ]]; then
     say "removed dangling images and build cache"
 fi
 size="$(docker image inspect -f '{{.Size}}' "$image")"
-say "image $image: $(awk -v b="$size" 'BEGIN { printf "%.2f GB (%d bytes)", b / 1e9, b }')"
+say "image $image: $(awk -v b="$size" 'BEGIN { printf "%.2f GB (%.0f bytes)", b / 1e9, b }')"
