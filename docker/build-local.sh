@@ -22,6 +22,7 @@
 #   RS_SSL_DOCKER_CACHE  base tarball and wheel folders     (default: ${XDG_CACHE_HOME:-~/.cache}/rs-ssl-docker)
 #   DEBIAN_MIRROR        mirror for debootstrap             (default: the one apt uses here, else deb.debian.org)
 #   RS_SSL_WHEEL_PYTHON  interpreter whose pip gets wheels  (default: .venv/bin/python, else python3)
+#   RS_SSL_WHEEL_PORT    port of the wheel server           (default: 38719)
 #   DOCKER_BUILDKIT      0 (classic builder) or 1 (BuildKit); both build this file
 set -euo pipefail
 
@@ -166,18 +167,20 @@ if [[ -z "$bridge" ]]; then
     bridge="$(ip -4 -o addr show "${bridge_if:-docker0}" 2>/dev/null | awk '{ sub("/.*", "", $4); print $4; exit }')"
 fi
 [[ -n "$bridge" ]] || fail "cannot find the host's address on docker's bridge network (\`docker network inspect bridge\`, \`ip addr show docker0\`)"
+# A fixed port: the address is a build argument, and a new one each time would defeat the layer cache.
+wheel_port="${RS_SSL_WHEEL_PORT:-38719}"
 serve_log="$(mktemp)"
-python3 -u -m http.server 0 --bind "$bridge" --directory "$wheels" >"$serve_log" 2>&1 &
+python3 -u -m http.server "$wheel_port" --bind "$bridge" --directory "$wheels" >"$serve_log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; rm -f "$constraints" "$serve_log"' EXIT
 port=""
 for _ in $(seq 50); do
     port="$(sed -n 's/.* port \([0-9]*\) .*/\1/p' "$serve_log" | head -n 1)"
     [[ -n "$port" ]] && break
-    kill -0 "$server" 2>/dev/null || fail "the wheel server stopped: $(cat "$serve_log")"
+    kill -0 "$server" 2>/dev/null || fail "the wheel server did not start on $bridge:$wheel_port: $(cat "$serve_log"); set RS_SSL_WHEEL_PORT to a free port"
     sleep 0.2
 done
-[[ -n "$port" ]] || fail "the wheel server did not start on $bridge: $(cat "$serve_log")"
+[[ -n "$port" ]] || fail "the wheel server did not start on $bridge:$wheel_port: $(cat "$serve_log"); set RS_SSL_WHEEL_PORT to a free port"
 
 say "docker build -t $image (base $base, wheels from http://$bridge:$port/)"
 start=$SECONDS
