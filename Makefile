@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all lint venv clean
+.PHONY: demo test test-all lint venv clean docker-image docker-test
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,3 +35,12 @@ lint: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# Docker without a registry (docker/README.md): a debootstrapped Debian base and a wheel folder
+# resolved by the venv's pip, both cached outside the checkout. Needs a docker daemon (docker-test
+# starts dockerd when root) and, the first time, debootstrap.
+docker-image: $(VENV)/.installed
+	RS_SSL_WHEEL_PYTHON=$(abspath $(PY)) bash docker/build-local.sh
+
+docker-test: $(VENV)/.installed
+	RS_SSL_WHEEL_PYTHON=$(abspath $(PY)) bash docker/docker-test.sh
