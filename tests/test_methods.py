@@ -142,6 +142,16 @@ class MoCoV2Reference(nn.Module):
         return logits, labels
 
 
+def sgd_step_both(out: dict, method: tuple, reference: tuple) -> None:
+    """One optimiser step of the method and of the reference, recording each side's loss and gradients."""
+    for (opt, loss), key in ((method, "m"), (reference, "r")):
+        opt.zero_grad()
+        loss.backward()
+        out[f"grad_{key}"].append([p.grad.clone() for p in opt.param_groups[0]["params"]])
+        opt.step()
+        out[f"loss_{key}"].append(loss.item())
+
+
 def mocov2_parity(method_dtype, ref_dtype=torch.float64, steps=3, seed=0):
     """Train MoCo v2 and moco's builder side by side with SGD at lr 0.5 for `steps` steps from the same
     weights and queue; return per-step losses, query gradients, key encoders and queues of both."""
@@ -157,12 +167,7 @@ def mocov2_parity(method_dtype, ref_dtype=torch.float64, steps=3, seed=0):
         loss_m, _ = method.ssl_step(x_q.to(method_dtype), x_k.to(method_dtype))
         logits, labels = ref(x_q.to(ref_dtype), x_k.to(ref_dtype))
         loss_r = nn.CrossEntropyLoss()(logits, labels)  # main_moco.py's criterion
-        for opt, loss, key in ((opt_m, loss_m, "m"), (opt_r, loss_r, "r")):
-            opt.zero_grad()
-            loss.backward()
-            out[f"grad_{key}"].append([p.grad.clone() for p in opt.param_groups[0]["params"]])
-            opt.step()
-            out[f"loss_{key}"].append(loss.item())
+        sgd_step_both(out, (opt_m, loss_m), (opt_r, loss_r))
     out["keys_m"] = list(nn.Sequential(method.key_backbone, method.key_projector).parameters())
     out["keys_r"] = list(ref.encoder_k.parameters())
     out["queue_m"], out["queue_r"] = method.queue, ref.queue.t()
@@ -315,12 +320,7 @@ def mocov3_parity(method_dtype, ref_dtype=torch.float64, steps=3, seed=0):
         method.current_momentum = lambda mom=mom: mom  # what the Trainer's global step gives
         loss_m, _ = method.ssl_step(x1.to(method_dtype), x2.to(method_dtype))
         loss_r = ref(x1.to(ref_dtype), x2.to(ref_dtype), mom)
-        for opt, loss, key in ((opt_m, loss_m, "m"), (opt_r, loss_r, "r")):
-            opt.zero_grad()
-            loss.backward()
-            out[f"grad_{key}"].append([p.grad.clone() for p in opt.param_groups[0]["params"]])
-            opt.step()
-            out[f"loss_{key}"].append(loss.item())
+        sgd_step_both(out, (opt_m, loss_m), (opt_r, loss_r))
     out["keys_m"] = list(nn.Sequential(method.key_backbone, method.key_projector).parameters())
     out["keys_r"] = list(ref.momentum_encoder.parameters())
     out["pred_m"], out["pred_r"] = list(method.predictor.parameters()), list(ref.predictor.parameters())
