@@ -27,10 +27,6 @@ class LoadedBackbone:
     transfer: dict | None = None  # the band mapping when the weights were trained on other bands
 
 
-# `--bands` values that leave the choice to the checkpoint and the data (the CLI default).
-_UNSET_BANDS = ("auto",)
-
-
 def native_bands(data, fmt: str, sensor: str | None) -> BandSelection | None:
     """The data's own bands (what `--bands auto` reads), or None where the data cannot tell them."""
     try:
@@ -42,13 +38,9 @@ def native_bands(data, fmt: str, sensor: str | None) -> BandSelection | None:
 def eval_bands(bands: str, sensor: str | None, data, fmt: str, trained: BandSelection | None) -> BandSelection:
     """The bands a model reads from `data`: an explicit `--bands`; else the weights' own bands when the data
     holds them all; else the data's own bands (the weights' first layer is then transferred)."""
-    if trained is None or bands not in _UNSET_BANDS:
-        if bands == "auto":
-            found = native_bands(data, fmt, sensor)
-            if found is None:
-                raise UsageError(f"--bands auto: cannot tell the bands of {data}; give --bands")
-            return found
-        return resolve_bands(bands, sensor)
+    if trained is None or str(bands).strip().lower() != "auto":
+        # The data layer resolves counts, lists and `auto`, and says why when the data cannot tell.
+        return resolve_data_bands(bands, sensor, data, fmt)
     found = native_bands(data, fmt, sensor)
     if found is None or set(trained.names) <= set(found.names):
         return trained
