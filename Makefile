@@ -25,6 +25,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check rs_ssl tests benchmarks
+	$(VENV)/bin/ruff format --check rs_ssl tests benchmarks
 	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
 
 test-all: $(VENV)/.installed
@@ -32,6 +33,7 @@ test-all: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check rs_ssl tests benchmarks
+	$(VENV)/bin/ruff format --check rs_ssl tests benchmarks
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -26,9 +26,16 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 def run(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", help="BigEarthNet v2 root (with metadata.parquet)")
-    ap.add_argument("--checkpoint", help="pretraining run folder or backbone .safetensors (default: random init)")
-    ap.add_argument("--mini", action="store_true", help="use the real samples in ../shared/data/bigearthnet_v2")
-    ap.add_argument("--size", type=int, default=None, help="patch size (default: 120 full, 32 mini)")
+    ap.add_argument(
+        "--checkpoint",
+        help="pretraining run folder or backbone .safetensors (default: random init)",
+    )
+    ap.add_argument(
+        "--mini", action="store_true", help="use the real samples in ../shared/data/bigearthnet_v2"
+    )
+    ap.add_argument(
+        "--size", type=int, default=None, help="patch size (default: 120 full, 32 mini)"
+    )
     ap.add_argument("--knn", type=int, default=20)
     ap.add_argument("--out", default="runs/bench-bigearthnet-probe")
     a = ap.parse_args(argv)
@@ -38,11 +45,33 @@ def run(argv: list[str] | None = None) -> dict:
     size = a.size or (32 if a.mini else 120)
     knn = min(a.knn, 3) if a.mini else a.knn
     init = ["--checkpoint", a.checkpoint] if a.checkpoint else ["--random-init"]
-    argv = ["probe", *init, "--data", str(data), "--dataset", "bigearthnet", "--bands", "12",
-            "--size", str(size), "--knn", str(knn), "--out", a.out]
+    argv = [
+        "probe",
+        *init,
+        "--data",
+        str(data),
+        "--dataset",
+        "bigearthnet",
+        "--bands",
+        "12",
+        "--size",
+        str(size),
+        "--knn",
+        str(knn),
+        "--out",
+        a.out,
+    ]
     m = run_for_metrics(argv, a.out)
-    print(json.dumps({"benchmark": "bigearthnet_probe", "mini": a.mini, "data": str(data),
-                      **{k: m[k] for k in ("f1_micro", "f1_macro", "map_micro", "map_macro")}}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "bigearthnet_probe",
+                "mini": a.mini,
+                "data": str(data),
+                **{k: m[k] for k in ("f1_micro", "f1_macro", "map_micro", "map_macro")},
+            }
+        )
+    )
     return m
 
 

@@ -38,8 +38,11 @@ def mini_polygons(path: Path) -> Path:
 
     grid = open_rasters(None, "auto", resolve_bands("13"))[0][0].grid
     t = grid.transform
-    rows = [{"landcover": name, "geometry": box(*(t @ (c0, r1)), *(t @ (c1, r0)))}
-            for name, boxes in MINI_BOXES.items() for c0, r0, c1, r1 in boxes]
+    rows = [
+        {"landcover": name, "geometry": box(*(t @ (c0, r1)), *(t @ (c1, r0)))}
+        for name, boxes in MINI_BOXES.items()
+        for c0, r0, c1, r1 in boxes
+    ]
     gpd.GeoDataFrame(rows, crs=grid.crs).to_file(path, driver="GeoJSON")
     return path
 
@@ -50,8 +53,12 @@ def run(argv: list[str] | None = None) -> dict:
     ap.add_argument("--labels", help="vector file of label polygons")
     ap.add_argument("--label-field", help="attribute holding the class")
     ap.add_argument("--region", default=None, help="e.g. california")
-    ap.add_argument("--checkpoint", help="pretraining run folder or .safetensors (default: random init)")
-    ap.add_argument("--mini", action="store_true", help="embedded Sentinel-2 sample with MINI_BOXES polygons")
+    ap.add_argument(
+        "--checkpoint", help="pretraining run folder or .safetensors (default: random init)"
+    )
+    ap.add_argument(
+        "--mini", action="store_true", help="embedded Sentinel-2 sample with MINI_BOXES polygons"
+    )
     ap.add_argument("--size", type=int, default=None, help="patch size (default: 64 full, 32 mini)")
     ap.add_argument("--multilabel", action="store_true")
     ap.add_argument("--out", default="runs/bench-california-probe")
@@ -59,17 +66,42 @@ def run(argv: list[str] | None = None) -> dict:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.mini:
-        data, labels, field, region = [], str(mini_polygons(out / "mini_polygons.geojson")), "landcover", None
+        data, labels, field, region = (
+            [],
+            str(mini_polygons(out / "mini_polygons.geojson")),
+            "landcover",
+            None,
+        )
     else:
         if not (a.data and a.labels and a.label_field):
             ap.error("give --data, --labels and --label-field, or --mini")
         data, labels, field, region = ["--data", a.data], a.labels, a.label_field, a.region
     init = ["--checkpoint", a.checkpoint] if a.checkpoint else ["--random-init"]
-    argv = ["probe", *init, *data, "--bands", "13", "--labels", labels, "--label-field", field,
-            *(["--region", region] if region else []), "--size", str(a.size or (32 if a.mini else 64)),
-            "--knn", "5", *(["--multilabel"] if a.multilabel else []), "--out", str(out)]
+    argv = [
+        "probe",
+        *init,
+        *data,
+        "--bands",
+        "13",
+        "--labels",
+        labels,
+        "--label-field",
+        field,
+        *(["--region", region] if region else []),
+        "--size",
+        str(a.size or (32 if a.mini else 64)),
+        "--knn",
+        "5",
+        *(["--multilabel"] if a.multilabel else []),
+        "--out",
+        str(out),
+    ]
     m = run_for_metrics(argv, out)
-    keys = ("f1_micro", "f1_macro", "map_micro", "map_macro") if a.multilabel else ("accuracy", "precision", "recall", "f1")
+    keys = (
+        ("f1_micro", "f1_macro", "map_micro", "map_macro")
+        if a.multilabel
+        else ("accuracy", "precision", "recall", "f1")
+    )
     print(json.dumps({"benchmark": "california_probe", "mini": a.mini, **{k: m[k] for k in keys}}))
     return m
 

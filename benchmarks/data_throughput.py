@@ -60,14 +60,18 @@ def ours(scene: Path, n: int, tmp: Path) -> dict[str, Reader]:
     cpos = [aligned.position(i)[1:] for i in range(n + 1)]
 
     def zarr_python(corners):
-        return lambda i: np.asarray(arr[:, corners[i][0]:corners[i][0] + PATCH, corners[i][1]:corners[i][1] + PATCH],
-                                    dtype=np.float32)
+        return lambda i: np.asarray(
+            arr[:, corners[i][0] : corners[i][0] + PATCH, corners[i][1] : corners[i][1] + PATCH],
+            dtype=np.float32,
+        )
 
     return {
         "rs_ssl geotiff (per-band files, WarpedVRT), random": lambda i: tif[i],
         "rs_ssl zarr raster, random windows (<= 4 chunks each)": lambda i: anywhere[i],
         "rs_ssl zarr raster, random chunk-aligned windows (pretrain default)": lambda i: aligned[i],
-        "rs_ssl zarr patch stack (sample, band, y, x), random samples": lambda i: samples[int(order[i])],
+        "rs_ssl zarr patch stack (sample, band, y, x), random samples": lambda i: samples[
+            int(order[i])
+        ],
         "zarr-python 3 slicing of the same store, random windows": zarr_python(pos),
         "zarr-python 3 slicing of the same store, chunk-aligned": zarr_python(cpos),
     }
@@ -92,7 +96,21 @@ def torchgeo_reader(scene: Path, n: int) -> Reader:
         filename_glob = "s2_B02.tif"
         filename_regex = r"^s2_(?P<band>B[0-9A]{2})\.tif$"
         separate_files = True
-        all_bands = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+        all_bands = (
+            "B01",
+            "B02",
+            "B03",
+            "B04",
+            "B05",
+            "B06",
+            "B07",
+            "B08",
+            "B8A",
+            "B09",
+            "B10",
+            "B11",
+            "B12",
+        )
 
     ds = Scene(paths=str(scene), res=10.0)
     queries = list(RandomGeoSampler(ds, size=PATCH, length=n + 1))
@@ -116,7 +134,12 @@ def rates(readers: dict[str, Reader], n: int, rounds: int) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scene", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "sentinel2_l1c_scene"))
+    ap.add_argument(
+        "--scene",
+        default=str(
+            Path(__file__).resolve().parents[2] / "shared" / "data" / "sentinel2_l1c_scene"
+        ),
+    )
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()

@@ -27,24 +27,76 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 def run(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", help="BigEarthNet v2 root (with metadata.parquet)")
-    ap.add_argument("--checkpoint", help="pretraining run folder or .safetensors (default: scratch only)")
-    ap.add_argument("--mini", action="store_true", help="use the real samples in ../shared/data/bigearthnet_v2")
+    ap.add_argument(
+        "--checkpoint", help="pretraining run folder or .safetensors (default: scratch only)"
+    )
+    ap.add_argument(
+        "--mini", action="store_true", help="use the real samples in ../shared/data/bigearthnet_v2"
+    )
     ap.add_argument("--out", default="runs/bench-label-efficiency")
     a = ap.parse_args(argv)
     if not a.mini and not a.data:
         ap.error("give --data BIGEARTHNET_ROOT or --mini")
     if a.mini:
-        data, extra = SHARED / "bigearthnet_v2", ["--size", "32", "--label-fraction", "0.3,1.0", "--seeds", "2",
-                                                   "--epochs", "3", "--batch-size", "8"]
+        data, extra = (
+            SHARED / "bigearthnet_v2",
+            [
+                "--size",
+                "32",
+                "--label-fraction",
+                "0.3,1.0",
+                "--seeds",
+                "2",
+                "--epochs",
+                "3",
+                "--batch-size",
+                "8",
+            ],
+        )
     else:
-        data, extra = Path(a.data), ["--size", "120", "--label-fraction", "0.01,0.1,0.5,1.0", "--seeds", "3",
-                                     "--epochs", "20", "--batch-size", "256"]
+        data, extra = (
+            Path(a.data),
+            [
+                "--size",
+                "120",
+                "--label-fraction",
+                "0.01,0.1,0.5,1.0",
+                "--seeds",
+                "3",
+                "--epochs",
+                "20",
+                "--batch-size",
+                "256",
+            ],
+        )
     init = ["--checkpoint", a.checkpoint] if a.checkpoint else ["--random-init"]
-    argv = ["finetune", *init, "--data", str(data), "--dataset", "bigearthnet", "--bands", "12", *extra,
-            "--out", a.out]
+    argv = [
+        "finetune",
+        *init,
+        "--data",
+        str(data),
+        "--dataset",
+        "bigearthnet",
+        "--bands",
+        "12",
+        *extra,
+        "--out",
+        a.out,
+    ]
     m = run_for_metrics(argv, a.out)
-    print(json.dumps({"benchmark": "label_efficiency", "mini": a.mini, "metric": m["metric"],
-                      "table": [{k: t[k] for k in ("init", "fraction", "mean", "std", "plateau_epoch")} for t in m["table"]]}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "label_efficiency",
+                "mini": a.mini,
+                "metric": m["metric"],
+                "table": [
+                    {k: t[k] for k in ("init", "fraction", "mean", "std", "plateau_epoch")}
+                    for t in m["table"]
+                ],
+            }
+        )
+    )
     return m
 
 

@@ -26,9 +26,17 @@ def run(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", help="MillionAID root (train/test folders)")
     ap.add_argument("--level", type=int, default=1, choices=(1, 2, 3))
-    ap.add_argument("--checkpoint", help="RGB pretraining run folder or .safetensors (default: random init)")
-    ap.add_argument("--mini", action="store_true", help="UC Merced scene folders from ../shared/data as a stand-in")
-    ap.add_argument("--size", type=int, default=None, help="patch size (default: 224 full, 64 mini)")
+    ap.add_argument(
+        "--checkpoint", help="RGB pretraining run folder or .safetensors (default: random init)"
+    )
+    ap.add_argument(
+        "--mini",
+        action="store_true",
+        help="UC Merced scene folders from ../shared/data as a stand-in",
+    )
+    ap.add_argument(
+        "--size", type=int, default=None, help="patch size (default: 224 full, 64 mini)"
+    )
     ap.add_argument("--knn", type=int, default=20)
     ap.add_argument("--out", default="runs/bench-millionaid-probe")
     a = ap.parse_args(argv)
@@ -41,11 +49,36 @@ def run(argv: list[str] | None = None) -> dict:
     size = a.size or (64 if a.mini else 224)
     knn = 1 if a.mini else a.knn
     init = ["--checkpoint", a.checkpoint] if a.checkpoint else ["--random-init"]
-    argv = ["probe", *init, "--data", str(data), "--dataset", dataset, "--level", str(a.level), "--bands", "3",
-            "--size", str(size), "--knn", str(knn), "--out", a.out]
+    argv = [
+        "probe",
+        *init,
+        "--data",
+        str(data),
+        "--dataset",
+        dataset,
+        "--level",
+        str(a.level),
+        "--bands",
+        "3",
+        "--size",
+        str(size),
+        "--knn",
+        str(knn),
+        "--out",
+        a.out,
+    ]
     m = run_for_metrics(argv, a.out)
-    print(json.dumps({"benchmark": "millionaid_probe", "mini": a.mini, "data": str(data), "level": a.level,
-                      **{k: m[k] for k in ("accuracy", "precision", "recall", "f1")}}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "millionaid_probe",
+                "mini": a.mini,
+                "data": str(data),
+                "level": a.level,
+                **{k: m[k] for k in ("accuracy", "precision", "recall", "f1")},
+            }
+        )
+    )
     return m
 
 

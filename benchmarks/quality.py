@@ -37,6 +37,7 @@ TORCHGEO_METHODS = ("simclr", "mocov2", "mocov3")
 
 # -- data ------------------------------------------------------------------------------------------
 
+
 def prepared_tree(data: Path, out: Path, size: int) -> Path:
     """The labelled folder resized once to `size` px by rs-ssl's own reader and written as PNG (lossless):
     every arm and every probe then decodes small images instead of the 256 px JPEGs."""
@@ -59,13 +60,17 @@ def prepared_tree(data: Path, out: Path, size: int) -> Path:
     return root
 
 
-def pretrain_tree(data: Path, out: Path, seed: int, per_class: int, size: int) -> tuple[Path, dict[str, Any]]:
+def pretrain_tree(
+    data: Path, out: Path, seed: int, per_class: int, size: int
+) -> tuple[Path, dict[str, Any]]:
     """A class-folder tree of symbolic links to `per_class` seeded images of each class of the probe's
     train split (0: all of it): the pretraining images of every arm."""
     from rs_ssl.bands import resolve_bands
     from rs_ssl.eval.splits import load_splits
 
-    splits = load_splits(str(data), "folder", resolve_bands("3"), patch=size, level=1, seed=seed, skip_bad=False)
+    splits = load_splits(
+        str(data), "folder", resolve_bands("3"), patch=size, level=1, seed=seed, skip_bad=False
+    )
     train = splits.parts["train"]
     by_class: dict[str, list[str]] = {}
     for i in train.indices:
@@ -84,8 +89,13 @@ def pretrain_tree(data: Path, out: Path, seed: int, per_class: int, size: int) -
             if not link.exists():
                 link.symlink_to(Path(p).resolve())
         n += len(chosen)
-    return root, {"split_source": splits.info["split_source"], "probe_sizes": splits.info["sizes"],
-                  "pretrain_images": n, "per_class": per_class, "seed": seed}
+    return root, {
+        "split_source": splits.info["split_source"],
+        "probe_sizes": splits.info["sizes"],
+        "pretrain_images": n,
+        "per_class": per_class,
+        "seed": seed,
+    }
 
 
 def load_images(tree: Path, size: int) -> torch.Tensor:
@@ -93,7 +103,9 @@ def load_images(tree: Path, size: int) -> torch.Tensor:
     from rs_ssl.bands import resolve_bands
     from rs_ssl.data import pretrain_dataset
 
-    ds, _ = pretrain_dataset(str(tree), "folder", resolve_bands("3"), patch=size, samples_per_epoch=1)
+    ds, _ = pretrain_dataset(
+        str(tree), "folder", resolve_bands("3"), patch=size, samples_per_epoch=1
+    )
     return torch.stack([ds[i]["image"] for i in range(len(ds))])
 
 
@@ -109,11 +121,21 @@ def normaliser():
 def save_backbone(backbone: nn.Module, path: Path, method: str) -> Path:
     from rs_ssl.models import export_backbone
 
-    return export_backbone(backbone, path, metadata={"timm_model": "resnet18", "in_chans": "3", "bands": "R,G,B",
-                                                     "sensor": "rgb", "method": method})
+    return export_backbone(
+        backbone,
+        path,
+        metadata={
+            "timm_model": "resnet18",
+            "in_chans": "3",
+            "bands": "R,G,B",
+            "sensor": "rgb",
+            "method": method,
+        },
+    )
 
 
 # -- the plain loop (the reference a user could write in an afternoon) -----------------------------
+
 
 def plain_views(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Crop of 20-100 % of the area (aspect 3/4-4/3) resized back, flips, per-band gain 0.6-1.4,
@@ -130,7 +152,9 @@ def plain_views(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w * fx, cx, h * fy, cy
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     v = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    v = v * torch.empty(n, c, 1, 1).uniform_(0.6, 1.4, generator=g) + torch.empty(n, 1, 1, 1).uniform_(-0.4, 0.4, generator=g)
+    v = v * torch.empty(n, c, 1, 1).uniform_(0.6, 1.4, generator=g) + torch.empty(
+        n, 1, 1, 1
+    ).uniform_(-0.4, 0.4, generator=g)
     gray = torch.rand(n, 1, 1, 1, generator=g) < 0.2
     return torch.where(gray, v.mean(1, keepdim=True).expand_as(v), v)
 
@@ -144,8 +168,14 @@ def plain_nt_xent(z: torch.Tensor, temperature: float) -> torch.Tensor:
     return F.cross_entropy(sim, target)
 
 
-def plain_simclr(images: torch.Tensor, epochs: int, batch: int, seed: int, lr: float = 1e-3,
-                 temperature: float = 0.1) -> tuple[nn.Module, dict[str, Any]]:
+def plain_simclr(
+    images: torch.Tensor,
+    epochs: int,
+    batch: int,
+    seed: int,
+    lr: float = 1e-3,
+    temperature: float = 0.1,
+) -> tuple[nn.Module, dict[str, Any]]:
     """Adam at a constant `lr`, projector Linear-ReLU-Linear (512-512-128), no clipping, no schedule."""
     from rs_ssl.models import create_backbone
 
@@ -170,11 +200,18 @@ def plain_simclr(images: torch.Tensor, epochs: int, batch: int, seed: int, lr: f
             opt.step()
             losses.append(loss.item())
             steps += 1
-    return net, {"seconds": round(time.perf_counter() - t0, 1), "steps": steps, "first_loss": losses[0],
-                 "final_loss": losses[-1], "lr_effective": lr, "batch_size": batch}
+    return net, {
+        "seconds": round(time.perf_counter() - t0, 1),
+        "steps": steps,
+        "first_loss": losses[0],
+        "final_loss": losses[-1],
+        "lr_effective": lr,
+        "batch_size": batch,
+    }
 
 
 # -- TorchGeo ----------------------------------------------------------------------------------------
+
 
 def torchgeo_task(method: str, size: int, batch: int):
     """TorchGeo's task with its defaults; for MoCo v2 the settings its docstring names for v2 (its
@@ -182,15 +219,29 @@ def torchgeo_task(method: str, size: int, batch: int):
     import torchgeo.trainers as tg
 
     if method == "simclr":  # SimCLR v1 as rs-ssl's: 2-layer head, no memory bank
-        return tg.SimCLRTask(model="resnet18", in_channels=3, size=size, version=1, layers=2, memory_bank_size=0)
+        return tg.SimCLRTask(
+            model="resnet18", in_channels=3, size=size, version=1, layers=2, memory_bank_size=0
+        )
     if method == "mocov2":
-        return tg.MoCoTask(model="resnet18", in_channels=3, size=size, version=2, layers=2, hidden_dim=2048,
-                           output_dim=128, lr=0.03 * batch / 256, weight_decay=1e-4, temperature=0.07,
-                           memory_bank_size=min(65536, batch * 8))
+        return tg.MoCoTask(
+            model="resnet18",
+            in_channels=3,
+            size=size,
+            version=2,
+            layers=2,
+            hidden_dim=2048,
+            output_dim=128,
+            lr=0.03 * batch / 256,
+            weight_decay=1e-4,
+            temperature=0.07,
+            memory_bank_size=min(65536, batch * 8),
+        )
     return tg.MoCoTask(model="resnet18", in_channels=3, size=size, version=3, lr=0.6 * batch / 256)
 
 
-def fold_unit_range_into_stem(backbone: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> nn.Module:
+def fold_unit_range_into_stem(
+    backbone: nn.Module, mean: torch.Tensor, std: torch.Tensor
+) -> nn.Module:
     """A ResNet trained on [0, 1] inputs rewritten to take standardised inputs `(x - mean) / std`, the
     probe's: conv1 weights times std per input band, and conv1's response to the constant `mean`
     subtracted from bn1's running mean. Exact away from conv1's zero padding (3 border pixels)."""
@@ -202,17 +253,27 @@ def fold_unit_range_into_stem(backbone: nn.Module, mean: torch.Tensor, std: torc
     return backbone
 
 
-def torchgeo_pretrain(method: str, images: torch.Tensor, epochs: int, batch: int, seed: int, out: Path):
+def torchgeo_pretrain(
+    method: str, images: torch.Tensor, epochs: int, batch: int, seed: int, out: Path
+):
     import lightning as L
     from torch.utils.data import DataLoader
 
     L.seed_everything(seed, verbose=False)
     task = torchgeo_task(method, images.shape[-1], batch)
-    x01 = images / 255.0  # TorchGeo's augmentations (brightness, contrast with clipping) expect [0, 1]
+    x01 = (
+        images / 255.0
+    )  # TorchGeo's augmentations (brightness, contrast with clipping) expect [0, 1]
     loader = DataLoader([{"image": x} for x in x01], batch_size=batch, shuffle=True, drop_last=True)
-    trainer = L.Trainer(accelerator="cpu" if not torch.cuda.is_available() else "auto", max_epochs=epochs,
-                        logger=False, enable_checkpointing=False, enable_model_summary=False,
-                        enable_progress_bar=False, default_root_dir=out)
+    trainer = L.Trainer(
+        accelerator="cpu" if not torch.cuda.is_available() else "auto",
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        default_root_dir=out,
+    )
     t0 = time.perf_counter()
     trainer.fit(task, loader)
     seconds = time.perf_counter() - t0
@@ -220,34 +281,84 @@ def torchgeo_pretrain(method: str, images: torch.Tensor, epochs: int, batch: int
     from rs_ssl.bands import load_stats, resolve_bands
 
     st = load_stats(resolve_bands("3"))
-    fold_unit_range_into_stem(backbone, torch.as_tensor(st.mean, dtype=torch.float32), torch.as_tensor(st.std, dtype=torch.float32))
+    fold_unit_range_into_stem(
+        backbone,
+        torch.as_tensor(st.mean, dtype=torch.float32),
+        torch.as_tensor(st.std, dtype=torch.float32),
+    )
     loss = trainer.callback_metrics.get("train_loss")
-    return backbone, {"seconds": round(seconds, 1), "steps": int(trainer.global_step),
-                      "final_loss": float(loss) if loss is not None else None,
-                      "lr_effective": float(task.hparams["lr"]), "batch_size": batch}
+    return backbone, {
+        "seconds": round(seconds, 1),
+        "steps": int(trainer.global_step),
+        "final_loss": float(loss) if loss is not None else None,
+        "lr_effective": float(task.hparams["lr"]),
+        "batch_size": batch,
+    }
 
 
 # -- driver ------------------------------------------------------------------------------------------
 
-def probe(data: Path, checkpoint: Path | None, out: Path, size: int, seed: int, devices: str) -> dict[str, Any]:
+
+def probe(
+    data: Path, checkpoint: Path | None, out: Path, size: int, seed: int, devices: str
+) -> dict[str, Any]:
     src = ["--checkpoint", str(checkpoint)] if checkpoint else ["--random-init", "--bands", "3"]
-    m = run_for_metrics(["probe", "--data", str(data), "--dataset", "folder", *src, "--size", str(size),
-                         "--seed", str(seed), "--devices", devices, "--out", str(out)], out)
-    return {"accuracy": m["accuracy"], "chosen": m["sweep"]["chosen"], "sizes": m["splits"]["sizes"]}
+    m = run_for_metrics(
+        [
+            "probe",
+            "--data",
+            str(data),
+            "--dataset",
+            "folder",
+            *src,
+            "--size",
+            str(size),
+            "--seed",
+            str(seed),
+            "--devices",
+            devices,
+            "--out",
+            str(out),
+        ],
+        out,
+    )
+    return {
+        "accuracy": m["accuracy"],
+        "chosen": m["sweep"]["chosen"],
+        "sizes": m["splits"]["sizes"],
+    }
 
 
 def run(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(SHARED / "aid_scenes"), help="labelled class-folder tree")
     ap.add_argument("--methods", default="simclr", help="comma list of simclr, mocov2, mocov3")
-    ap.add_argument("--arms", default="random,plain,rs_ssl,torchgeo", help="comma list of random, plain, rs_ssl, torchgeo")
+    ap.add_argument(
+        "--arms",
+        default="random,plain,rs_ssl,torchgeo",
+        help="comma list of random, plain, rs_ssl, torchgeo",
+    )
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--per-class", type=int, default=48, help="pretraining images per class from the train split (0: all)")
-    ap.add_argument("--batch-size", type=int, default=256, help="batch of the plain loop and TorchGeo (rs-ssl keeps its default)")
-    ap.add_argument("--rs-variant", action="append", metavar="NAME=OPTIONS",
-                    help="an rs-ssl arm with extra `rs-ssl pretrain` options, e.g. 'paper=--augs simclr' "
-                         "(repeatable; default: one arm 'default' with no options, i.e. rs-ssl's defaults)")
+    ap.add_argument(
+        "--per-class",
+        type=int,
+        default=48,
+        help="pretraining images per class from the train split (0: all)",
+    )
+    ap.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        help="batch of the plain loop and TorchGeo (rs-ssl keeps its default)",
+    )
+    ap.add_argument(
+        "--rs-variant",
+        action="append",
+        metavar="NAME=OPTIONS",
+        help="an rs-ssl arm with extra `rs-ssl pretrain` options, e.g. 'paper=--augs simclr' "
+        "(repeatable; default: one arm 'default' with no options, i.e. rs-ssl's defaults)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--devices", default="auto")
     ap.add_argument("--out", default="runs/bench-quality")
@@ -260,46 +371,97 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     methods = [s.strip() for s in a.methods.split(",") if s.strip()]
     images = load_images(tree, a.size) if {"plain", "torchgeo"} & set(arms) else None
     rows: list[dict[str, Any]] = []
-    variants = [tuple(v.split("=", 1)) if "=" in v else (v, "") for v in (a.rs_variant or ["default="])]
+    variants = [
+        tuple(v.split("=", 1)) if "=" in v else (v, "") for v in (a.rs_variant or ["default="])
+    ]
 
     def record(arm: str, method: str, weights: Path | None, train: dict[str, Any]) -> None:
         result = probe(data, weights, out / f"probe-{arm}-{method}", a.size, a.seed, a.devices)
         rows.append({"arm": arm, "method": method, **train, **result})
-        print(f"[quality] {arm:14s} {method:7s} accuracy {result['accuracy']:.3f}  {train}", flush=True)
-        (out / "quality.json").write_text(json.dumps({"split": split, "args": vars(a), "rows": rows}, indent=1))
+        print(
+            f"[quality] {arm:14s} {method:7s} accuracy {result['accuracy']:.3f}  {train}",
+            flush=True,
+        )
+        (out / "quality.json").write_text(
+            json.dumps({"split": split, "args": vars(a), "rows": rows}, indent=1)
+        )
 
     if "random" in arms:
         record("random", "-", None, {})
     for method in methods:
         if "plain" in arms and method == "simclr":
             net, info = plain_simclr(images, a.epochs, a.batch_size, a.seed)
-            record("plain", method, save_backbone(net, out / "plain-simclr.safetensors", "plain-simclr"), info)
-        for name, options in (variants if "rs_ssl" in arms else []):
+            record(
+                "plain",
+                method,
+                save_backbone(net, out / "plain-simclr.safetensors", "plain-simclr"),
+                info,
+            )
+        for name, options in variants if "rs_ssl" in arms else []:
             run_dir = out / f"rs_ssl_{name}-{method}"
-            argv_p = ["pretrain", "--data", str(tree), "--bands", "3", "--method", method, "--size", str(a.size),
-                      "--epochs", str(a.epochs), "--seed", str(a.seed), "--devices", a.devices, "--knn-k", "0",
-                      "--out", str(run_dir), *options.split()]
+            argv_p = [
+                "pretrain",
+                "--data",
+                str(tree),
+                "--bands",
+                "3",
+                "--method",
+                method,
+                "--size",
+                str(a.size),
+                "--epochs",
+                str(a.epochs),
+                "--seed",
+                str(a.seed),
+                "--devices",
+                a.devices,
+                "--knn-k",
+                "0",
+                "--out",
+                str(run_dir),
+                *options.split(),
+            ]
             m = run_for_metrics(argv_p, run_dir)
-            info = {"seconds": m["train_seconds"], "steps": m["steps"], "first_loss": m["first_loss"],
-                    "final_loss": m["final_loss"], "lr_effective": m.get("lr_effective"), "options": options}
+            info = {
+                "seconds": m["train_seconds"],
+                "steps": m["steps"],
+                "first_loss": m["first_loss"],
+                "final_loss": m["final_loss"],
+                "lr_effective": m.get("lr_effective"),
+                "options": options,
+            }
             record(f"rs_ssl:{name}", method, run_dir / "backbone.safetensors", info)
         if "torchgeo" in arms and method in TORCHGEO_METHODS:
-            net, info = torchgeo_pretrain(method, images, a.epochs, a.batch_size, a.seed, out / f"torchgeo-{method}")
-            record("torchgeo", method, save_backbone(net, out / f"torchgeo-{method}.safetensors", f"torchgeo-{method}"), info)
+            net, info = torchgeo_pretrain(
+                method, images, a.epochs, a.batch_size, a.seed, out / f"torchgeo-{method}"
+            )
+            record(
+                "torchgeo",
+                method,
+                save_backbone(net, out / f"torchgeo-{method}.safetensors", f"torchgeo-{method}"),
+                info,
+            )
     print(table(rows))
     (out / "quality.md").write_text(table(rows) + "\n")
     return {"split": split, "rows": rows}
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| arm | method | probe accuracy | train s | steps | lr_effective | loss first -> last |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| arm | method | probe accuracy | train s | steps | lr_effective | loss first -> last |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        loss = (f"{r['first_loss']:.2f} -> {r['final_loss']:.2f}" if r.get("first_loss") is not None
-                else (f"-> {r['final_loss']:.2f}" if r.get("final_loss") is not None else ""))
+        loss = (
+            f"{r['first_loss']:.2f} -> {r['final_loss']:.2f}"
+            if r.get("first_loss") is not None
+            else (f"-> {r['final_loss']:.2f}" if r.get("final_loss") is not None else "")
+        )
         lr = "" if r.get("lr_effective") is None else f"{r['lr_effective']:.3g}"
-        lines.append(f"| {r['arm']} | {r['method']} | {r['accuracy']:.3f} | {r.get('seconds', '')} | {r.get('steps', '')} | "
-                     f"{lr} | {loss} |")
+        lines.append(
+            f"| {r['arm']} | {r['method']} | {r['accuracy']:.3f} | {r.get('seconds', '')} | {r.get('steps', '')} | "
+            f"{lr} | {loss} |"
+        )
     return "\n".join(lines)
 
 

@@ -111,7 +111,9 @@ def canonical_band_name(name: str, sensor: Sensor | None = None) -> str:
     return n
 
 
-def resolve_bands(spec: str | int | list[str] | tuple[str, ...], sensor: str | None = None) -> BandSelection:
+def resolve_bands(
+    spec: str | int | list[str] | tuple[str, ...], sensor: str | None = None
+) -> BandSelection:
     """Resolve `--bands`: a count (13, 12, 3) or a comma-separated list of names (`B02,B03,B04,B08`).
 
     A count picks the full band set of the sensor registered for it (13 -> Sentinel-2 L1C,
@@ -121,7 +123,9 @@ def resolve_bands(spec: str | int | list[str] | tuple[str, ...], sensor: str | N
     table = load_yaml("bands.yaml")
     if isinstance(spec, str) and spec.strip().lower() == "auto":
         # `auto` means the data's own bands: resolved by rs_ssl.data.resolve_data_bands, which reads the data
-        raise UsageError("--bands auto: no data to read the bands from here; give a count (13, 12, 3) or band names")
+        raise UsageError(
+            "--bands auto: no data to read the bands from here; give a count (13, 12, 3) or band names"
+        )
     if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
         count = int(spec)
         if sensor is not None:
@@ -143,7 +147,9 @@ def resolve_bands(spec: str | int | list[str] | tuple[str, ...], sensor: str | N
 
     names_in = [s for s in (spec.split(",") if isinstance(spec, str) else spec) if str(s).strip()]
     if not names_in:
-        raise UsageError("--bands is empty; give a count (13, 12, 3) or names such as B02,B03,B04,B08")
+        raise UsageError(
+            "--bands is empty; give a count (13, 12, 3) or names such as B02,B03,B04,B08"
+        )
     candidates = [get_sensor(sensor)] if sensor is not None else list(sensors().values())
     for sens in candidates:
         names = [canonical_band_name(n, sens) for n in names_in]
@@ -154,7 +160,9 @@ def resolve_bands(spec: str | int | list[str] | tuple[str, ...], sensor: str | N
             return BandSelection(sens, tuple(names))
     known = "; ".join(f"{s.key}: {','.join(s.names)}" for s in candidates)
     bad = [n for n in names_in if not any(canonical_band_name(n, s) in s.names for s in candidates)]
-    what = f"unknown band name(s) {', '.join(bad)}" if bad else "these bands are not all of one sensor"
+    what = (
+        f"unknown band name(s) {', '.join(bad)}" if bad else "these bands are not all of one sensor"
+    )
     raise UsageError(f"--bands {','.join(names_in)}: {what}. Valid bands are {known}")
 
 

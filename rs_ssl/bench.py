@@ -27,9 +27,11 @@ from rs_ssl.runs import prepare_out, write_config, write_metrics
 # Dense bf16 tensor-core peaks (TFLOP/s, vendor datasheets) for model-FLOPs utilisation.
 PEAK_TFLOPS_BF16 = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}
 
-TORCHGEO_TASKS = {"simclr": ("SimCLRTask", {"version": 1, "layers": 2, "memory_bank_size": 0}),
-                  "mocov2": ("MoCoTask", {"version": 2}),
-                  "mocov3": ("MoCoTask", {"version": 3})}
+TORCHGEO_TASKS = {
+    "simclr": ("SimCLRTask", {"version": 1, "layers": 2, "memory_bank_size": 0}),
+    "mocov2": ("MoCoTask", {"version": 2}),
+    "mocov3": ("MoCoTask", {"version": 3}),
+}
 
 
 class _RepeatBatch(Dataset):
@@ -69,8 +71,17 @@ def _timer_callback(warmup: int, device: torch.device):
     return StepTimer()
 
 
-def _fit_timed(module, loader, steps: int, warmup: int, device: torch.device, precision: str,
-               callbacks: list | None = None, clip: float | None = None, log_dir=None) -> float:
+def _fit_timed(
+    module,
+    loader,
+    steps: int,
+    warmup: int,
+    device: torch.device,
+    precision: str,
+    callbacks: list | None = None,
+    clip: float | None = None,
+    log_dir=None,
+) -> float:
     """Run Lightning for warmup+steps optimiser steps; returns seconds for the timed steps.
 
     With `log_dir`, metrics are logged to CSV every `PretrainConfig.log_every` steps, as pretrain does."""
@@ -79,11 +90,21 @@ def _fit_timed(module, loader, steps: int, warmup: int, device: torch.device, pr
 
     timer = _timer_callback(warmup, device)
     logger = CSVLogger(log_dir, name="logs") if log_dir is not None else False
-    trainer = L.Trainer(accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, precision=precision,
-                        max_steps=warmup + steps, max_epochs=-1, logger=logger, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[*(callbacks or []), timer],
-                        num_sanity_val_steps=0, gradient_clip_val=clip,
-                        log_every_n_steps=min(PretrainConfig.log_every, warmup + steps))
+    trainer = L.Trainer(
+        accelerator="gpu" if device.type == "cuda" else "cpu",
+        devices=1,
+        precision=precision,
+        max_steps=warmup + steps,
+        max_epochs=-1,
+        logger=logger,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[*(callbacks or []), timer],
+        num_sanity_val_steps=0,
+        gradient_clip_val=clip,
+        log_every_n_steps=min(PretrainConfig.log_every, warmup + steps),
+    )
     trainer.fit(module, train_dataloaders=loader)
     return timer.seconds()
 
@@ -95,13 +116,24 @@ def _pretrain_callbacks() -> list:
     return [NonFiniteGuard(), LossHistory(), RNGState()]
 
 
-def _handwritten_seconds(method, images: torch.Tensor, steps: int, warmup: int, device: torch.device,
-                         precision: str, channels_last: bool) -> float:
+def _handwritten_seconds(
+    method,
+    images: torch.Tensor,
+    steps: int,
+    warmup: int,
+    device: torch.device,
+    precision: str,
+    channels_last: bool,
+) -> float:
     """The same networks, views and loss in a bare PyTorch loop (what a careful user would write)."""
     method = method.to(device).train()
-    opt = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
+    opt = torch.optim.SGD(
+        [p for p in method.parameters() if p.requires_grad], lr=1e-3, momentum=0.9
+    )
     x_dn = images.to(device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision.startswith("bf16"))
+    autocast = torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=precision.startswith("bf16")
+    )
     t0 = 0.0
     for i in range(warmup + steps):
         if i == warmup:
@@ -148,7 +180,9 @@ def _model_flops(method, images: torch.Tensor, device: torch.device) -> float | 
 def _real_patches(cfg: BenchConfig, selection, n: int) -> torch.Tensor:
     from rs_ssl.data import pretrain_dataset
 
-    ds, _ = pretrain_dataset(cfg.data, cfg.format, selection, patch=cfg.size, samples_per_epoch=n, seed=cfg.seed)
+    ds, _ = pretrain_dataset(
+        cfg.data, cfg.format, selection, patch=cfg.size, samples_per_epoch=n, seed=cfg.seed
+    )
     return torch.stack([ds[i]["image"] for i in range(n)])
 
 
@@ -158,60 +192,116 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     if cfg.steps <= 0 or cfg.warmup <= 0 or cfg.rounds <= 0:
         raise UsageError("--steps, --warmup and --rounds must be positive")
     if cfg.compare == "torchgeo" and cfg.method not in TORCHGEO_TASKS:
-        raise UsageError(f"--compare torchgeo: TorchGeo has no task for --method {cfg.method} (it has {', '.join(TORCHGEO_TASKS)})")
+        raise UsageError(
+            f"--compare torchgeo: TorchGeo has no task for --method {cfg.method} (it has {', '.join(TORCHGEO_TASKS)})"
+        )
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is visible")
-    device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu")
-    precision = cfg.precision if cfg.precision != "auto" else ("bf16-mixed" if device.type == "cuda" else "32-true")
+    device = torch.device(
+        "cuda"
+        if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+        else "cpu"
+    )
+    precision = (
+        cfg.precision
+        if cfg.precision != "auto"
+        else ("bf16-mixed" if device.type == "cuda" else "32-true")
+    )
     channels_last = cfg.channels_last and device.type == "cuda"
     from rs_ssl.data import resolve_data_bands
 
-    selection = true_colour_for_s2(resolve_data_bands(cfg.bands, cfg.sensor, cfg.data, cfg.format, cfg.zoom),
-                                   cfg.data, cfg.format)
+    selection = true_colour_for_s2(
+        resolve_data_bands(cfg.bands, cfg.sensor, cfg.data, cfg.format, cfg.zoom),
+        cfg.data,
+        cfg.format,
+    )
     out = prepare_out(cfg.out or default_out("bench"))
     write_config(out, "bench", cfg)
     torch.manual_seed(cfg.seed)
 
     images = _real_patches(cfg, selection, cfg.batch_size)
     total = cfg.batch_size * (cfg.warmup + cfg.steps)
-    pcfg = PretrainConfig(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(PretrainConfig)
-                             if hasattr(cfg, f.name) and f.name not in ("precision", "workers")},
-                          samples_per_epoch=total)
+    pcfg = PretrainConfig(
+        **{
+            f.name: getattr(cfg, f.name)
+            for f in dataclasses.fields(PretrainConfig)
+            if hasattr(cfg, f.name) and f.name not in ("precision", "workers")
+        },
+        samples_per_epoch=total,
+    )
 
     def fresh_method():
         torch.manual_seed(cfg.seed)
         m = build_method(pcfg, selection, load_stats(selection))
         m.total_steps, m.steps_per_epoch = cfg.warmup + cfg.steps, cfg.warmup + cfg.steps
         if cfg.compile:
-            m.backbone = torch.compile(m.backbone)  # as pretrain --compile; compiled in the warm-up steps
+            m.backbone = torch.compile(
+                m.backbone
+            )  # as pretrain --compile; compiled in the warm-up steps
         return m
 
     def time_rs_ssl(method, loader) -> float:
         """rs-ssl's step as pretrain runs it: its callbacks, gradient clipping and CSV logging."""
-        return _fit_timed(method, loader, cfg.steps, cfg.warmup, device, precision, callbacks=_pretrain_callbacks(),
-                          clip=gradient_clip(cfg.method), log_dir=out)
+        return _fit_timed(
+            method,
+            loader,
+            cfg.steps,
+            cfg.warmup,
+            device,
+            precision,
+            callbacks=_pretrain_callbacks(),
+            clip=gradient_clip(cfg.method),
+            log_dir=out,
+        )
 
     def mem_loader(workers: int = 0, source: torch.Tensor = images):
-        return DataLoader(_RepeatBatch(source, total), batch_size=cfg.batch_size, shuffle=False, drop_last=True,
-                          num_workers=workers, pin_memory=device.type == "cuda")
+        return DataLoader(
+            _RepeatBatch(source, total),
+            batch_size=cfg.batch_size,
+            shuffle=False,
+            drop_last=True,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+        )
 
-    result: dict[str, Any] = {"method": cfg.method, "backbone": cfg.backbone, "bands": len(selection), "size": cfg.size,
-                              "batch_size": cfg.batch_size, "steps": cfg.steps, "device": str(device),
-                              "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                              "precision": precision, "torch_threads": torch.get_num_threads()}
+    result: dict[str, Any] = {
+        "method": cfg.method,
+        "backbone": cfg.backbone,
+        "bands": len(selection),
+        "size": cfg.size,
+        "batch_size": cfg.batch_size,
+        "steps": cfg.steps,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "precision": precision,
+        "torch_threads": torch.get_num_threads(),
+    }
     with torch.no_grad():  # TorchGeo tasks take the batch as given: the same standardised input
         standardised = fresh_method().normalize(images)
     loader_io = None
     if cfg.data:
         from rs_ssl.data import pretrain_dataset
 
-        ds, _ = pretrain_dataset(cfg.data, cfg.format, selection, patch=cfg.size, samples_per_epoch=total, seed=cfg.seed)
-        loader_io = DataLoader(ds, batch_size=cfg.batch_size, drop_last=True, num_workers=cfg.workers,
-                               pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
-                               prefetch_factor=4 if cfg.workers else None)
+        ds, _ = pretrain_dataset(
+            cfg.data, cfg.format, selection, patch=cfg.size, samples_per_epoch=total, seed=cfg.seed
+        )
+        loader_io = DataLoader(
+            ds,
+            batch_size=cfg.batch_size,
+            drop_last=True,
+            num_workers=cfg.workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=cfg.workers > 0,
+            prefetch_factor=4 if cfg.workers else None,
+        )
     # Variants alternate round by round, so that a burst of load on a shared machine hits all of
     # them alike; each figure is the median over rounds.
-    times: dict[str, list[float]] = {"rs_ssl": [], "streamed": [], "handwritten": [], "torchgeo": []}
+    times: dict[str, list[float]] = {
+        "rs_ssl": [],
+        "streamed": [],
+        "handwritten": [],
+        "torchgeo": [],
+    }
     flops = None
     for r in range(cfg.rounds):
         if device.type == "cuda" and r == 0:
@@ -225,12 +315,23 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         if loader_io is not None:
             times["streamed"].append(time_rs_ssl(fresh_method(), loader_io))
         if cfg.handwritten:
-            times["handwritten"].append(_handwritten_seconds(fresh_method(), images, cfg.steps, cfg.warmup, device,
-                                                             precision, channels_last))
+            times["handwritten"].append(
+                _handwritten_seconds(
+                    fresh_method(), images, cfg.steps, cfg.warmup, device, precision, channels_last
+                )
+            )
         if cfg.compare == "torchgeo":
             torch.manual_seed(cfg.seed)
-            times["torchgeo"].append(_fit_timed(_torchgeo_task(cfg, len(selection)), mem_loader(source=standardised),
-                                                cfg.steps, cfg.warmup, device, precision))
+            times["torchgeo"].append(
+                _fit_timed(
+                    _torchgeo_task(cfg, len(selection)),
+                    mem_loader(source=standardised),
+                    cfg.steps,
+                    cfg.warmup,
+                    device,
+                    precision,
+                )
+            )
     secs = statistics.median(times["rs_ssl"])
     per_s = {k: cfg.steps * cfg.batch_size / statistics.median(v) for k, v in times.items() if v}
     result["rounds"] = cfg.rounds
@@ -250,8 +351,12 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     if "torchgeo" in per_s:
         result["torchgeo_img_per_s"] = round(per_s["torchgeo"], 2)
         result["ratio"] = round(per_s["rs_ssl"] / per_s["torchgeo"], 3)
-    result["peak_host_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
-    result = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
+    result["peak_host_rss_gib"] = round(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2
+    )
+    result = {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()
+    }
     write_metrics(out, {"command": "bench", **result})
     print(json.dumps(result))
     return result

@@ -125,7 +125,9 @@ class NonFiniteGuard(_callback_base()):
         self.patience, self.check_every = patience, check_every
         self.skipped = 0
         self.in_a_row = 0
-        self._dev: torch.Tensor | None = None  # [skipped since the last check, current run, longest run]
+        self._dev: torch.Tensor | None = (
+            None  # [skipped since the last check, current run, longest run]
+        )
         self._since_check = 0
         self._trainer = None
 
@@ -177,7 +179,9 @@ class NonFiniteGuard(_callback_base()):
         self.skipped += since
         self.in_a_row = run
         if since and pl_module is not None:
-            pl_module.log("train/nonfinite_skipped", float(self.skipped), on_step=True, on_epoch=False)
+            pl_module.log(
+                "train/nonfinite_skipped", float(self.skipped), on_step=True, on_epoch=False
+            )
         if longest >= self.patience:
             self._stop(longest)
 
@@ -241,7 +245,10 @@ class LossHistory(_callback_base()):
 
     def state_dict(self) -> dict[str, Any]:
         self._flush()
-        return {"steps": torch.tensor(self.steps, dtype=torch.int64), "values": torch.tensor(self.values, dtype=torch.float64)}
+        return {
+            "steps": torch.tensor(self.steps, dtype=torch.int64),
+            "values": torch.tensor(self.values, dtype=torch.float64),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.steps = state["steps"].tolist()

@@ -31,17 +31,63 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "pretrain": Command(C.PretrainConfig, "rs_ssl.pretrain:run", "self-supervised pretraining of a timm backbone on any band count"),
-    "probe": Command(C.ProbeConfig, "rs_ssl.eval:probe", "linear probe (and k-NN) on frozen features"),
-    "finetune": Command(C.FinetuneConfig, "rs_ssl.eval:finetune", "fine-tune with a fraction of the labels, against random initialisation"),
-    "embed": Command(C.EmbedConfig, "rs_ssl.embed:run", "frozen features per patch to GeoParquet, GeoPackage and a GeoTIFF for QGIS"),
-    "similar": Command(C.SimilarConfig, "rs_ssl.embed:similar", "nearest patches to a query patch by cosine similarity, as a GeoParquet/GeoPackage layer"),
-    "manifest": Command(C.ManifestConfig, "rs_ssl.data.manifest:run", "scan a dataset once: formats, bands, CRSs, labels, broken files", (("data", "PATH", "?"),)),
-    "convert": Command(C.ConvertConfig, "rs_ssl.data.convert:run", "convert a supported input to a chunked zarr store", (("data", "PATH", "?"), ("out", "OUT", "?"))),
-    "augsearch": Command(C.AugsearchConfig, "rs_ssl.eval:augsearch", "short pretrain + probe for every pair of augmentations: F1 heatmap and ranking"),
-    "report": Command(C.ReportConfig, "rs_ssl.eval:report", "collect runs into report.md / report.html with figures", (("runs", "RUN_DIR", "*"),)),
-    "bench": Command(C.BenchConfig, "rs_ssl.bench:run", "images/s of the full training step (optionally against TorchGeo)"),
-    "recipes": Command(C.RecipesConfig, "rs_ssl.recipes:list_recipes", "list the shipped study recipes (use with --recipe NAME), or print one", (("name", "NAME", "?"),)),
+    "pretrain": Command(
+        C.PretrainConfig,
+        "rs_ssl.pretrain:run",
+        "self-supervised pretraining of a timm backbone on any band count",
+    ),
+    "probe": Command(
+        C.ProbeConfig, "rs_ssl.eval:probe", "linear probe (and k-NN) on frozen features"
+    ),
+    "finetune": Command(
+        C.FinetuneConfig,
+        "rs_ssl.eval:finetune",
+        "fine-tune with a fraction of the labels, against random initialisation",
+    ),
+    "embed": Command(
+        C.EmbedConfig,
+        "rs_ssl.embed:run",
+        "frozen features per patch to GeoParquet, GeoPackage and a GeoTIFF for QGIS",
+    ),
+    "similar": Command(
+        C.SimilarConfig,
+        "rs_ssl.embed:similar",
+        "nearest patches to a query patch by cosine similarity, as a GeoParquet/GeoPackage layer",
+    ),
+    "manifest": Command(
+        C.ManifestConfig,
+        "rs_ssl.data.manifest:run",
+        "scan a dataset once: formats, bands, CRSs, labels, broken files",
+        (("data", "PATH", "?"),),
+    ),
+    "convert": Command(
+        C.ConvertConfig,
+        "rs_ssl.data.convert:run",
+        "convert a supported input to a chunked zarr store",
+        (("data", "PATH", "?"), ("out", "OUT", "?")),
+    ),
+    "augsearch": Command(
+        C.AugsearchConfig,
+        "rs_ssl.eval:augsearch",
+        "short pretrain + probe for every pair of augmentations: F1 heatmap and ranking",
+    ),
+    "report": Command(
+        C.ReportConfig,
+        "rs_ssl.eval:report",
+        "collect runs into report.md / report.html with figures",
+        (("runs", "RUN_DIR", "*"),),
+    ),
+    "bench": Command(
+        C.BenchConfig,
+        "rs_ssl.bench:run",
+        "images/s of the full training step (optionally against TorchGeo)",
+    ),
+    "recipes": Command(
+        C.RecipesConfig,
+        "rs_ssl.recipes:list_recipes",
+        "list the shipped study recipes (use with --recipe NAME), or print one",
+        (("name", "NAME", "?"),),
+    ),
 }
 
 
@@ -88,8 +134,12 @@ def _add_options(parser: argparse.ArgumentParser, cls: type, positional: set[str
                 kw["choices"] = md["choices"]
                 kw["metavar"] = "{" + ",".join(md["choices"]) + "}"
         groups[f.name in common].add_argument(flag, help=help_, **kw)
-    parser.add_argument("--config", metavar="FILE.yaml", default=argparse.SUPPRESS,
-                        help="read options from a YAML file whose keys mirror the options; command-line options override it")
+    parser.add_argument(
+        "--config",
+        metavar="FILE.yaml",
+        default=argparse.SUPPRESS,
+        help="read options from a YAML file whose keys mirror the options; command-line options override it",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,11 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     parser.command_parsers = {}
     for name, cmd in COMMANDS.items():
-        p = parser.command_parsers[name] = sub.add_parser(name, help=cmd.summary, description=inspect.cleandoc(cmd.config.__doc__ or cmd.summary),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = parser.command_parsers[name] = sub.add_parser(
+            name,
+            help=cmd.summary,
+            description=inspect.cleandoc(cmd.config.__doc__ or cmd.summary),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         for field, metavar, nargs in cmd.positionals:
-            p.add_argument(field, metavar=metavar, nargs=nargs, default=argparse.SUPPRESS,
-                           help=f"same as --{field}" if field != "runs" else "run folders")
+            p.add_argument(
+                field,
+                metavar=metavar,
+                nargs=nargs,
+                default=argparse.SUPPRESS,
+                help=f"same as --{field}" if field != "runs" else "run folders",
+            )
         _add_options(p, cmd.config, {f for f, _, _ in cmd.positionals if f == "runs"})
     return parser
 
@@ -172,7 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - the last line of defence: exit 1 with the reason
         if os.environ.get("RS_SSL_DEBUG"):
             traceback.print_exc()
-        print(f"rs-ssl: error: {type(e).__name__}: {e} (set RS_SSL_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(
+            f"rs-ssl: error: {type(e).__name__}: {e} (set RS_SSL_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

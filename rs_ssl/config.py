@@ -20,7 +20,9 @@ import yaml
 from rs_ssl.errors import UsageError
 
 
-def opt(default: Any, help: str, *, choices: tuple | None = None, short: str | None = None, **kw: Any) -> Any:
+def opt(
+    default: Any, help: str, *, choices: tuple | None = None, short: str | None = None, **kw: Any
+) -> Any:
     """A config field with its CLI help text (and optional choices)."""
     md = {"help": help, "choices": choices, "short": short} | kw
     if isinstance(default, list | dict):
@@ -32,76 +34,171 @@ def opt(default: Any, help: str, *, choices: tuple | None = None, short: str | N
 class CommonConfig:
     """Options shared by every command."""
 
-    data: str | None = opt(None, "input: a folder, file, zarr store or manifest.parquet (default: the embedded Sentinel-2 L1C sample)")
+    data: str | None = opt(
+        None,
+        "input: a folder, file, zarr store or manifest.parquet (default: the embedded Sentinel-2 L1C sample)",
+    )
     format: str = opt("auto", "input format; `auto` detects it from the path")
-    bands: str = opt("auto", "auto (the data's own bands: 13 for the embedded sample, 12 for BigEarthNet's L2A, 3 for RGB images), a band count (13 = Sentinel-2 L1C, 12 = L2A, 3 = RGB) or a list such as B02,B03,B04,B08")
-    sensor: str | None = opt(None, "sensor of the band names when ambiguous (s2_l1c, s2_l2a, landsat_oli, rgb)")
-    region: str | None = opt(None, "keep patches inside: a region name from data_manifests/regions (e.g. california), a vector file, or a lon/lat bbox minx,miny,maxx,maxy")
+    bands: str = opt(
+        "auto",
+        "auto (the data's own bands: 13 for the embedded sample, 12 for BigEarthNet's L2A, 3 for RGB images), a band count (13 = Sentinel-2 L1C, 12 = L2A, 3 = RGB) or a list such as B02,B03,B04,B08",
+    )
+    sensor: str | None = opt(
+        None, "sensor of the band names when ambiguous (s2_l1c, s2_l2a, landsat_oli, rgb)"
+    )
+    region: str | None = opt(
+        None,
+        "keep patches inside: a region name from data_manifests/regions (e.g. california), a vector file, or a lon/lat bbox minx,miny,maxx,maxy",
+    )
     out: str | None = opt(None, "output folder (default: runs/<command>-<timestamp>)")
     seed: int = opt(0, "random seed for sampling, augmentation and initialisation")
     devices: str = opt("auto", "devices for Lightning: `auto`, a count (e.g. 4) or `cpu`")
-    skip_bad: bool = opt(False, "skip unreadable or inconsistent input files (counted in metrics.json) instead of stopping")
-    zoom: int | None = opt(None, "zoom level of an XYZ/TMS tile directory z/x/y.png (default: the deepest)")
+    skip_bad: bool = opt(
+        False,
+        "skip unreadable or inconsistent input files (counted in metrics.json) instead of stopping",
+    )
+    zoom: int | None = opt(
+        None, "zoom level of an XYZ/TMS tile directory z/x/y.png (default: the deepest)"
+    )
 
 
 @dataclass
 class PretrainConfig(CommonConfig):
     """`rs-ssl pretrain`: self-supervised pretraining of a timm backbone."""
 
-    method: str = opt("simclr", "SSL method (SimCLR learns visibly within the demo's few minutes; MoCo v2 needs longer runs to fill its queue)", choices=("mocov2", "mocov3", "simclr", "rpl"))
-    backbone: str = opt("resnet18", "timm model name; its first layer takes the selected band count")
+    method: str = opt(
+        "simclr",
+        "SSL method (SimCLR learns visibly within the demo's few minutes; MoCo v2 needs longer runs to fill its queue)",
+        choices=("mocov2", "mocov3", "simclr", "rpl"),
+    )
+    backbone: str = opt(
+        "resnet18", "timm model name; its first layer takes the selected band count"
+    )
     size: int = opt(64, "patch size in pixels fed to the network")
     batch_size: int = opt(32, "images per optimiser step (per device)")
     epochs: int = opt(4, "passes over --samples-per-epoch patches")
-    samples_per_epoch: int = opt(512, "random patches drawn per epoch from georeferenced scenes (patch datasets use every sample)")
-    split: str = opt("auto", "samples to pretrain on: train, val, test, or all; auto = train when the data defines splits (split folders, lists or metadata), else all", choices=("auto", "train", "val", "validation", "test", "all"))
-    subset: int | None = opt(None, "patch/image datasets: train on a seeded random subset of N samples of --split (MillionAID MoCo v3: 150000 train images)")
+    samples_per_epoch: int = opt(
+        512,
+        "random patches drawn per epoch from georeferenced scenes (patch datasets use every sample)",
+    )
+    split: str = opt(
+        "auto",
+        "samples to pretrain on: train, val, test, or all; auto = train when the data defines splits (split folders, lists or metadata), else all",
+        choices=("auto", "train", "val", "validation", "test", "all"),
+    )
+    subset: int | None = opt(
+        None,
+        "patch/image datasets: train on a seeded random subset of N samples of --split (MillionAID MoCo v3: 150000 train images)",
+    )
     max_steps: int = opt(-1, "stop after this many optimiser steps (-1: run all epochs)")
-    lr: float | None = opt(None, "base learning rate at batch size 256, scaled to --batch-size x devices by --lr-scaling (default: the method's)")
-    lr_scaling: str = opt("auto", "batch scaling of --lr: auto = linear for SGD/LARS, square root for Adam/AdamW; linear (moco-v3's rule for AdamW too); sqrt; none", choices=("auto", "linear", "sqrt", "none"))
+    lr: float | None = opt(
+        None,
+        "base learning rate at batch size 256, scaled to --batch-size x devices by --lr-scaling (default: the method's)",
+    )
+    lr_scaling: str = opt(
+        "auto",
+        "batch scaling of --lr: auto = linear for SGD/LARS, square root for Adam/AdamW; linear (moco-v3's rule for AdamW too); sqrt; none",
+        choices=("auto", "linear", "sqrt", "none"),
+    )
     weight_decay: float | None = opt(None, "weight decay (default: the method's paper value)")
     warmup_epochs: float = opt(0.0, "linear warm-up length in epochs before the cosine schedule")
-    augs: str | None = opt(None, "augmentation preset (mocov2, mocov3, simclr, s2, simclr-s2: the SimCLR-S2 study's two-of-nine protocol; simclr-s2:shift+zoom: that pair only) or list such as speckle,gain,flip (default: the method's preset)")
-    temperature: float | None = opt(None, "contrastive temperature (default: 0.2 for MoCo v2/v3, 0.1 for SimCLR)")
+    augs: str | None = opt(
+        None,
+        "augmentation preset (mocov2, mocov3, simclr, s2, simclr-s2: the SimCLR-S2 study's two-of-nine protocol; simclr-s2:shift+zoom: that pair only) or list such as speckle,gain,flip (default: the method's preset)",
+    )
+    temperature: float | None = opt(
+        None, "contrastive temperature (default: 0.2 for MoCo v2/v3, 0.1 for SimCLR)"
+    )
     queue_size: int = opt(16384, "MoCo v2 queue of negatives (65536 in the paper)")
-    momentum: float | None = opt(None, "momentum of the key encoder (default: 0.999 for MoCo v2; MoCo v3 starts at 0.99 and rises to 1 on a per-step cosine)")
+    momentum: float | None = opt(
+        None,
+        "momentum of the key encoder (default: 0.999 for MoCo v2; MoCo v3 starts at 0.99 and rises to 1 on a per-step cosine)",
+    )
     proj_dim: int | None = opt(None, "projection output dimension (default: 128; 256 for MoCo v3)")
-    optimizer: str | None = opt(None, "optimizer (default: the method's: SGD for MoCo v2, AdamW for MoCo v3, Adam for SimCLR); lars for large batches", choices=("sgd", "adamw", "adam", "lars"))
-    freeze_patch_embed: bool = opt(False, "MoCo v3 with a ViT: keep the patch embedding random and frozen (the paper's stability trick)")
-    resume: bool = opt(False, "continue from --out's newest valid checkpoint (optimizer, schedule, queue, data position)")
-    knn_data: str | None = opt(None, "labelled data for an online k-NN accuracy at every epoch end (default: --data itself when it is labelled, e.g. BigEarthNet or a class-folder tree)")
+    optimizer: str | None = opt(
+        None,
+        "optimizer (default: the method's: SGD for MoCo v2, AdamW for MoCo v3, Adam for SimCLR); lars for large batches",
+        choices=("sgd", "adamw", "adam", "lars"),
+    )
+    freeze_patch_embed: bool = opt(
+        False,
+        "MoCo v3 with a ViT: keep the patch embedding random and frozen (the paper's stability trick)",
+    )
+    resume: bool = opt(
+        False,
+        "continue from --out's newest valid checkpoint (optimizer, schedule, queue, data position)",
+    )
+    knn_data: str | None = opt(
+        None,
+        "labelled data for an online k-NN accuracy at every epoch end (default: --data itself when it is labelled, e.g. BigEarthNet or a class-folder tree)",
+    )
     knn_k: int = opt(20, "neighbours for the online k-NN (0: off)")
-    nonfinite_patience: int = opt(10, "skip optimiser steps with NaN/Inf gradients; stop after this many in a row (checked every 50 steps, at checkpoints and at the end, without a per-step GPU sync)")
-    log_every: int = opt(50, "write the CSV/TensorBoard logs every N optimiser steps (each write reads the metrics back from the GPU); loss_history.csv has every step regardless")
-    ckpt_every: int = opt(0, "also write checkpoints/last.ckpt every N optimiser steps (0: only at epoch ends)")
-    keep_checkpoints: bool = opt(False, "keep every epoch's checkpoint (checkpoints/epochNNN.ckpt) instead of only the newest")
-    init: str | None = opt(None, "local weights to start from: an rs-ssl run or model/ folder or .safetensors (first layer moved to --bands by band name, then wavelength), or RGB timm weights (.safetensors/.pth; by colour)")
+    nonfinite_patience: int = opt(
+        10,
+        "skip optimiser steps with NaN/Inf gradients; stop after this many in a row (checked every 50 steps, at checkpoints and at the end, without a per-step GPU sync)",
+    )
+    log_every: int = opt(
+        50,
+        "write the CSV/TensorBoard logs every N optimiser steps (each write reads the metrics back from the GPU); loss_history.csv has every step regardless",
+    )
+    ckpt_every: int = opt(
+        0, "also write checkpoints/last.ckpt every N optimiser steps (0: only at epoch ends)"
+    )
+    keep_checkpoints: bool = opt(
+        False,
+        "keep every epoch's checkpoint (checkpoints/epochNNN.ckpt) instead of only the newest",
+    )
+    init: str | None = opt(
+        None,
+        "local weights to start from: an rs-ssl run or model/ folder or .safetensors (first layer moved to --bands by band name, then wavelength), or RGB timm weights (.safetensors/.pth; by colour)",
+    )
     workers: int = opt(2, "DataLoader worker processes")
-    precision: str = opt("auto", "Lightning precision: auto (bf16-mixed on GPU, 32 on CPU), 32, bf16-mixed, 16-mixed")
+    precision: str = opt(
+        "auto", "Lightning precision: auto (bf16-mixed on GPU, 32 on CPU), 32, bf16-mixed, 16-mixed"
+    )
     compile: bool = opt(False, "torch.compile the backbone (GPU)")
     num_nodes: int = opt(1, "nodes for multi-node DDP (Slurm/torchrun are detected by Lightning)")
-    recipe: str | None = opt(None, "a shipped study recipe (list: `rs-ssl recipes`): its values replace the defaults; --config and options override it")
-    dry_run: bool = opt(False, "resolve the configuration, build the model, print them (lr_effective, parameters), write config.yaml into --out and stop before training")
+    recipe: str | None = opt(
+        None,
+        "a shipped study recipe (list: `rs-ssl recipes`): its values replace the defaults; --config and options override it",
+    )
+    dry_run: bool = opt(
+        False,
+        "resolve the configuration, build the model, print them (lr_effective, parameters), write config.yaml into --out and stop before training",
+    )
 
 
 @dataclass
 class ProbeConfig(CommonConfig):
     """`rs-ssl probe`: linear probe on frozen features."""
 
-    checkpoint: str | None = opt(None, "pretraining run folder, its model/ folder, or backbone weights (.safetensors); weights trained on other bands are moved to the data's bands (printed)")
+    checkpoint: str | None = opt(
+        None,
+        "pretraining run folder, its model/ folder, or backbone weights (.safetensors); weights trained on other bands are moved to the data's bands (printed)",
+    )
     random_init: bool = opt(False, "probe a randomly initialised backbone instead (baseline)")
     backbone: str = opt("resnet18", "timm model name when --checkpoint is a bare weights file")
-    dataset: str = opt("folder", "labelled dataset layout", choices=("bigearthnet", "millionaid", "folder"))
+    dataset: str = opt(
+        "folder", "labelled dataset layout", choices=("bigearthnet", "millionaid", "folder")
+    )
     level: int = opt(1, "MillionAID label hierarchy level")
     label_fraction: str = opt("1.0", "fraction(s) of training labels, comma-separated")
     knn: int = opt(0, "also report a k-nearest-neighbour classifier with this k (0: off)")
     labels: str | None = opt(None, "vector file of label polygons (California-style probe)")
     label_field: str | None = opt(None, "attribute of --labels holding the class")
-    min_coverage: float = opt(0.3, "--labels: a class must cover at least this fraction of a patch to label it")
-    multilabel: bool = opt(False, "--labels: label each patch with every class above --min-coverage (default: the majority class by area)")
+    min_coverage: float = opt(
+        0.3, "--labels: a class must cover at least this fraction of a patch to label it"
+    )
+    multilabel: bool = opt(
+        False,
+        "--labels: label each patch with every class above --min-coverage (default: the majority class by area)",
+    )
     size: int = opt(64, "patch size in pixels")
     batch_size: int = opt(64, "batch size for feature extraction")
-    recipe: str | None = opt(None, "a shipped study recipe (list: `rs-ssl recipes`) whose evaluation this command runs; --config and options override it")
+    recipe: str | None = opt(
+        None,
+        "a shipped study recipe (list: `rs-ssl recipes`) whose evaluation this command runs; --config and options override it",
+    )
 
 
 @dataclass
@@ -120,13 +217,20 @@ class EmbedConfig(CommonConfig):
     embeddings.gpkg (GeoPackage) and embedding_rgb.tif (first three principal components, one pixel per
     patch) for QGIS and GeoPandas. Weights trained on other bands are moved to the data's bands."""
 
-    checkpoint: str | None = opt(None, "pretraining run folder, its model/ folder, or backbone weights (.safetensors)")
-    backbone: str = opt("resnet18", "timm model name when --checkpoint is a weights file without rs-ssl metadata")
+    checkpoint: str | None = opt(
+        None, "pretraining run folder, its model/ folder, or backbone weights (.safetensors)"
+    )
+    backbone: str = opt(
+        "resnet18", "timm model name when --checkpoint is a weights file without rs-ssl metadata"
+    )
     size: int = opt(64, "patch size in pixels (grid cell size)")
     stride: int | None = opt(None, "grid step in pixels (default: --size, patches side by side)")
     batch_size: int = opt(64, "patches per forward pass (bf16 autocast on GPU)")
     workers: int = opt(2, "DataLoader worker processes reading patches")
-    pcs: int = opt(8, "principal components written as columns pc1..pcN of embeddings.gpkg (its `embedding` column holds the whole vector as float32 bytes)")
+    pcs: int = opt(
+        8,
+        "principal components written as columns pc1..pcN of embeddings.gpkg (its `embedding` column holds the whole vector as float32 bytes)",
+    )
 
 
 @dataclass
@@ -135,7 +239,10 @@ class SimilarConfig(CommonConfig):
     similarity of their embeddings, written as similar.parquet (GeoParquet) and similar.gpkg."""
 
     embeddings: str | None = opt(None, "folder written by `rs-ssl embed` (its embeddings.parquet)")
-    query: str | None = opt(None, "the query patch: a row id, or LON,LAT (the patch whose footprint holds the point, else the nearest)")
+    query: str | None = opt(
+        None,
+        "the query patch: a row id, or LON,LAT (the patch whose footprint holds the point, else the nearest)",
+    )
     k: int = opt(20, "number of nearest patches (the query itself is rank 0 and not counted)")
 
 
@@ -143,26 +250,46 @@ class SimilarConfig(CommonConfig):
 class AugsearchConfig(CommonConfig):
     """`rs-ssl augsearch`: short pretrain + linear probe for every pair of augmentations; heatmap and ranking."""
 
-    augs: str = opt("resized_crop,flip,gain,blur,speckle", "augmentations to pair (names as in `pretrain --augs`); each pair, and each one alone, is one run. `simclr-s2` (or `simclr-s2:shift,zoom,...`): the SimCLR-S2 study's search over pairs of its nine ops, both applied to every view, no runs alone")
-    fraction: float = opt(0.03, "fraction of the pretraining samples each short run uses (seeded subset)")
-    drop_bottom: float = opt(0.0, "write augmentations.txt without this fraction of the lowest-ranked augmentations (e.g. 0.25); with --augs simclr-s2 also excluded_pairs.txt, the lowest-ranked fraction of the pairs (the study dropped a quarter)")
-    evaluate: str = opt("probe", "score each run by a linear probe, or by fine-tuning on --label-fraction of the labels (the SimCLR-S2 study)", choices=("probe", "finetune"))
-    label_fraction: float = opt(0.03, "--evaluate finetune: fraction of the training labels (SimCLR-S2: a few percent)")
+    augs: str = opt(
+        "resized_crop,flip,gain,blur,speckle",
+        "augmentations to pair (names as in `pretrain --augs`); each pair, and each one alone, is one run. `simclr-s2` (or `simclr-s2:shift,zoom,...`): the SimCLR-S2 study's search over pairs of its nine ops, both applied to every view, no runs alone",
+    )
+    fraction: float = opt(
+        0.03, "fraction of the pretraining samples each short run uses (seeded subset)"
+    )
+    drop_bottom: float = opt(
+        0.0,
+        "write augmentations.txt without this fraction of the lowest-ranked augmentations (e.g. 0.25); with --augs simclr-s2 also excluded_pairs.txt, the lowest-ranked fraction of the pairs (the study dropped a quarter)",
+    )
+    evaluate: str = opt(
+        "probe",
+        "score each run by a linear probe, or by fine-tuning on --label-fraction of the labels (the SimCLR-S2 study)",
+        choices=("probe", "finetune"),
+    )
+    label_fraction: float = opt(
+        0.03, "--evaluate finetune: fraction of the training labels (SimCLR-S2: a few percent)"
+    )
     finetune_epochs: int = opt(5, "--evaluate finetune: fine-tuning epochs per run")
-    method: str = opt("simclr", "SSL method of the short runs", choices=("mocov2", "mocov3", "simclr", "rpl"))
+    method: str = opt(
+        "simclr", "SSL method of the short runs", choices=("mocov2", "mocov3", "simclr", "rpl")
+    )
     backbone: str = opt("resnet18", "timm model name")
     size: int = opt(64, "patch size in pixels (pretraining and probe)")
     batch_size: int = opt(32, "pretraining batch size")
     steps: int = opt(100, "optimiser steps of each short pretraining run")
     probe_data: str | None = opt(None, "labelled data for the probes (default: --data)")
-    dataset: str = opt("folder", "layout of the labelled data", choices=("bigearthnet", "millionaid", "folder"))
+    dataset: str = opt(
+        "folder", "layout of the labelled data", choices=("bigearthnet", "millionaid", "folder")
+    )
 
 
 @dataclass
 class RecipesConfig:
     """`rs-ssl recipes [NAME]`: list the shipped study recipes, or print one recipe's YAML."""
 
-    name: str | None = opt(None, "recipe to print in full (default: list every recipe, one line each)")
+    name: str | None = opt(
+        None, "recipe to print in full (default: list every recipe, one line each)"
+    )
 
 
 @dataclass
@@ -198,14 +325,25 @@ class BenchConfig(CommonConfig):
     batch_size: int = opt(32, "batch size")
     steps: int = opt(10, "timed steps (after warm-up)")
     warmup: int = opt(3, "untimed warm-up steps")
-    rounds: int = opt(1, "time every variant this many times, alternating, and report medians (steadier on a shared machine)")
+    rounds: int = opt(
+        1,
+        "time every variant this many times, alternating, and report medians (steadier on a shared machine)",
+    )
     device: str = opt("auto", "cpu, cuda or auto")
-    compare: str | None = opt(None, "also time this implementation on identical inputs", choices=("torchgeo",))
-    handwritten: bool = opt(True, "also time a plain hand-written PyTorch step (same model, views and loss, no Lightning)")
+    compare: str | None = opt(
+        None, "also time this implementation on identical inputs", choices=("torchgeo",)
+    )
+    handwritten: bool = opt(
+        True,
+        "also time a plain hand-written PyTorch step (same model, views and loss, no Lightning)",
+    )
     workers: int = opt(2, "DataLoader workers when --data streams patches from files")
     precision: str = opt("auto", "auto (bf16-mixed on GPU, 32 on CPU), 32, bf16-mixed")
     channels_last: bool = opt(True, "channels-last memory format for CNNs on GPU")
-    compile: bool = opt(False, "torch.compile the backbone (as pretrain --compile; the hand-written step uses the same compiled backbone)")
+    compile: bool = opt(
+        False,
+        "torch.compile the backbone (as pretrain --compile; the hand-written step uses the same compiled backbone)",
+    )
 
 
 def _base_type(tp: Any) -> Any:
@@ -242,7 +380,9 @@ def coerce(cls: type, key: str, value: Any) -> Any:
             return tp(value)
         return value
     except (TypeError, ValueError):
-        raise UsageError(f"{key.replace('_', '-')}: expected {tp.__name__}, got {value!r}") from None
+        raise UsageError(
+            f"{key.replace('_', '-')}: expected {tp.__name__}, got {value!r}"
+        ) from None
 
 
 def load_config_file(cls: type, path: str | Path) -> dict[str, Any]:
@@ -281,7 +421,9 @@ def build_config(cls: type, file_values: dict[str, Any], cli_values: dict[str, A
         choices = f.metadata.get("choices")
         v = getattr(cfg, f.name)
         if choices and v is not None and v not in choices:
-            raise UsageError(f"--{f.name.replace('_', '-')} {v!r}: choose one of {', '.join(choices)}")
+            raise UsageError(
+                f"--{f.name.replace('_', '-')} {v!r}: choose one of {', '.join(choices)}"
+            )
     return cfg
 
 

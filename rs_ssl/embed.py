@@ -52,7 +52,11 @@ class GridLayout:
         g = raster.grid
         rows = (g.height - size) // stride + 1 if g.height >= size else 0
         cols = (g.width - size) // stride + 1 if g.width >= size else 0
-        mask = allowed[: (rows - 1) * stride + 1: stride, : (cols - 1) * stride + 1: stride] if allowed is not None and rows and cols else None
+        mask = (
+            allowed[: (rows - 1) * stride + 1 : stride, : (cols - 1) * stride + 1 : stride]
+            if allowed is not None and rows and cols
+            else None
+        )
         return cls(rows, cols, size, stride, mask)
 
     def positions(self) -> np.ndarray:
@@ -81,7 +85,10 @@ class GridPatches(Dataset):
         cell = int(self.cells[k][index - self.offsets[k]])
         row, col = (cell // lay.cols) * lay.stride, (cell % lay.cols) * lay.stride
         img = self.rasters[k].read(Window(col, row, lay.size, lay.size))
-        return {"image": torch.from_numpy(np.ascontiguousarray(img)), "key": torch.tensor([k, row, col])}
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(img)),
+            "key": torch.tensor([k, row, col]),
+        }
 
 
 class SamplePatches(Dataset):
@@ -150,13 +157,30 @@ class ParquetRows:
         import pyarrow.parquet as pq
 
         self.pa, self.path = pa, path
-        fields = [pa.field("id", pa.int64()), pa.field("source", pa.string()), pa.field("row", pa.int32()),
-                  pa.field("col", pa.int32()), pa.field("size", pa.int32())]
+        fields = [
+            pa.field("id", pa.int64()),
+            pa.field("source", pa.string()),
+            pa.field("row", pa.int32()),
+            pa.field("col", pa.int32()),
+            pa.field("size", pa.int32()),
+        ]
         if labelled:
             fields.append(pa.field("label", pa.string()))
-        fields += [pa.field("embedding", pa.list_(pa.float32(), dim)), pa.field("geometry", pa.binary())]
-        geo = {"version": "1.1.0", "primary_column": "geometry",
-               "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"], "crs": _crs_projjson(crs)}}}
+        fields += [
+            pa.field("embedding", pa.list_(pa.float32(), dim)),
+            pa.field("geometry", pa.binary()),
+        ]
+        geo = {
+            "version": "1.1.0",
+            "primary_column": "geometry",
+            "columns": {
+                "geometry": {
+                    "encoding": "WKB",
+                    "geometry_types": ["Polygon"],
+                    "crs": _crs_projjson(crs),
+                }
+            },
+        }
         self.schema = pa.schema(fields, metadata={b"geo": json.dumps(geo).encode()})
         self.writer = pq.ParquetWriter(str(path), self.schema, compression="zstd")
         self.buffer: dict[str, list] = {f.name: [] for f in fields}
@@ -176,7 +200,9 @@ class ParquetRows:
             return
         pa = self.pa
         emb = np.concatenate(self.emb)
-        arrays = [pa.array(self.buffer[f.name], type=f.type) for f in self.schema if f.name != "embedding"]
+        arrays = [
+            pa.array(self.buffer[f.name], type=f.type) for f in self.schema if f.name != "embedding"
+        ]
         names = [f.name for f in self.schema if f.name != "embedding"]
         flat = pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), emb.shape[1])
         i = names.index("geometry")
@@ -203,7 +229,9 @@ def patch_source(cfg: EmbedConfig, selection):
 
     stride = cfg.stride or cfg.size
     try:
-        rasters, info = open_rasters(cfg.data, cfg.format, selection, skip_bad=cfg.skip_bad, zoom=cfg.zoom)
+        rasters, info = open_rasters(
+            cfg.data, cfg.format, selection, skip_bad=cfg.skip_bad, zoom=cfg.zoom
+        )
     except UsageError:
         rasters = None  # a dataset of patches: every sample is embedded
     if rasters is not None:
@@ -212,16 +240,36 @@ def patch_source(cfg: EmbedConfig, selection):
             from rs_ssl.data.regions import restrict_to_region
 
             allowed = restrict_to_region(rasters, cfg.region, cfg.size)
-        layouts = [GridLayout.over(r, cfg.size, stride, allowed[k] if allowed else None) for k, r in enumerate(rasters)]
+        layouts = [
+            GridLayout.over(r, cfg.size, stride, allowed[k] if allowed else None)
+            for k, r in enumerate(rasters)
+        ]
         if not any(lay.rows * lay.cols for lay in layouts):
-            raise DataError(f"{info['data']}: every raster is smaller than the {cfg.size} px patch; lower --size")
+            raise DataError(
+                f"{info['data']}: every raster is smaller than the {cfg.size} px patch; lower --size"
+            )
         return GridPatches(rasters, layouts), "grid", rasters, layouts, info
     try:
-        ds, info = labelled_dataset(cfg.data, cfg.format, selection, split=None, patch=cfg.size, skip_bad=cfg.skip_bad,
-                                    zoom=cfg.zoom)
+        ds, info = labelled_dataset(
+            cfg.data,
+            cfg.format,
+            selection,
+            split=None,
+            patch=cfg.size,
+            skip_bad=cfg.skip_bad,
+            zoom=cfg.zoom,
+        )
     except (DataError, UsageError):
-        ds, info = pretrain_dataset(cfg.data, cfg.format, selection, patch=cfg.size, samples_per_epoch=1,
-                                    region=cfg.region, skip_bad=cfg.skip_bad, zoom=cfg.zoom)
+        ds, info = pretrain_dataset(
+            cfg.data,
+            cfg.format,
+            selection,
+            patch=cfg.size,
+            samples_per_epoch=1,
+            region=cfg.region,
+            skip_bad=cfg.skip_bad,
+            zoom=cfg.zoom,
+        )
     if cfg.region and hasattr(ds, "classes"):
         from rs_ssl.data.regions import records_in_region
 
@@ -247,14 +295,21 @@ def _first_crs(ds) -> Any:
     return CRS.from_wkt(wkt) if wkt else None
 
 
-def extract_rows(cfg: EmbedConfig, encoder, source, kind: str, rasters, out: Path, device, progress) -> tuple[int, int, StreamingPCA, Any]:
+def extract_rows(
+    cfg: EmbedConfig, encoder, source, kind: str, rasters, out: Path, device, progress
+) -> tuple[int, int, StreamingPCA, Any]:
     """Pass 1: features of every patch into embeddings.parquet; returns (rows, dim, pca, crs)."""
     from rasterio.warp import transform_geom
     from shapely import box, to_wkb
     from shapely.geometry import mapping, shape
 
-    loader = DataLoader(source, batch_size=cfg.batch_size, shuffle=False, num_workers=max(0, cfg.workers),
-                        collate_fn=_collate)
+    loader = DataLoader(
+        source,
+        batch_size=cfg.batch_size,
+        shuffle=False,
+        num_workers=max(0, cfg.workers),
+        collate_fn=_collate,
+    )
     if kind == "grid":
         crs = rasters[0].grid.crs
         names = [getattr(r, "name", str(r)) for r in rasters]
@@ -277,9 +332,16 @@ def extract_rows(cfg: EmbedConfig, encoder, source, kind: str, rasters, out: Pat
             cols: dict[str, list] = {"id": list(range(next_id, next_id + n))}
             if kind == "grid":
                 keys = batch["key"].tolist()
-                cols |= {"source": [names[k] for k, _, _ in keys], "row": [r for _, r, _ in keys],
-                         "col": [c for _, _, c in keys], "size": [cfg.size] * n,
-                         "geometry": [_window_polygon(rasters[k].grid.transform, r, c, cfg.size) for k, r, c in keys]}
+                cols |= {
+                    "source": [names[k] for k, _, _ in keys],
+                    "row": [r for _, r, _ in keys],
+                    "col": [c for _, _, c in keys],
+                    "size": [cfg.size] * n,
+                    "geometry": [
+                        _window_polygon(rasters[k].grid.transform, r, c, cfg.size)
+                        for k, r, c in keys
+                    ],
+                }
             else:
                 geoms = []
                 for b, wkt in zip(batch["bounds"].tolist(), batch["crs"], strict=True):
@@ -288,10 +350,17 @@ def extract_rows(cfg: EmbedConfig, encoder, source, kind: str, rasters, out: Pat
                         poly = shape(transform_geom(wkt, crs, mapping(poly)))
                     geoms.append(to_wkb(poly))
                 shapes = batch["shape"].tolist()
-                cols |= {"source": [inner.records[i].path for i in batch["index"]], "row": [0] * n, "col": [0] * n,
-                         "size": [max(s) for s in shapes], "geometry": geoms}
+                cols |= {
+                    "source": [inner.records[i].path for i in batch["index"]],
+                    "row": [0] * n,
+                    "col": [0] * n,
+                    "size": [max(s) for s in shapes],
+                    "geometry": geoms,
+                }
                 if labelled:
-                    cols["label"] = [_label_text(t, inner.classes, inner.multilabel) for t in batch["label"]]
+                    cols["label"] = [
+                        _label_text(t, inner.classes, inner.multilabel) for t in batch["label"]
+                    ]
             writer.add(cols, emb)
             pca.update(emb)
             next_id += n
@@ -304,7 +373,9 @@ def extract_rows(cfg: EmbedConfig, encoder, source, kind: str, rasters, out: Pat
     return writer.rows, int(pca.s.shape[0]), pca, crs
 
 
-def write_gpkg_and_colours(out: Path, pcs: int, pca: StreamingPCA, crs, kind: str, rasters, layouts) -> dict:
+def write_gpkg_and_colours(
+    out: Path, pcs: int, pca: StreamingPCA, crs, kind: str, rasters, layouts
+) -> dict:
     """Pass 2: read embeddings.parquet back in row groups; write embeddings.gpkg and the colour grid(s)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -312,22 +383,41 @@ def write_gpkg_and_colours(out: Path, pcs: int, pca: StreamingPCA, crs, kind: st
 
     k = max(3, pcs)
     mean, comp = pca.components(k)
-    colour = [np.full((3, lay.rows, lay.cols), np.nan, dtype=np.float32) for lay in layouts] if kind == "grid" else None
+    colour = (
+        [np.full((3, lay.rows, lay.cols), np.nan, dtype=np.float32) for lay in layouts]
+        if kind == "grid"
+        else None
+    )
     names = [getattr(r, "name", str(r)) for r in rasters] if kind == "grid" else []
     gpkg = out / "embeddings.gpkg"
     gpkg.unlink(missing_ok=True)
     crs_wkt = crs.to_wkt() if crs is not None else None
     first = True
     for batch in pq.ParquetFile(out / "embeddings.parquet").iter_batches(batch_size=ROW_GROUP):
-        emb = batch.column("embedding").flatten().to_numpy(zero_copy_only=False).reshape(batch.num_rows, -1)
+        emb = (
+            batch.column("embedding")
+            .flatten()
+            .to_numpy(zero_copy_only=False)
+            .reshape(batch.num_rows, -1)
+        )
         proj = ((emb.astype(np.float64) - mean) @ comp.T).astype(np.float32)
-        cols = {n: batch.column(n) for n in batch.schema.names if n not in ("embedding", "geometry")}
+        cols = {
+            n: batch.column(n) for n in batch.schema.names if n not in ("embedding", "geometry")
+        }
         cols |= {f"pc{i + 1}": pa.array(proj[:, i]) for i in range(pcs)}
         cols["embedding"] = pa.array([row.tobytes() for row in emb.astype("<f4")], type=pa.binary())
         cols["geometry"] = batch.column("geometry")
-        pyogrio.write_arrow(pa.table(cols), gpkg, layer="embeddings", driver="GPKG", geometry_name="geometry",
-                            geometry_type="Polygon", crs=crs_wkt, append=not first,
-                            dataset_options=None if not first else {"VERSION": GPKG_VERSION})
+        pyogrio.write_arrow(
+            pa.table(cols),
+            gpkg,
+            layer="embeddings",
+            driver="GPKG",
+            geometry_name="geometry",
+            geometry_type="Polygon",
+            crs=crs_wkt,
+            append=not first,
+            dataset_options=None if not first else {"VERSION": GPKG_VERSION},
+        )
         first = False
         if colour is not None:
             src = batch.column("source").to_pylist()
@@ -367,11 +457,21 @@ def write_colour_tif(path: Path, values: np.ndarray, grid, lay: GridLayout) -> N
 
     t = grid.transform
     half = (lay.size - lay.stride) / 2  # a cell of `stride` px centred on its `size` px patch
-    transform = Affine(t.a * lay.stride, t.b, t.c + t.a * half, t.d, t.e * lay.stride, t.f + t.e * half)
+    transform = Affine(
+        t.a * lay.stride, t.b, t.c + t.a * half, t.d, t.e * lay.stride, t.f + t.e * half
+    )
     rgb = stretch(values)
     tmp = path.with_suffix(".tmp.tif")
-    profile = {"driver": "GTiff", "width": lay.cols, "height": lay.rows, "count": 3, "dtype": "uint8",
-               "crs": grid.crs, "transform": transform, "nodata": NODATA}
+    profile = {
+        "driver": "GTiff",
+        "width": lay.cols,
+        "height": lay.rows,
+        "count": 3,
+        "dtype": "uint8",
+        "crs": grid.crs,
+        "transform": transform,
+        "nodata": NODATA,
+    }
     with rasterio.open(tmp, "w", **profile) as dst:
         dst.write(rgb)
         dst.colorinterp = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
@@ -390,19 +490,47 @@ def run(cfg: EmbedConfig) -> dict[str, Any]:
     from rs_ssl.eval.features import FrozenEncoder, load_backbone
     from rs_ssl.eval.probing import device_for, progress_bar
 
-    for name, v in (("size", cfg.size), ("batch-size", cfg.batch_size), ("stride", cfg.stride or 1), ("pcs", cfg.pcs)):
+    for name, v in (
+        ("size", cfg.size),
+        ("batch-size", cfg.batch_size),
+        ("stride", cfg.stride or 1),
+        ("pcs", cfg.pcs),
+    ):
         if v <= 0:
             raise UsageError(f"--{name} must be positive, got {v}")
     if cfg.checkpoint is None:
-        raise UsageError("--checkpoint RUN_OR_WEIGHTS is required (a pretraining run folder, its model/ folder or a .safetensors file)")
+        raise UsageError(
+            "--checkpoint RUN_OR_WEIGHTS is required (a pretraining run folder, its model/ folder or a .safetensors file)"
+        )
     out = prepare_out(cfg.out or default_out("embed"))
-    lb = load_backbone(cfg.checkpoint, False, cfg.backbone, cfg.bands, cfg.sensor, cfg.seed, data=cfg.data, fmt=cfg.format)
+    lb = load_backbone(
+        cfg.checkpoint,
+        False,
+        cfg.backbone,
+        cfg.bands,
+        cfg.sensor,
+        cfg.seed,
+        data=cfg.data,
+        fmt=cfg.format,
+    )
     source, kind, rasters, layouts, info = patch_source(cfg, lb.selection)
-    write_config(out, "embed", cfg, extra={"backbone": lb.name, "weights": lb.source, "bands": list(lb.selection.names),
-                                           "patches": len(source), "kind": kind})
+    write_config(
+        out,
+        "embed",
+        cfg,
+        extra={
+            "backbone": lb.name,
+            "weights": lb.source,
+            "bands": list(lb.selection.names),
+            "patches": len(source),
+            "kind": kind,
+        },
+    )
     device = device_for(cfg.devices)
     encoder = FrozenEncoder(lb.model, lb.selection).to(device).eval()
-    with torch.inference_mode():  # the first forward allocates the model's working memory: before the baseline
+    with (
+        torch.inference_mode()
+    ):  # the first forward allocates the model's working memory: before the baseline
         encoder(source[0]["image"][None].to(device))
     rss_before = peak_rss_mb()
     t0 = time.perf_counter()
@@ -415,12 +543,27 @@ def run(cfg: EmbedConfig) -> dict[str, Any]:
         "rows": rows,
         "embedding_dim": dim,
         "kind": kind,
-        "grid": [{"raster": getattr(r, "name", str(r)), "rows": lay.rows, "cols": lay.cols, "size": lay.size,
-                  "stride": lay.stride, "patches": int(len(lay.positions()))} for r, lay in zip(rasters, layouts, strict=True)]
-                if kind == "grid" else None,
+        "grid": [
+            {
+                "raster": getattr(r, "name", str(r)),
+                "rows": lay.rows,
+                "cols": lay.cols,
+                "size": lay.size,
+                "stride": lay.stride,
+                "patches": int(len(lay.positions())),
+            }
+            for r, lay in zip(rasters, layouts, strict=True)
+        ]
+        if kind == "grid"
+        else None,
         "crs": crs.to_string() if crs is not None else None,
-        "backbone": {"name": lb.name, "weights": lb.source, "method": lb.method, "bands": list(lb.selection.names),
-                     "band_transfer": lb.transfer},
+        "backbone": {
+            "name": lb.name,
+            "weights": lb.source,
+            "method": lb.method,
+            "bands": list(lb.selection.names),
+            "band_transfer": lb.transfer,
+        },
         "data": {k: v for k, v in info.items() if k != "skipped_reasons"},
         "embed_seconds": round(t_embed, 2),
         "patches_per_second": round(rows / t_embed, 1) if t_embed > 0 else None,
@@ -428,14 +571,22 @@ def run(cfg: EmbedConfig) -> dict[str, Any]:
         "peak_rss_mb": peak_rss_mb(),
         "peak_rss_before_patches_mb": rss_before,  # the difference is what the patches added
         "device": device.type,
-        "outputs": {"parquet": str(out / "embeddings.parquet"), "gpkg": str(out / "embeddings.gpkg"),
-                    "rgb": colour_files or None, "config": str(out / "config.yaml")},
+        "outputs": {
+            "parquet": str(out / "embeddings.parquet"),
+            "gpkg": str(out / "embeddings.gpkg"),
+            "rgb": colour_files or None,
+            "config": str(out / "config.yaml"),
+        },
     }
     if kind != "grid":
-        metrics["outputs"]["rgb_note"] = "no embedding_rgb.tif: samples of a patch dataset share no pixel grid"
+        metrics["outputs"]["rgb_note"] = (
+            "no embedding_rgb.tif: samples of a patch dataset share no pixel grid"
+        )
     write_metrics(out, metrics)
-    print(f"embed: {rows} patches x {dim} features ({lb.name} from {lb.source}) in {t_embed:.1f} s; "
-          f"peak memory {metrics['peak_rss_mb']} MB\n  run folder: {out}")
+    print(
+        f"embed: {rows} patches x {dim} features ({lb.name} from {lb.source}) in {t_embed:.1f} s; "
+        f"peak memory {metrics['peak_rss_mb']} MB\n  run folder: {out}"
+    )
     return metrics
 
 
@@ -462,8 +613,12 @@ def find_query(path: Path, query: str) -> tuple[int, np.ndarray]:
             ids = b.column("id").to_numpy()
             hit = np.flatnonzero(ids == want)
             if len(hit):
-                return want, np.asarray(b.column("embedding")[int(hit[0])].as_py(), dtype=np.float32)
-        raise UsageError(f"--query {query}: no row with that id in {path} ({pf.metadata.num_rows} rows)")
+                return want, np.asarray(
+                    b.column("embedding")[int(hit[0])].as_py(), dtype=np.float32
+                )
+        raise UsageError(
+            f"--query {query}: no row with that id in {path} ({pf.metadata.num_rows} rows)"
+        )
     try:
         lon, lat = (float(v) for v in parts)
     except ValueError:
@@ -471,7 +626,11 @@ def find_query(path: Path, query: str) -> tuple[int, np.ndarray]:
     from pyproj import Transformer
 
     crs = _geo_crs(path)
-    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat) if crs else (lon, lat)
+    x, y = (
+        Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
+        if crs
+        else (lon, lat)
+    )
     point = shapely.Point(x, y)
     best: tuple[float, int, Any] = (np.inf, -1, None)
     for b in pf.iter_batches(batch_size=ROW_GROUP, columns=["id", "embedding", "geometry"]):
@@ -479,11 +638,17 @@ def find_query(path: Path, query: str) -> tuple[int, np.ndarray]:
         dist = shapely.distance(geoms, point)  # 0 inside a footprint
         j = int(dist.argmin())
         if dist[j] < best[0]:
-            best = (float(dist[j]), int(b.column("id")[j].as_py()), b.column("embedding")[j].as_py())
+            best = (
+                float(dist[j]),
+                int(b.column("id")[j].as_py()),
+                b.column("embedding")[j].as_py(),
+            )
     if best[1] < 0:
         raise DataError(f"{path}: no rows")
     if best[0] > 0:
-        print(f"note: {lon},{lat} lies in no patch; using the nearest, {best[0]:.0f} CRS units away (row {best[1]})")
+        print(
+            f"note: {lon},{lat} lies in no patch; using the nearest, {best[0]:.0f} CRS units away (row {best[1]})"
+        )
     return best[1], np.asarray(best[2], dtype=np.float32)
 
 
@@ -496,7 +661,10 @@ def nearest(path: Path, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     for b in pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP, columns=["id", "embedding"]):
         e = b.column("embedding").flatten().to_numpy(zero_copy_only=False).reshape(b.num_rows, -1)
         s = (e @ qn) / np.maximum(np.linalg.norm(e, axis=1), 1e-12)
-        ids, sims = np.concatenate([ids, b.column("id").to_numpy()]), np.concatenate([sims, s.astype(np.float32)])
+        ids, sims = (
+            np.concatenate([ids, b.column("id").to_numpy()]),
+            np.concatenate([sims, s.astype(np.float32)]),
+        )
         if len(ids) > k + 1:
             keep = np.argpartition(-sims, k)[: k + 1]
             ids, sims = ids[keep], sims[keep]
@@ -511,12 +679,20 @@ def similar(cfg: SimilarConfig) -> dict[str, Any]:
     import shapely
 
     if not cfg.embeddings or not cfg.query:
-        raise UsageError("give --embeddings DIR (written by `rs-ssl embed`) and --query ROW_ID|LON,LAT")
+        raise UsageError(
+            "give --embeddings DIR (written by `rs-ssl embed`) and --query ROW_ID|LON,LAT"
+        )
     if cfg.k <= 0:
         raise UsageError(f"--k must be positive, got {cfg.k}")
-    path = Path(cfg.embeddings) / "embeddings.parquet" if Path(cfg.embeddings).is_dir() else Path(cfg.embeddings)
+    path = (
+        Path(cfg.embeddings) / "embeddings.parquet"
+        if Path(cfg.embeddings).is_dir()
+        else Path(cfg.embeddings)
+    )
     if not path.is_file():
-        raise UsageError(f"--embeddings {cfg.embeddings}: no embeddings.parquet there; run `rs-ssl embed` first")
+        raise UsageError(
+            f"--embeddings {cfg.embeddings}: no embeddings.parquet there; run `rs-ssl embed` first"
+        )
     out = prepare_out(cfg.out or default_out("similar"))
     qid, q = find_query(path, cfg.query)
     ids, sims = nearest(path, q, cfg.k)
@@ -526,15 +702,29 @@ def similar(cfg: SimilarConfig) -> dict[str, Any]:
     rank = {int(i): r for r, i in enumerate(ids)}
     df["similarity"] = [float(sims[rank[int(i)]]) for i in df["id"]]
     df["rank"] = [rank[int(i)] for i in df["id"]]
-    gdf = gpd.GeoDataFrame(df.drop(columns="geometry"), geometry=shapely.from_wkb(df["geometry"].to_numpy()),
-                           crs=_geo_crs(path)).sort_values("rank")
+    gdf = gpd.GeoDataFrame(
+        df.drop(columns="geometry"),
+        geometry=shapely.from_wkb(df["geometry"].to_numpy()),
+        crs=_geo_crs(path),
+    ).sort_values("rank")
     gdf.to_parquet(out / "similar.parquet")
     gdf.to_file(out / "similar.gpkg", layer="similar", driver="GPKG")
     write_config(out, "similar", cfg, extra={"query_id": qid})
-    metrics = {"command": "similar", "query_id": qid, "k": cfg.k, "rows": len(gdf),
-               "neighbours": [{"id": int(i), "similarity": round(float(s), 6)} for i, s in zip(ids, sims, strict=True)],
-               "outputs": {"parquet": str(out / "similar.parquet"), "gpkg": str(out / "similar.gpkg")}}
+    metrics = {
+        "command": "similar",
+        "query_id": qid,
+        "k": cfg.k,
+        "rows": len(gdf),
+        "neighbours": [
+            {"id": int(i), "similarity": round(float(s), 6)} for i, s in zip(ids, sims, strict=True)
+        ],
+        "outputs": {"parquet": str(out / "similar.parquet"), "gpkg": str(out / "similar.gpkg")},
+    }
     write_metrics(out, metrics)
-    print(f"similar: {len(gdf) - 1} patches nearest to row {qid} (cosine {sims[1:].min():.3f}..{sims[1:].max():.3f})\n"
-          f"  run folder: {out}" if len(gdf) > 1 else f"similar: only the query row; run folder: {out}")
+    print(
+        f"similar: {len(gdf) - 1} patches nearest to row {qid} (cosine {sims[1:].min():.3f}..{sims[1:].max():.3f})\n"
+        f"  run folder: {out}"
+        if len(gdf) > 1
+        else f"similar: only the query row; run folder: {out}"
+    )
     return metrics

@@ -12,9 +12,17 @@ class RsSslError(Exception):
         # A DataLoader worker's exception is re-raised in the main process as
         # `type(e)("Caught ... in DataLoader worker process N.\nOriginal Traceback ...")`: keep the
         # worker's own message (its last line), which names the file, so the CLI still prints one line.
-        if isinstance(message, str) and message.startswith("Caught ") and "\nOriginal Traceback" in message:
+        if (
+            isinstance(message, str)
+            and message.startswith("Caught ")
+            and "\nOriginal Traceback" in message
+        ):
             last = message.rstrip().rsplit("\n", 1)[-1]
-            message = last.split(": ", 1)[1] if last.startswith(f"{type(self).__module__}.") and ": " in last else last
+            message = (
+                last.split(": ", 1)[1]
+                if last.startswith(f"{type(self).__module__}.") and ": " in last
+                else last
+            )
         super().__init__(message, *args)
 
 
@@ -28,4 +36,3 @@ class DataError(RsSslError):
     """Unreadable or inconsistent input data; the message names the file and the problem."""
 
     exit_code = 1
-

@@ -18,16 +18,25 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
-def loss_curve(series: dict[str, tuple[list[int], list[float]]], path: Path, title: str = "Pretraining loss",
-               milestones: dict[str, int] | None = None) -> Path:
+def loss_curve(
+    series: dict[str, tuple[list[int], list[float]]],
+    path: Path,
+    title: str = "Pretraining loss",
+    milestones: dict[str, int] | None = None,
+) -> Path:
     """Plot one or more (steps, losses) curves with a smoothed overlay and optional milestones."""
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     for label, (steps, losses) in series.items():
-        line, = ax.plot(steps, losses, alpha=0.35, lw=1)
+        (line,) = ax.plot(steps, losses, alpha=0.35, lw=1)
         if len(losses) >= 5:
             w = max(2, len(losses) // 20)
-            sm = [sum(losses[max(0, i - w + 1): i + 1]) / len(losses[max(0, i - w + 1): i + 1]) for i in range(len(losses))]
-            ax.plot(steps, sm, color=line.get_color(), lw=2, label=f"{label} (moving mean, {w} steps)")
+            sm = [
+                sum(losses[max(0, i - w + 1) : i + 1]) / len(losses[max(0, i - w + 1) : i + 1])
+                for i in range(len(losses))
+            ]
+            ax.plot(
+                steps, sm, color=line.get_color(), lw=2, label=f"{label} (moving mean, {w} steps)"
+            )
         else:
             line.set_label(label)
     for name, step in (milestones or {}).items():

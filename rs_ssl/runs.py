@@ -60,7 +60,9 @@ def prepare_out(out: str | Path) -> Path:
             os.fsync(f.fileno())
         probe.unlink()
     except OSError as e:
-        raise RsSslError(f"--out {p}: cannot write there ({e.strerror or e}); choose a writable folder") from None
+        raise RsSslError(
+            f"--out {p}: cannot write there ({e.strerror or e}); choose a writable folder"
+        ) from None
     return p
 
 
@@ -71,7 +73,9 @@ def write_config(out: Path, command: str, cfg: Any, extra: dict[str, Any] | None
     text = yaml.safe_dump(body, sort_keys=False)
     if extra:
         text += "# resolved at run time (informational, not read back):\n"
-        text += "".join(f"# {line}\n" for line in yaml.safe_dump(extra, sort_keys=False).splitlines())
+        text += "".join(
+            f"# {line}\n" for line in yaml.safe_dump(extra, sort_keys=False).splitlines()
+        )
     path = Path(out) / "config.yaml"
     atomic_write_text(path, text)
     return path
@@ -79,7 +83,9 @@ def write_config(out: Path, command: str, cfg: Any, extra: dict[str, Any] | None
 
 def write_metrics(out: Path, metrics: dict[str, Any]) -> Path:
     path = Path(out) / "metrics.json"
-    atomic_write_text(path, json.dumps(metrics, indent=2, sort_keys=False, default=_json_default) + "\n")
+    atomic_write_text(
+        path, json.dumps(metrics, indent=2, sort_keys=False, default=_json_default) + "\n"
+    )
     return path
 
 

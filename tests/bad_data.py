@@ -26,7 +26,9 @@ def tile_folder(shared: Path, out: Path, names: tuple[str, ...] = TILES) -> Path
     return out
 
 
-def rewrite_tile(src: Path, dst: Path, fn, dtype: str | None = None, bands: list[int] | None = None) -> np.ndarray:
+def rewrite_tile(
+    src: Path, dst: Path, fn, dtype: str | None = None, bands: list[int] | None = None
+) -> np.ndarray:
     """Write `fn(pixels)` of the real tile `src` to `dst` (optionally other dtype or a band subset)."""
     with rasterio.open(src) as s:
         idx = bands or list(range(1, s.count + 1))

@@ -141,7 +141,10 @@ def test_custom_list_order_does_not_matter_and_adds_a_crop() -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: make_views("byol", 13, 32), "valid presets: mocov2, mocov3, simclr, s2, light, simclr-s2, custom"),
+        (
+            lambda: make_views("byol", 13, 32),
+            "valid presets: mocov2, mocov3, simclr, s2, light, simclr-s2, custom",
+        ),
         (lambda: make_views("custom", 13, 32, augs=["hue"]), "valid names: resized_crop"),
         (lambda: make_views("custom", 13, 32), "needs augs"),
         (lambda: make_views("mocov3", 13, 32, augs=["gain"]), "only used with preset 'custom'"),

@@ -36,7 +36,17 @@ def _patches(copies: int = 8) -> torch.Tensor:
 
 
 def test_the_table_has_nine_slots_and_the_studys_nine_excluded_pairs() -> None:
-    assert SLOTS == ["shift", "zoom", "rotation", "flip", "brightness", "contrast", "gain", "blur", "speckle"]
+    assert SLOTS == [
+        "shift",
+        "zoom",
+        "rotation",
+        "flip",
+        "brightness",
+        "contrast",
+        "gain",
+        "blur",
+        "speckle",
+    ]
     assert len(set(SIMCLR_S2_EXCLUDED)) == 9
     assert frozenset({"flip", "blur"}) in SIMCLR_S2_EXCLUDED
     assert len(allowed_pairs(SLOTS, SIMCLR_S2_EXCLUDED)) == 36 - 9
@@ -91,7 +101,9 @@ def _only(view: PairedView, params, slot: str):
         if s != slot:
             p["batch_prob"] = torch.zeros_like(p["batch_prob"])
         elif mode == OWN_COIN:
-            p["batch_prob"] = (torch.rand(p["batch_prob"].shape, generator=coins) < 0.5).to(p["batch_prob"].dtype)
+            p["batch_prob"] = (torch.rand(p["batch_prob"].shape, generator=coins) < 0.5).to(
+                p["batch_prob"].dtype
+            )
         else:
             p["batch_prob"] = torch.ones_like(p["batch_prob"])
     return out
@@ -115,7 +127,11 @@ def test_rotation_is_a_whole_number_of_quarter_turns() -> None:
     view, x, params, y = _draw("rotation")
     turns = set()
     for i in range(x.shape[0]):
-        k = next(k for k in range(4) if torch.allclose(y[i], torch.rot90(x[i], k, dims=(1, 2)), atol=1e-5))
+        k = next(
+            k
+            for k in range(4)
+            if torch.allclose(y[i], torch.rot90(x[i], k, dims=(1, 2)), atol=1e-5)
+        )
         turns.add(k)
     assert turns == {0, 1, 2, 3}
 
@@ -140,7 +156,9 @@ def test_shift_is_a_circular_roll_of_at_most_a_tenth_of_the_side() -> None:
     assert shift.abs().max() <= 0.1 and shift.abs().max() > 0.08
     for b in range(x.shape[0]):
         dx, dy = (torch.round(shift[b] * 48)).long().tolist()
-        torch.testing.assert_close(y[b], torch.roll(x[b], shifts=(dy, dx), dims=(1, 2)), atol=1e-4, rtol=0)
+        torch.testing.assert_close(
+            y[b], torch.roll(x[b], shifts=(dy, dx), dims=(1, 2)), atol=1e-4, rtol=0
+        )
 
 
 def test_zoom_crops_a_box_inside_the_image_and_resizes_it_back() -> None:
@@ -189,10 +207,14 @@ def test_blur_is_a_5x5_gaussian_with_sigma_0_1_to_2() -> None:
     i, op = _op(view, P.RandomGaussianBlur)
     sigma = params[i]["sigma"]
     assert op.kernel_size == 5 and sigma.min() >= 0.1 and sigma.max() <= 2.0
-    ref = torch.stack([
-        kornia.filters.gaussian_blur2d(x[b : b + 1], (5, 5), (float(s), float(s)), border_type="reflect")[0]
-        for b, s in enumerate(sigma)
-    ])
+    ref = torch.stack(
+        [
+            kornia.filters.gaussian_blur2d(
+                x[b : b + 1], (5, 5), (float(s), float(s)), border_type="reflect"
+            )[0]
+            for b, s in enumerate(sigma)
+        ]
+    )
     torch.testing.assert_close(y, ref, atol=1e-4, rtol=1e-4)
 
 
@@ -213,10 +235,15 @@ def test_speckle_is_salt_and_pepper_at_minus_5_and_plus_5_on_up_to_2_percent() -
 
 def test_radar_speckle_and_impulse_noise_are_different_ops() -> None:
     assert make_views("custom", 3, 32, augs=["speckle"]).view1.ops[-1].__class__ is P.RandomSpeckle
-    assert make_views("custom", 3, 32, augs=["impulse"]).view1.ops[-1].__class__ is P.RandomImpulseNoise
+    assert (
+        make_views("custom", 3, 32, augs=["impulse"]).view1.ops[-1].__class__
+        is P.RandomImpulseNoise
+    )
 
 
-@pytest.mark.usefixtures("gate_mode")  # gates read on the host (CPU) and applied on the device (GPU)
+@pytest.mark.usefixtures(
+    "gate_mode"
+)  # gates read on the host (CPU) and applied on the device (GPU)
 @pytest.mark.parametrize("channels", [3, 13])
 def test_fused_matches_op_by_op_and_masks_stay_aligned(channels: int) -> None:
     x, _, _ = batch(channels)
@@ -250,7 +277,9 @@ def test_allowed_pairs_rejects_unknown_names() -> None:
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_protocol_on_cuda_is_deterministic_keeps_dtype_and_draws_two_ops(dtype: torch.dtype) -> None:
+def test_protocol_on_cuda_is_deterministic_keeps_dtype_and_draws_two_ops(
+    dtype: torch.dtype,
+) -> None:
     x = _patches().cuda().to(dtype)
     views = make_views("simclr-s2", 12, 48).cuda()
     mask = torch.ones(x.shape[0], 1, 64, 64, dtype=torch.bool, device="cuda")
@@ -278,7 +307,9 @@ def test_a_single_pair_applies_both_ops_to_every_view() -> None:
             assert (p["batch_prob"] > 0.5).all() == (slot in ("gain", "speckle"))
 
 
-@pytest.mark.parametrize("text", ["simclr-s2:gain", "simclr-s2:gain+gain", "simclr-s2:gain+teleport", "simclr-s2:"])
+@pytest.mark.parametrize(
+    "text", ["simclr-s2:gain", "simclr-s2:gain+gain", "simclr-s2:gain+teleport", "simclr-s2:"]
+)
 def test_bad_pair_lists_raise(text: str) -> None:
     with pytest.raises(ValueError):
         make_views(text, 3, 32)
@@ -302,17 +333,56 @@ def test_augsearch_follows_the_study_with_finetuning(shared_data, tmp_path) -> N
     from rs_ssl.cli import main
 
     out = tmp_path / "aug"
-    assert main(["augsearch", "--data", str(shared_data / "bigearthnet_v2"), "--bands", "12", "--dataset", "bigearthnet",
-                 "--augs", "simclr-s2:shift,zoom,gain", "--evaluate", "finetune", "--label-fraction", "0.5",
-                 "--finetune-epochs", "1", "--fraction", "1.0", "--steps", "1", "--size", "32", "--batch-size", "8",
-                 "--drop-bottom", "0.34", "--devices", "cpu", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "augsearch",
+                "--data",
+                str(shared_data / "bigearthnet_v2"),
+                "--bands",
+                "12",
+                "--dataset",
+                "bigearthnet",
+                "--augs",
+                "simclr-s2:shift,zoom,gain",
+                "--evaluate",
+                "finetune",
+                "--label-fraction",
+                "0.5",
+                "--finetune-epochs",
+                "1",
+                "--fraction",
+                "1.0",
+                "--steps",
+                "1",
+                "--size",
+                "32",
+                "--batch-size",
+                "8",
+                "--drop-bottom",
+                "0.34",
+                "--devices",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     m = json.loads((out / "metrics.json").read_text())
     assert m["protocol"] == "simclr-s2" and m["evaluate"] == "finetune"
-    assert {tuple(r["augs"]) for r in m["runs"]} == {("shift", "zoom"), ("shift", "gain"), ("zoom", "gain")}
+    assert {tuple(r["augs"]) for r in m["runs"]} == {
+        ("shift", "zoom"),
+        ("shift", "gain"),
+        ("zoom", "gain"),
+    }
     assert len(m["runs"]) == 3 and all(len(r["augs"]) == 2 for r in m["runs"])
     worst = min(m["runs"], key=lambda r: r[m["metric"]])
     assert (out / "excluded_pairs.txt").read_text() == "+".join(worst["augs"]) + "\n"
     for r in m["runs"]:
         cfg = yaml.safe_load((Path(r["folder"]) / "pretrain" / "config.yaml").read_text())
         assert cfg["augs"] == "simclr-s2:" + "+".join(r["augs"])
-        assert json.loads((Path(r["folder"]) / "finetune" / "metrics.json").read_text())[m["metric"]] == r[m["metric"]]
+        assert (
+            json.loads((Path(r["folder"]) / "finetune" / "metrics.json").read_text())[m["metric"]]
+            == r[m["metric"]]
+        )

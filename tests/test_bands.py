@@ -16,7 +16,21 @@ def test_registry_has_the_sensors_with_their_band_counts():
 
 def test_sentinel2_order_wavelengths_and_resolutions():
     l1c = get_sensor("s2_l1c")
-    assert l1c.names == ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+    assert l1c.names == (
+        "B01",
+        "B02",
+        "B03",
+        "B04",
+        "B05",
+        "B06",
+        "B07",
+        "B08",
+        "B8A",
+        "B09",
+        "B10",
+        "B11",
+        "B12",
+    )
     res = {b.name: b.resolution_m for b in l1c.bands}
     assert {n for n, r in res.items() if r == 10} == {"B02", "B03", "B04", "B08"}
     assert {n for n, r in res.items() if r == 60} == {"B01", "B09", "B10"}
@@ -25,7 +39,9 @@ def test_sentinel2_order_wavelengths_and_resolutions():
     assert wl.index(864.7) == 8 and all(a < b for a, b in zip(wl, wl[1:], strict=False))
 
 
-@pytest.mark.parametrize("spec,sensor,n", [("13", "s2_l1c", 13), (12, "s2_l2a", 12), ("3", "rgb", 3)])
+@pytest.mark.parametrize(
+    "spec,sensor,n", [("13", "s2_l1c", 13), (12, "s2_l2a", 12), ("3", "rgb", 3)]
+)
 def test_counts_resolve_to_sensors(spec, sensor, n):
     sel = resolve_bands(spec)
     assert sel.sensor.key == sensor and len(sel) == n

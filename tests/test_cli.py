@@ -26,7 +26,20 @@ def test_config_file_then_cli_precedence(tmp_path):
 
 
 def test_config_round_trip(tmp_path):
-    _, cfg = cli.parse(["pretrain", "--bands", "B02,B03", "--size", "32", "--region", "california", "--resume", "--out", str(tmp_path)])
+    _, cfg = cli.parse(
+        [
+            "pretrain",
+            "--bands",
+            "B02,B03",
+            "--size",
+            "32",
+            "--region",
+            "california",
+            "--resume",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     path = write_config(tmp_path, "pretrain", cfg, extra={"note": 1})
     assert yaml.safe_load(path.read_text())["command"] == "pretrain"
     _, again = cli.parse(["pretrain", "--config", str(path)])
@@ -46,7 +59,15 @@ def test_bad_config_value(tmp_path, capsys):
     assert "size: expected int" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["pretrain", "--size", "abc"], ["pretrain", "--method", "byol"], ["nosuch"], ["pretrain", "--bogus"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["pretrain", "--size", "abc"],
+        ["pretrain", "--method", "byol"],
+        ["nosuch"],
+        ["pretrain", "--bogus"],
+    ],
+)
 def test_bad_usage_exits_2_with_one_line(argv):
     p = subprocess.run([sys.executable, "-m", "rs_ssl", *argv], capture_output=True, text=True)
     assert p.returncode == 2
@@ -54,8 +75,11 @@ def test_bad_usage_exits_2_with_one_line(argv):
 
 
 def test_unknown_band_name_exits_2_and_lists_valid(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "rs_ssl", "pretrain", "--bands", "B02,B13", "--out", str(tmp_path)],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "rs_ssl", "pretrain", "--bands", "B02,B13", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 2
     assert "B13" in p.stderr and "B8A" in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
@@ -64,13 +88,26 @@ def test_every_command_has_help_with_defaults():
     for name, command in cli.COMMANDS.items():
         if not issubclass(command.config, CommonConfig):  # `recipes` only lists files
             continue
-        p = subprocess.run([sys.executable, "-m", "rs_ssl", name, "--help"], capture_output=True, text=True)
+        p = subprocess.run(
+            [sys.executable, "-m", "rs_ssl", name, "--help"], capture_output=True, text=True
+        )
         assert p.returncode == 0, (name, p.stderr)
         text = " ".join(p.stdout.split())
-        for opt in ("--out", "--config", "--seed", "--bands", "--data", "--skip-bad", "--devices", "--region"):
+        for opt in (
+            "--out",
+            "--config",
+            "--seed",
+            "--bands",
+            "--data",
+            "--skip-bad",
+            "--devices",
+            "--region",
+        ):
             assert opt in text, (name, opt)
         assert text.count("(default:") >= 9, name
-    top = subprocess.run([sys.executable, "-m", "rs_ssl", "--help"], capture_output=True, text=True).stdout
+    top = subprocess.run(
+        [sys.executable, "-m", "rs_ssl", "--help"], capture_output=True, text=True
+    ).stdout
     for name in cli.COMMANDS:
         assert name in top
 

@@ -31,10 +31,14 @@ def _with_hole(shared_data, out, value, dtype=None):
 def test_all_nodata_patches_stop_or_are_redrawn_and_counted(shared_data, tmp_path):
     tif = _with_hole(shared_data, tmp_path / "hole.tif", 0)
     strict, _ = pretrain_dataset(tif, "geotiff", SEL, patch=64, samples_per_epoch=30, seed=2)
-    with pytest.raises(DataError, match=r"hole.tif: patch at row \d+, col \d+ .*every pixel is nodata.*--skip-bad"):
+    with pytest.raises(
+        DataError, match=r"hole.tif: patch at row \d+, col \d+ .*every pixel is nodata.*--skip-bad"
+    ):
         for i in range(len(strict)):
             strict[i]
-    ds, _ = pretrain_dataset(tif, "geotiff", SEL, patch=64, samples_per_epoch=30, seed=2, skip_bad=True)
+    ds, _ = pretrain_dataset(
+        tif, "geotiff", SEL, patch=64, samples_per_epoch=30, seed=2, skip_bad=True
+    )
     expected = 0
     for i in range(len(ds)):
         img = ds[i]["image"].numpy()
@@ -47,7 +51,9 @@ def test_all_nodata_patches_stop_or_are_redrawn_and_counted(shared_data, tmp_pat
         np.testing.assert_array_equal(img, ds.rasters[0].read(Window(col, row, 64, 64)))
     assert 0 < expected == ds.bad_reads.total
     # DataLoader workers count into the same shared counter
-    ds2, _ = pretrain_dataset(tif, "geotiff", SEL, patch=64, samples_per_epoch=30, seed=2, skip_bad=True)
+    ds2, _ = pretrain_dataset(
+        tif, "geotiff", SEL, patch=64, samples_per_epoch=30, seed=2, skip_bad=True
+    )
     n = sum(len(b["image"]) for b in DataLoader(ds2, batch_size=5, num_workers=2))
     assert n == 30 and ds2.bad_reads.total == expected
 
@@ -58,8 +64,13 @@ def test_nan_patches_are_reported(shared_data, tmp_path):
     with pytest.raises(DataError, match="nan.tif.*NaN value"):
         for i in range(len(strict)):
             strict[i]
-    ds, _ = pretrain_dataset(tif, "geotiff", SEL, patch=64, samples_per_epoch=20, seed=0, skip_bad=True)
-    assert all(np.isfinite(ds[i]["image"].numpy()).all() for i in range(len(ds))) and ds.bad_reads.total > 0
+    ds, _ = pretrain_dataset(
+        tif, "geotiff", SEL, patch=64, samples_per_epoch=20, seed=0, skip_bad=True
+    )
+    assert (
+        all(np.isfinite(ds[i]["image"].numpy()).all() for i in range(len(ds)))
+        and ds.bad_reads.total > 0
+    )
 
 
 def test_all_nodata_sample_of_a_patch_stack(tmp_path):
@@ -68,7 +79,9 @@ def test_all_nodata_sample_of_a_patch_stack(tmp_path):
     imgs = [scene.read(Window(64 * c, 0, 64, 64)) for c in range(4)]
     imgs[1][:] = 0  # an empty sample, as in scenes cut at the swath edge
     store = tmp_path / "p.zarr"
-    Z.write_samples(store, ((im, {"path": f"s{i}"}) for i, im in enumerate(imgs)), 4, 13, 64, sel, "uint16")
+    Z.write_samples(
+        store, ((im, {"path": f"s{i}"}) for i, im in enumerate(imgs)), 4, 13, 64, sel, "uint16"
+    )
     strict, _ = pretrain_dataset(store, "zarr", sel, patch=64, samples_per_epoch=1)
     np.testing.assert_array_equal(strict[0]["image"].numpy(), imgs[0])
     with pytest.raises(DataError, match=r"p.zarr.*every pixel is nodata"):

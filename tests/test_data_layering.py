@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "rs_ssl" / "data"
-MODULES = sorted(f"rs_ssl.data.{p.stem}" if p.stem != "__init__" else "rs_ssl.data" for p in PKG.glob("*.py"))
+MODULES = sorted(
+    f"rs_ssl.data.{p.stem}" if p.stem != "__init__" else "rs_ssl.data" for p in PKG.glob("*.py")
+)
 
 
 def _imports(module: str) -> set[str]:
@@ -23,7 +25,11 @@ def _imports(module: str) -> set[str]:
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             # `from rs_ssl.data import tiles` imports the submodule; `from rs_ssl.data import scan` the package
-            sub = [f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in MODULES]
+            sub = [
+                f"{node.module}.{a.name}"
+                for a in node.names
+                if f"{node.module}.{a.name}" in MODULES
+            ]
             names = sub or [node.module]
         else:
             continue
@@ -37,7 +43,7 @@ def test_no_import_cycle_in_rs_ssl_data_counting_function_level_imports():
 
     def visit(m: str, path: list[str]) -> None:
         if state.get(m) == 1:
-            pytest.fail("import cycle: " + " -> ".join([*path[path.index(m):], m]))
+            pytest.fail("import cycle: " + " -> ".join([*path[path.index(m) :], m]))
         if state.get(m) == 2:
             return
         state[m] = 1
@@ -55,7 +61,9 @@ def test_base_types_import_nothing_else_of_the_package():
 
 @pytest.mark.parametrize("module", MODULES)
 def test_every_module_imports_alone_in_a_fresh_interpreter(module):
-    r = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stderr[-2000:]
 
 
@@ -67,5 +75,7 @@ def test_formats_are_registered_objects_in_detection_order():
     assert len(set(registry.NAMES)) == len(registry.NAMES)
     order = list(registry.NAMES)
     # specific layouts before the general ones they also match
-    assert order.index("ssl4eo") < order.index("sentinel2") and order.index("folder") < order.index("images")
+    assert order.index("ssl4eo") < order.index("sentinel2") and order.index("folder") < order.index(
+        "images"
+    )
     assert order.index("millionaid") < order.index("folder")

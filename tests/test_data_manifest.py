@@ -26,13 +26,23 @@ def _manifest(path, out, *extra):
     return summary, pd.read_parquet(out / "manifest.parquet")
 
 
-@pytest.mark.parametrize("rel, fmt, count, bands, crs, labels", [
-    ("bigearthnet_v2", "bigearthnet", 21, 12, ["EPSG:32633"], None),
-    ("eurosat_ms", "folder", 4, 13, None, {"AnnualCrop": 1, "Highway": 1, "Pasture": 1, "SeaLake": 1}),
-    ("rgb_aerial/ucmerced", "folder", 4, 3, [], {"airplane": 2, "forest": 2}),
-    ("sentinel2_l1c_scene", "sentinel2", 1, 13, ["EPSG:32618"], {}),
-    ("s2_tile_folder", "geotiff", 7, 12, None, {}),
-])
+@pytest.mark.parametrize(
+    "rel, fmt, count, bands, crs, labels",
+    [
+        ("bigearthnet_v2", "bigearthnet", 21, 12, ["EPSG:32633"], None),
+        (
+            "eurosat_ms",
+            "folder",
+            4,
+            13,
+            None,
+            {"AnnualCrop": 1, "Highway": 1, "Pasture": 1, "SeaLake": 1},
+        ),
+        ("rgb_aerial/ucmerced", "folder", 4, 3, [], {"airplane": 2, "forest": 2}),
+        ("sentinel2_l1c_scene", "sentinel2", 1, 13, ["EPSG:32618"], {}),
+        ("s2_tile_folder", "geotiff", 7, 12, None, {}),
+    ],
+)
 def test_manifest_counts_and_labels(shared_data, tmp_path, rel, fmt, count, bands, crs, labels):
     summary, df = _manifest(shared_data / rel, tmp_path / "m")
     assert summary["format"] == fmt and summary["count"] == len(df) == count
@@ -42,7 +52,11 @@ def test_manifest_counts_and_labels(shared_data, tmp_path, rel, fmt, count, band
     if rel == "bigearthnet_v2":
         meta = pd.read_parquet(shared_data / rel / "metadata.parquet")
         want = pd.Series([lab for ls in meta.labels for lab in ls]).value_counts().to_dict()
-        assert summary["labels"] == want and summary["splits"] == {"train": 7, "validation": 7, "test": 7}
+        assert summary["labels"] == want and summary["splits"] == {
+            "train": 7,
+            "validation": 7,
+            "test": 7,
+        }
         assert "B10" not in summary["bands"]
     elif labels is not None:
         assert summary["labels"] == labels
@@ -53,26 +67,52 @@ def test_manifest_counts_and_labels(shared_data, tmp_path, rel, fmt, count, band
 
 def test_manifest_as_input_skips_the_scan(shared_data, tmp_path):
     _manifest(shared_data / "bigearthnet_v2", tmp_path / "m")
-    ds, info = labelled_dataset(tmp_path / "m" / "manifest.parquet", "auto", resolve_bands(12), split="test", patch=120)
-    direct, _ = labelled_dataset(shared_data / "bigearthnet_v2", "auto", resolve_bands(12), split="test", patch=120)
-    assert info["format"] == "bigearthnet" and len(ds) == len(direct) == 7 and ds.classes == direct.classes
+    ds, info = labelled_dataset(
+        tmp_path / "m" / "manifest.parquet", "auto", resolve_bands(12), split="test", patch=120
+    )
+    direct, _ = labelled_dataset(
+        shared_data / "bigearthnet_v2", "auto", resolve_bands(12), split="test", patch=120
+    )
+    assert (
+        info["format"] == "bigearthnet"
+        and len(ds) == len(direct) == 7
+        and ds.classes == direct.classes
+    )
     assert [r.path for r in ds.records] == [r.path for r in direct.records]
-    assert np.array_equal(ds[2]["image"].numpy(), direct[2]["image"].numpy()) and np.array_equal(ds[2]["label"], direct[2]["label"])
+    assert np.array_equal(ds[2]["image"].numpy(), direct[2]["image"].numpy()) and np.array_equal(
+        ds[2]["label"], direct[2]["label"]
+    )
 
 
 def test_manifest_stats(shared_data, tmp_path):
     summary, _ = _manifest(shared_data / "eurosat_ms", tmp_path / "m", "--stats")
     st = summary["stats"]["bands"]
     assert list(st) == list(L1C) and (tmp_path / "m" / "stats.yaml").is_file()
-    assert st["B10"]["mean"] < 0.01 < st["B08"]["mean"] < 1  # cirrus is dark, NIR is not; reflectance units
+    assert (
+        st["B10"]["mean"] < 0.01 < st["B08"]["mean"] < 1
+    )  # cirrus is dark, NIR is not; reflectance units
 
 
 def _stack(path, size=16, bands=12):
     from rasterio.transform import from_origin
 
-    data = np.stack([np.arange(size * size, dtype="uint16").reshape(size, size) + 1000 * (b + 1) for b in range(bands)])
-    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=bands, dtype="uint16",
-                       crs="EPSG:32633", transform=from_origin(500000, 4000000, 10, 10)) as dst:
+    data = np.stack(
+        [
+            np.arange(size * size, dtype="uint16").reshape(size, size) + 1000 * (b + 1)
+            for b in range(bands)
+        ]
+    )
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=size,
+        height=size,
+        count=bands,
+        dtype="uint16",
+        crs="EPSG:32633",
+        transform=from_origin(500000, 4000000, 10, 10),
+    ) as dst:
         dst.write(data)
 
 
@@ -84,11 +124,29 @@ def test_manifest_check_lists_broken_files(tmp_path):
     raw = (d / "b.tif").read_bytes()
     (d / "b.tif").write_bytes(raw[: len(raw) // 3])  # truncated: header fine, pixels missing
     _stack(d / "five.tif", bands=5, size=128)
-    rc = cli.main(["manifest", str(d), "--format", "geotiff", "--check", "--out", str(tmp_path / "m")])
+    rc = cli.main(
+        ["manifest", str(d), "--format", "geotiff", "--check", "--out", str(tmp_path / "m")]
+    )
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
     assert rc == 1 and summary["count"] == 2 and summary["skipped"] == 2
-    assert any("b.tif" in p for p in summary["broken"]) and any("five.tif" in p and "5 bands" in p for p in summary["broken"])
-    assert cli.main(["manifest", str(d), "--format", "geotiff", "--check", "--skip-bad", "--out", str(tmp_path / "m2")]) == 0
+    assert any("b.tif" in p for p in summary["broken"]) and any(
+        "five.tif" in p and "5 bands" in p for p in summary["broken"]
+    )
+    assert (
+        cli.main(
+            [
+                "manifest",
+                str(d),
+                "--format",
+                "geotiff",
+                "--check",
+                "--skip-bad",
+                "--out",
+                str(tmp_path / "m2"),
+            ]
+        )
+        == 0
+    )
     # without --check the band-count mismatch is still a clear error naming the file
     assert cli.main(["manifest", str(d), "--format", "geotiff", "--out", str(tmp_path / "m3")]) == 1
 
@@ -116,7 +174,9 @@ def test_convert_scene_to_zarr_round_trip(s2_scene, tmp_path):
         for col in range(0, g.width, 120):
             w = rasterio.windows.Window(col, row, min(120, g.width - col), min(120, g.height - row))
             np.testing.assert_array_equal(zr[0].read(w), src[0].read(w))
-    ten_m = [L1C.index(b) for b in ("B02", "B03", "B04", "B08")]  # not resampled: equal in any window
+    ten_m = [
+        L1C.index(b) for b in ("B02", "B03", "B04", "B08")
+    ]  # not resampled: equal in any window
     np.testing.assert_array_equal(zr[0].read()[ten_m], src[0].read()[ten_m])
     # a band subset in another order reads the same pixels as the scene
     sel = resolve_bands("B8A,B02,B10")
@@ -129,7 +189,20 @@ def test_convert_scene_to_zarr_round_trip(s2_scene, tmp_path):
 def test_convert_tile_folder_and_bigearthnet_to_zarr_samples(shared_data, tmp_path):
     sel = resolve_bands(12)
     store = tmp_path / "tiles.zarr"
-    assert cli.main(["convert", str(shared_data / "s2_tile_folder"), str(store), "--size", "128", "--bands", "12"]) == 0
+    assert (
+        cli.main(
+            [
+                "convert",
+                str(shared_data / "s2_tile_folder"),
+                str(store),
+                "--size",
+                "128",
+                "--bands",
+                "12",
+            ]
+        )
+        == 0
+    )
     rasters, _ = open_rasters(shared_data / "s2_tile_folder", "auto", sel)
     grid = GridPatchDataset(rasters, 128)
     ds, info = pretrain_dataset(store, "auto", sel, patch=128, samples_per_epoch=1)
@@ -137,9 +210,24 @@ def test_convert_tile_folder_and_bigearthnet_to_zarr_samples(shared_data, tmp_pa
     for i in (0, 13, 27):
         np.testing.assert_array_equal(ds[i]["image"].numpy(), grid[i]["image"].numpy())
     ben = tmp_path / "ben.zarr"
-    assert cli.main(["convert", str(shared_data / "bigearthnet_v2"), str(ben), "--size", "120", "--bands", "12"]) == 0
+    assert (
+        cli.main(
+            [
+                "convert",
+                str(shared_data / "bigearthnet_v2"),
+                str(ben),
+                "--size",
+                "120",
+                "--bands",
+                "12",
+            ]
+        )
+        == 0
+    )
     a, _ = labelled_dataset(ben, "auto", sel, split="validation", patch=120)
-    b, _ = labelled_dataset(shared_data / "bigearthnet_v2", "auto", sel, split="validation", patch=120)
+    b, _ = labelled_dataset(
+        shared_data / "bigearthnet_v2", "auto", sel, split="validation", patch=120
+    )
     assert a.multilabel and a.classes == b.classes and len(a) == len(b) == 7
     for i in range(len(a)):
         np.testing.assert_array_equal(a[i]["image"].numpy(), b[i]["image"].numpy())

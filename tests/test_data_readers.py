@@ -38,21 +38,39 @@ def _nearest_band(channel: np.ndarray, files: dict[str, Path], expected: str) ->
         if ref.shape != shape:
             continue
         k = channel.shape[0] // ref.shape[0]
-        down = channel[: ref.shape[0] * k, : ref.shape[1] * k].reshape(ref.shape[0], k, ref.shape[1], k).mean((1, 3))
+        down = (
+            channel[: ref.shape[0] * k, : ref.shape[1] * k]
+            .reshape(ref.shape[0], k, ref.shape[1], k)
+            .mean((1, 3))
+        )
         errs[name] = float(np.abs(down - ref).mean())
     return min(errs, key=errs.get)
 
 
 def test_formats_are_detected(shared_data):
-    expect = {"sentinel2_l1c_scene": "sentinel2", "bigearthnet_v2": "bigearthnet", "eurosat_ms": "folder",
-              "rgb_aerial/ucmerced": "folder", "ssl4eo_s12": "ssl4eo", "s2_tile_folder": "geotiff",
-              "s2_tile_folder/patch_0.tif": "geotiff", "bigearthnet_native_samples": "bigearthnet"}
+    expect = {
+        "sentinel2_l1c_scene": "sentinel2",
+        "bigearthnet_v2": "bigearthnet",
+        "eurosat_ms": "folder",
+        "rgb_aerial/ucmerced": "folder",
+        "ssl4eo_s12": "ssl4eo",
+        "s2_tile_folder": "geotiff",
+        "s2_tile_folder/patch_0.tif": "geotiff",
+        "bigearthnet_native_samples": "bigearthnet",
+    }
     for rel, fmt in expect.items():
         assert detect_format(shared_data / rel) == fmt, rel
 
 
 def test_stacked_geotiffs_read_windows_in_file_band_order(shared_data):
-    ds, info = pretrain_dataset(shared_data / "s2_tile_folder", "auto", resolve_bands(12), patch=48, samples_per_epoch=6, seed=3)
+    ds, info = pretrain_dataset(
+        shared_data / "s2_tile_folder",
+        "auto",
+        resolve_bands(12),
+        patch=48,
+        samples_per_epoch=6,
+        seed=3,
+    )
     assert info["rasters"] == 7 and info["format"] == "geotiff" and info["skipped"] == 0
     crss = {r.grid.crs.to_epsg() for r in ds.rasters}
     assert len(crss) >= 5  # different UTM zones, each raster keeps its own
@@ -66,7 +84,13 @@ def test_stacked_geotiffs_read_windows_in_file_band_order(shared_data):
 
 
 def test_twelve_band_stack_gives_zero_b10_to_a_13_band_model(shared_data):
-    ds, _ = pretrain_dataset(shared_data / "s2_tile_folder" / "patch_0.tif", "auto", resolve_bands(13), patch=32, samples_per_epoch=2)
+    ds, _ = pretrain_dataset(
+        shared_data / "s2_tile_folder" / "patch_0.tif",
+        "auto",
+        resolve_bands(13),
+        patch=32,
+        samples_per_epoch=2,
+    )
     k, row, col = ds.position(0)
     img = ds[0]["image"].numpy()
     with rasterio.open(ds.rasters[k].path) as src:
@@ -87,13 +111,17 @@ def test_bigearthnet_v2_bands_labels_and_splits(shared_data):
         folder = Path(ds.records[i].path)
         row = meta[meta.patch_id == folder.name].iloc[0]
         assert item["label"].dtype == torch.float32
-        assert {ds.classes[j] for j in torch.nonzero(item["label"]).flatten().tolist()} == set(row.labels)
+        assert {ds.classes[j] for j in torch.nonzero(item["label"]).flatten().tolist()} == set(
+            row.labels
+        )
         img = item["image"].numpy()
         assert img.shape == (12, 120, 120)
         files = band_files(folder)
         for name in ("B02", "B03", "B04", "B08"):  # the 10 m bands are the output grid itself
             np.testing.assert_array_equal(img[L2A.index(name)], _read1(files[name]))
-        for c, name in enumerate(L2A):  # every band, also the resampled 20/60 m ones, in registry order
+        for c, name in enumerate(
+            L2A
+        ):  # every band, also the resampled 20/60 m ones, in registry order
             assert _nearest_band(img[c], files, name) == name
     tr, _ = labelled_dataset(root, "auto", resolve_bands(12), split="train", patch=64)
     te, _ = labelled_dataset(root, "auto", resolve_bands(12), split="test", patch=64)
@@ -102,8 +130,14 @@ def test_bigearthnet_v2_bands_labels_and_splits(shared_data):
 
 
 def test_bigearthnet_13_band_model_gets_zero_b10(shared_data):
-    ds, info = pretrain_dataset(shared_data / "bigearthnet_v2", "auto", resolve_bands(13), patch=120, samples_per_epoch=1,
-                                split="all")
+    ds, info = pretrain_dataset(
+        shared_data / "bigearthnet_v2",
+        "auto",
+        resolve_bands(13),
+        patch=120,
+        samples_per_epoch=1,
+        split="all",
+    )
     assert info["samples"] == 21 and len(ds) == 21
     img = ds[0]["image"].numpy()
     assert img.shape == (13, 120, 120) and (img[L1C.index("B10")] == 0).all()
@@ -118,10 +152,17 @@ def _v1_copy(shared_data, tmp_path, labels):
     dst.mkdir(parents=True)
     for f in src.glob("*.tiff"):
         (dst / f"{name}_{f.stem.rsplit('_', 1)[1]}.tif").symlink_to(f)
-    (dst / f"{name}_labels_metadata.json").write_text(json.dumps({
-        "labels": labels, "coordinates": {"ulx": 0, "uly": 0, "lrx": 1200, "lry": -1200},
-        "projection": "EPSG:32634", "tile_source": "S2A_MSIL2A_20180526T100031_N9999_R122_T34WFU",
-        "acquisition_date": "2018-05-26 10:00:31"}))
+    (dst / f"{name}_labels_metadata.json").write_text(
+        json.dumps(
+            {
+                "labels": labels,
+                "coordinates": {"ulx": 0, "uly": 0, "lrx": 1200, "lry": -1200},
+                "projection": "EPSG:32634",
+                "tile_source": "S2A_MSIL2A_20180526T100031_N9999_R122_T34WFU",
+                "acquisition_date": "2018-05-26 10:00:31",
+            }
+        )
+    )
     (tmp_path / "BigEarthNet-v1.0" / "test.csv").write_text(f"{name}\n")
     return tmp_path / "BigEarthNet-v1.0", dst, src
 
@@ -132,13 +173,19 @@ def test_bigearthnet_v1_maps_43_labels_to_19(shared_data, tmp_path):
     assert detect_format(root) == "bigearthnet"
     ds, _ = labelled_dataset(root, "auto", resolve_bands(12), split="test", patch=120)
     got = {ds.classes[j] for j in torch.nonzero(ds[0]["label"]).flatten().tolist()}
-    assert got == {"Coniferous forest", "Transitional woodland, shrub", "Inland waters"}  # Bare rock has no 19-class match
+    assert got == {
+        "Coniferous forest",
+        "Transitional woodland, shrub",
+        "Inland waters",
+    }  # Bare rock has no 19-class match
     img = ds[0]["image"].numpy()
     b02 = next(src.glob("*_B02.tiff"))
     np.testing.assert_array_equal(img[L2A.index("B02")], _read1(b02))
     ds43, _ = labelled_dataset(root, "auto", resolve_bands(12), split="test", patch=120, level=2)
     assert len(ds43.classes) == 43
-    assert {ds43.classes[j] for j in torch.nonzero(ds43[0]["label"]).flatten().tolist()} == set(labels)
+    assert {ds43.classes[j] for j in torch.nonzero(ds43[0]["label"]).flatten().tolist()} == set(
+        labels
+    )
     assert len(labelled_dataset(root, "auto", resolve_bands(12), split=None, patch=120)[0]) == 1
 
 
@@ -156,12 +203,16 @@ def test_bigearthnet_patch_missing_a_band_names_folder_and_bands(shared_data, tm
 
 
 def test_eurosat_band_order_and_labels(shared_data):
-    ds, info = labelled_dataset(shared_data / "eurosat_ms", "auto", resolve_bands(13), split=None, patch=64)
+    ds, info = labelled_dataset(
+        shared_data / "eurosat_ms", "auto", resolve_bands(13), split=None, patch=64
+    )
     assert ds.classes == ["AnnualCrop", "Highway", "Pasture", "SeaLake"] and not ds.multilabel
     for i in range(len(ds)):
         item = ds[i]
         path = Path(ds.records[i].path)
-        assert item["label"].dtype == torch.long and ds.classes[int(item["label"])] == path.parent.name
+        assert (
+            item["label"].dtype == torch.long and ds.classes[int(item["label"])] == path.parent.name
+        )
         with rasterio.open(path) as src:
             ref = src.read().astype(np.float32)
         img = item["image"].numpy()
@@ -187,7 +238,11 @@ def test_ucmerced_rgb_folders_and_wrong_band_request(shared_data):
 def test_ssl4eo_modalities_dates_and_pairs(shared_data):
     root = shared_data / "ssl4eo_s12"
     cat = scan(root, sensor="s2_l1c")
-    assert cat.notes["modality"] == "s2c" and len(cat.records) == 2 and {r.group for r in cat.records} == {"0000200"}
+    assert (
+        cat.notes["modality"] == "s2c"
+        and len(cat.records) == 2
+        and {r.group for r in cat.records} == {"0000200"}
+    )
     ds, _ = pretrain_dataset(root, "auto", resolve_bands(13), patch=64, samples_per_epoch=1)
     assert ds[0]["image"].shape == (13, 64, 64)  # each sample resized to the patch size
     reader = open_record(cat, cat.records[0], resolve_bands(13))
@@ -196,7 +251,10 @@ def test_ssl4eo_modalities_dates_and_pairs(shared_data):
     with rasterio.open(folder / "B2.tif") as src:
         col = round((g.transform.c - src.transform.c) / src.transform.a)
         row = round((g.transform.f - src.transform.f) / src.transform.e)
-        assert (g.transform.a, g.transform.e) == (src.transform.a, src.transform.e) and g.crs == src.crs
+        assert (g.transform.a, g.transform.e) == (
+            src.transform.a,
+            src.transform.e,
+        ) and g.crs == src.crs
         win = Window(col, row, g.width, g.height)
         b2, b8 = src.read(1, window=win), rasterio.open(folder / "B8.tif").read(1, window=win)
     img = reader.read()
@@ -212,18 +270,56 @@ def test_ssl4eo_modalities_dates_and_pairs(shared_data):
 
 
 def test_subset_is_seeded(shared_data):
-    a, info = pretrain_dataset(shared_data / "bigearthnet_v2", "auto", resolve_bands(12), patch=32, samples_per_epoch=1, subset=5, seed=1)
-    b, _ = pretrain_dataset(shared_data / "bigearthnet_v2", "auto", resolve_bands(12), patch=32, samples_per_epoch=1, subset=5, seed=1)
-    c, _ = pretrain_dataset(shared_data / "bigearthnet_v2", "auto", resolve_bands(12), patch=32, samples_per_epoch=1, subset=5, seed=2)
+    a, info = pretrain_dataset(
+        shared_data / "bigearthnet_v2",
+        "auto",
+        resolve_bands(12),
+        patch=32,
+        samples_per_epoch=1,
+        subset=5,
+        seed=1,
+    )
+    b, _ = pretrain_dataset(
+        shared_data / "bigearthnet_v2",
+        "auto",
+        resolve_bands(12),
+        patch=32,
+        samples_per_epoch=1,
+        subset=5,
+        seed=1,
+    )
+    c, _ = pretrain_dataset(
+        shared_data / "bigearthnet_v2",
+        "auto",
+        resolve_bands(12),
+        patch=32,
+        samples_per_epoch=1,
+        subset=5,
+        seed=2,
+    )
     assert len(a) == info["samples"] == 5 and a.records == b.records and a.records != c.records
 
 
 def _write_stack(path: Path, bands: int, size: int = 16, dtype="uint16", crs="EPSG:32633"):
     from rasterio.transform import from_origin
 
-    data = np.stack([np.full((size, size), 100 * (b + 1), dtype=dtype) + np.arange(size, dtype=dtype)[None] for b in range(bands)])
-    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=bands, dtype=dtype,
-                       crs=crs, transform=from_origin(500000, 4000000, 10, 10)) as dst:
+    data = np.stack(
+        [
+            np.full((size, size), 100 * (b + 1), dtype=dtype) + np.arange(size, dtype=dtype)[None]
+            for b in range(bands)
+        ]
+    )
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=size,
+        height=size,
+        count=bands,
+        dtype=dtype,
+        crs=crs,
+        transform=from_origin(500000, 4000000, 10, 10),
+    ) as dst:
         dst.write(data)
     return data
 
@@ -251,10 +347,14 @@ def test_truncated_file_error_or_skip(tmp_path):
     with pytest.raises(DataError) as e:
         pretrain_dataset(folder, "geotiff", resolve_bands(12), patch=8, samples_per_epoch=4)
     assert "bad.tif" in str(e.value)
-    ds, info = pretrain_dataset(folder, "geotiff", resolve_bands(12), patch=8, samples_per_epoch=4, skip_bad=True)
+    ds, info = pretrain_dataset(
+        folder, "geotiff", resolve_bands(12), patch=8, samples_per_epoch=4, skip_bad=True
+    )
     assert info["skipped"] == 1 and "bad.tif" in info["skipped_reasons"][0] and len(ds.rasters) == 1
     img = ds[0]["image"].numpy()
-    assert [int(img[b, 0, 0]) for b in range(12)] == [100 * (b + 1) + int(ds.position(0)[2]) for b in range(12)]
+    assert [int(img[b, 0, 0]) for b in range(12)] == [
+        100 * (b + 1) + int(ds.position(0)[2]) for b in range(12)
+    ]
 
 
 def test_sentinel2_scene_keeps_b10_in_place(s2_scene):
@@ -280,7 +380,9 @@ def test_a_worker_keeps_a_bounded_number_of_scenes_open(tmp_path, s2_scene):
         d.mkdir()
         for f in s2_scene.glob("*.tif"):
             (d / f.name).symlink_to(f)
-    ds, _ = pretrain_dataset(tmp_path, "auto", resolve_bands(13), patch=32, samples_per_epoch=300, seed=0)
+    ds, _ = pretrain_dataset(
+        tmp_path, "auto", resolve_bands(13), patch=32, samples_per_epoch=300, seed=0
+    )
     assert len(ds.rasters) == n
 
     def open_fds() -> int:

@@ -29,8 +29,12 @@ def test_bigearthnet_samples_inside_a_bbox(shared_data):
     want = [r.path for r, b in zip(everything.records, footprints, strict=True) if b[2] <= cut]
     assert 0 < len(want) < len(everything) and [r.path for r in inside.records] == want
     assert info["samples"] == len(want)
-    with pytest.raises(DataError, match=r"no sample of .* lies inside it; region bounds .* data bounds"):
-        pretrain_dataset(root, "auto", SEL, patch=120, samples_per_epoch=1, region="-122.5,35.1,-119,40")
+    with pytest.raises(
+        DataError, match=r"no sample of .* lies inside it; region bounds .* data bounds"
+    ):
+        pretrain_dataset(
+            root, "auto", SEL, patch=120, samples_per_epoch=1, region="-122.5,35.1,-119,40"
+        )
 
 
 def test_region_positions_are_the_seeded_draw_over_allowed_corners():

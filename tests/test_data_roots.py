@@ -15,7 +15,9 @@ from rs_ssl.data import detect_format, labelled_dataset, pretrain_dataset, resol
 from rs_ssl.errors import DataError, UsageError
 
 LISTED = {  # roots whose splits come from split lists: the lists' file names
-    "bigearthnet/v1": "bigearthnet-{}.csv", "eurosat": "eurosat-{}.txt", "ucmerced": "uc_merced-{}.txt",
+    "bigearthnet/v1": "bigearthnet-{}.csv",
+    "eurosat": "eurosat-{}.txt",
+    "ucmerced": "uc_merced-{}.txt",
     "resisc45": "resisc45-{}.txt",
 }
 LABELLED = ("bigearthnet/v1", "bigearthnet/v2", "eurosat", "ucmerced", "resisc45", "millionaid")
@@ -40,7 +42,11 @@ def _unique_listed(root: Path, pattern: str) -> int:
     """Samples named by the root's split lists, each counted once (read here, independently of rs-ssl)."""
     names = set()
     for s in ("train", "val", "test"):
-        names |= {ln.split(",")[0].strip() for ln in (root / pattern.format(s)).read_text().splitlines() if ln.strip()}
+        names |= {
+            ln.split(",")[0].strip()
+            for ln in (root / pattern.format(s)).read_text().splitlines()
+            if ln.strip()
+        }
     return len(names)
 
 
@@ -50,7 +56,9 @@ def _manifest(root: Path, out: Path, *extra: str) -> dict:
 
 
 @pytest.mark.parametrize("name", LABELLED)
-def test_manifest_of_a_torchgeo_root_gives_its_samples_and_official_splits(fixtures, expected, name, tmp_path):
+def test_manifest_of_a_torchgeo_root_gives_its_samples_and_official_splits(
+    fixtures, expected, name, tmp_path
+):
     want = expected[name]
     summary = _manifest(fixtures / name, tmp_path / "m")
     assert summary["splits"] == _splits(want["splits"])
@@ -64,15 +72,25 @@ def test_manifest_of_a_torchgeo_root_gives_its_samples_and_official_splits(fixtu
     if isinstance(classes, list):
         assert sorted(summary["labels"]) == classes
     else:
-        assert set(summary["labels"]) <= set(scan(fixtures / name).classes) and len(scan(fixtures / name).classes) == classes
+        assert (
+            set(summary["labels"]) <= set(scan(fixtures / name).classes)
+            and len(scan(fixtures / name).classes) == classes
+        )
 
 
-@pytest.mark.parametrize(("bands", "modality", "channels"), [("auto", "s2c", 13), ("12", "s2a", 12)])
-def test_ssl4eo_root_without_metadata_json_reads_each_modality(fixtures, expected, bands, modality, channels, tmp_path):
+@pytest.mark.parametrize(
+    ("bands", "modality", "channels"), [("auto", "s2c", 13), ("12", "s2a", 12)]
+)
+def test_ssl4eo_root_without_metadata_json_reads_each_modality(
+    fixtures, expected, bands, modality, channels, tmp_path
+):
     want = expected["ssl4eo/s12"]
     summary = _manifest(fixtures / "ssl4eo" / "s12", tmp_path / "m", "--bands", bands)
     assert want["subsets"][modality]["channels"] == channels == len(summary["bands"])
-    assert summary["count"] == want["subsets"][modality]["locations_on_disk"] * want["dates_per_location"]
+    assert (
+        summary["count"]
+        == want["subsets"][modality]["locations_on_disk"] * want["dates_per_location"]
+    )
     cat = scan(fixtures / "ssl4eo" / "s12", sensor="s2_l2a" if bands == "12" else None)
     assert cat.notes["modality"] == modality and len({r.group for r in cat.records}) == 2
 
@@ -80,14 +98,30 @@ def test_ssl4eo_root_without_metadata_json_reads_each_modality(fixtures, expecte
 @pytest.mark.parametrize("name", LABELLED)
 def test_probe_on_a_torchgeo_root_uses_its_official_split(fixtures, expected, name, tmp_path):
     out = tmp_path / "probe"
-    assert main(["probe", "--random-init", "--data", str(fixtures / name), "--size", "32", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "probe",
+                "--random-init",
+                "--data",
+                str(fixtures / name),
+                "--size",
+                "32",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     s = json.loads((out / "metrics.json").read_text())["splits"]
     assert s["official"] is True and "seeded stratified 60/20/20" not in s["split_source"]
     want = _splits(expected[name]["splits"])
     if "validation" in want:
         assert s["sizes"] == want and s["validation_source"] == "validation split of the dataset"
     else:  # MillionAID: train and test only; validation is carved out of train, never train itself
-        assert s["sizes"]["test"] == want["test"] and s["validation_source"].startswith("carved out of train")
+        assert s["sizes"]["test"] == want["test"] and s["validation_source"].startswith(
+            "carved out of train"
+        )
         assert s["sizes"]["train"] + s["sizes"]["validation"] == want["train"]
 
 
@@ -107,16 +141,21 @@ def test_named_format_that_finds_nothing_says_what_it_looked_for(fixtures):
 
 # --- fixtures built here: every band carries distinct values -------------------------------------
 
+
 def _png(path: Path, seed: int) -> None:
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    arr = np.stack([rng.integers(b * 80, b * 80 + 60, (16, 16)) for b in range(3)], -1).astype(np.uint8)
+    arr = np.stack([rng.integers(b * 80, b * 80 + 60, (16, 16)) for b in range(3)], -1).astype(
+        np.uint8
+    )
     Image.fromarray(arr).save(path)
 
 
-def _image_folder(root: Path, splits=("train", "val", "test"), classes=("farm", "forest"), n=2) -> Path:
+def _image_folder(
+    root: Path, splits=("train", "val", "test"), classes=("farm", "forest"), n=2
+) -> Path:
     k = 0
     for s in splits:
         for c in classes:
@@ -134,24 +173,68 @@ def test_imagefolder_split_folders_at_the_root_keep_their_split(tmp_path):
     cat = scan(root)
     assert cat.split_counts() == {"train": 4, "validation": 4, "test": 4}
     assert {r.labels[0] for r in cat.records} == {"farm", "forest"}
-    ds, info = labelled_dataset(root, "auto", resolve_data_bands("auto", None, root), split="val", patch=16)
+    ds, info = labelled_dataset(
+        root, "auto", resolve_data_bands("auto", None, root), split="val", patch=16
+    )
     assert len(ds) == 4 and info["split_source"].startswith("split folders")
     assert all("/val/" in r.path for r in ds.records)
 
 
 def test_probe_on_train_and_val_folders_tests_on_val_and_carves_validation_from_train(tmp_path):
     root = _image_folder(tmp_path / "imagenette", splits=("train", "val"), n=3)
-    assert main(["probe", "--random-init", "--data", str(root), "--size", "16", "--out", str(tmp_path / "p")]) == 0
+    assert (
+        main(
+            [
+                "probe",
+                "--random-init",
+                "--data",
+                str(root),
+                "--size",
+                "16",
+                "--out",
+                str(tmp_path / "p"),
+            ]
+        )
+        == 0
+    )
     s = json.loads((tmp_path / "p" / "metrics.json").read_text())["splits"]
     assert s["official"] and s["test_source"].startswith("the dataset's validation split")
-    assert s["sizes"] == {"train": 4, "validation": 2, "test": 6}  # one of three per class held out of train
+    assert s["sizes"] == {
+        "train": 4,
+        "validation": 2,
+        "test": 6,
+    }  # one of three per class held out of train
 
 
 def test_pretrain_prints_the_split_it_uses(fixtures, tmp_path, capsys):
-    assert main(["pretrain", "--data", str(fixtures / "millionaid"), "--size", "16", "--batch-size", "2",
-                 "--max-steps", "1", "--epochs", "1", "--workers", "0", "--knn-k", "0", "--out", str(tmp_path / "p")]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--data",
+                str(fixtures / "millionaid"),
+                "--size",
+                "16",
+                "--batch-size",
+                "2",
+                "--max-steps",
+                "1",
+                "--epochs",
+                "1",
+                "--workers",
+                "0",
+                "--knn-k",
+                "0",
+                "--out",
+                str(tmp_path / "p"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    assert "split train: 2 of 4 samples (--split auto: the data defines splits train 2, test 2" in out
+    assert (
+        "split train: 2 of 4 samples (--split auto: the data defines splits train 2, test 2" in out
+    )
     assert "3 bands (R,G,B, rgb)" in out
 
 
@@ -174,11 +257,17 @@ def test_symlinked_class_folders_are_followed(fixtures, tmp_path):
     for c in sorted(src.iterdir()):
         (root / c.name).symlink_to(c, target_is_directory=True)
     cat = scan(root)
-    assert cat.format == "folder" and len(cat.records) == 9 and len({r.labels for r in cat.records}) == 3
+    assert (
+        cat.format == "folder"
+        and len(cat.records) == 9
+        and len({r.labels for r in cat.records}) == 3
+    )
 
 
 def test_generic_nested_image_tree_is_an_unlabelled_source(tmp_path):
-    for i, sub in enumerate(("a/b", "a/b", "a/c/d", "e")):  # images at several depths: not class folders
+    for i, sub in enumerate(
+        ("a/b", "a/b", "a/c/d", "e")
+    ):  # images at several depths: not class folders
         _png(tmp_path / "tree" / sub / f"x{i}.png", i)
     assert detect_format(tmp_path / "tree") == "images"
     sel = resolve_data_bands("auto", None, tmp_path / "tree")
@@ -193,19 +282,34 @@ def test_pretrain_split_defaults_to_train_and_all_takes_everything(shared_data):
     _, every = pretrain_dataset(ben, "auto", sel, patch=120, samples_per_epoch=1, split="all")
     _, test = pretrain_dataset(ben, "auto", sel, patch=120, samples_per_epoch=1, split="test")
     sub, info = pretrain_dataset(ben, "auto", sel, patch=120, samples_per_epoch=1, subset=3)
-    assert (auto["split"], auto["samples"], every["samples"], test["samples"]) == ("train", 7, 21, 7)
+    assert (auto["split"], auto["samples"], every["samples"], test["samples"]) == (
+        "train",
+        7,
+        21,
+        7,
+    )
     assert info["samples"] == 3 and all(r.splits == ("train",) for r in sub.records)
     with pytest.raises(UsageError, match="defines no split"):
-        pretrain_dataset(shared_data / "eurosat_ms", "auto", resolve_data_bands("auto", None, shared_data / "eurosat_ms"),
-                         patch=64, samples_per_epoch=1, split="train")
+        pretrain_dataset(
+            shared_data / "eurosat_ms",
+            "auto",
+            resolve_data_bands("auto", None, shared_data / "eurosat_ms"),
+            patch=64,
+            samples_per_epoch=1,
+            split="train",
+        )
 
 
 def test_bands_auto_reads_the_datas_own_bands(shared_data):
     from rs_ssl.data import sample_path
 
-    cases = {sample_path(): ("s2_l1c", 13), shared_data / "rgb_aerial" / "ucmerced": ("rgb", 3),
-             shared_data / "bigearthnet_v2": ("s2_l2a", 12), shared_data / "eurosat_ms": ("s2_l1c", 13),
-             shared_data / "s2_tile_folder": ("s2_l2a", 12)}
+    cases = {
+        sample_path(): ("s2_l1c", 13),
+        shared_data / "rgb_aerial" / "ucmerced": ("rgb", 3),
+        shared_data / "bigearthnet_v2": ("s2_l2a", 12),
+        shared_data / "eurosat_ms": ("s2_l1c", 13),
+        shared_data / "s2_tile_folder": ("s2_l2a", 12),
+    }
     for data, (sensor, n) in cases.items():
         sel = resolve_data_bands("auto", None, data)
         assert (sel.sensor.key, len(sel)) == (sensor, n), data
@@ -217,11 +321,47 @@ def test_bands_auto_reads_the_datas_own_bands(shared_data):
 
 def test_rgb_folder_pretrains_and_probes_without_bands(shared_data, tmp_path):
     rgb = shared_data / "rgb_aerial" / "ucmerced"
-    assert main(["pretrain", "--data", str(rgb), "--size", "32", "--batch-size", "2", "--max-steps", "1",
-                 "--epochs", "1", "--workers", "0", "--knn-k", "0", "--out", str(tmp_path / "pre")]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--data",
+                str(rgb),
+                "--size",
+                "32",
+                "--batch-size",
+                "2",
+                "--max-steps",
+                "1",
+                "--epochs",
+                "1",
+                "--workers",
+                "0",
+                "--knn-k",
+                "0",
+                "--out",
+                str(tmp_path / "pre"),
+            ]
+        )
+        == 0
+    )
     cfg = json.loads((tmp_path / "pre" / "metrics.json").read_text())
     assert cfg["data"]["samples"] == 4
-    assert main(["probe", "--random-init", "--data", str(rgb), "--size", "32", "--out", str(tmp_path / "pr")]) == 0
+    assert (
+        main(
+            [
+                "probe",
+                "--random-init",
+                "--data",
+                str(rgb),
+                "--size",
+                "32",
+                "--out",
+                str(tmp_path / "pr"),
+            ]
+        )
+        == 0
+    )
     m = json.loads((tmp_path / "pr" / "metrics.json").read_text())
     assert m["backbone"]["bands"] == ["R", "G", "B"]
     assert m["splits"]["validation_source"].startswith("carved out of train")
@@ -232,7 +372,10 @@ def test_jpeg_pixels_equal_pil(shared_data, fixtures):
 
     from rs_ssl.data.readers import StackedRaster
 
-    files = sorted((shared_data / "aid_scenes").glob("*/*.jpg"))[:5] + sorted(fixtures.glob("resisc45/*/*/*.jpg"))[:2]
+    files = (
+        sorted((shared_data / "aid_scenes").glob("*/*.jpg"))[:5]
+        + sorted(fixtures.glob("resisc45/*/*/*.jpg"))[:2]
+    )
     sel = resolve_data_bands("3", None, None)
     for f in files:
         got = StackedRaster(f, sel).read()
@@ -242,6 +385,7 @@ def test_jpeg_pixels_equal_pil(shared_data, fixtures):
 
 # --- bad input: an error naming the file and what to do, or skipped and counted ---------------
 
+
 def _listed_folder(tmp_path: Path, lines: dict[str, list[str]]) -> Path:
     _image_folder(tmp_path / "root" / "Images", splits=("",))
     for split, names in lines.items():
@@ -250,8 +394,13 @@ def _listed_folder(tmp_path: Path, lines: dict[str, list[str]]) -> Path:
 
 
 def test_split_list_naming_missing_files_reports_how_many_and_the_first(tmp_path):
-    root = _listed_folder(tmp_path, {"train": ["farm__0.png", "gone1.png", "gone2.png"], "test": ["forest__1.png"]})
-    with pytest.raises(DataError, match=r"mydata-train.txt: 2 of 3 listed sample\(s\) not found .*gone1.png, gone2.png"):
+    root = _listed_folder(
+        tmp_path, {"train": ["farm__0.png", "gone1.png", "gone2.png"], "test": ["forest__1.png"]}
+    )
+    with pytest.raises(
+        DataError,
+        match=r"mydata-train.txt: 2 of 3 listed sample\(s\) not found .*gone1.png, gone2.png",
+    ):
         scan(root)
     cat = scan(root, skip_bad=True)
     assert cat.split_counts() == {"train": 1, "test": 1} and len(cat.notes["split_problems"]) == 1
@@ -260,8 +409,12 @@ def test_split_list_naming_missing_files_reports_how_many_and_the_first(tmp_path
 
 
 def test_split_list_naming_a_sample_twice_is_an_error(tmp_path):
-    root = _listed_folder(tmp_path, {"train": ["farm__0.png", "farm__0.png"], "test": ["forest__1.png"]})
-    with pytest.raises(DataError, match=r"mydata-train.txt: line 2 names farm__0.png again \(first at line 1\)"):
+    root = _listed_folder(
+        tmp_path, {"train": ["farm__0.png", "farm__0.png"], "test": ["forest__1.png"]}
+    )
+    with pytest.raises(
+        DataError, match=r"mydata-train.txt: line 2 names farm__0.png again \(first at line 1\)"
+    ):
         scan(root)
     assert scan(root, skip_bad=True).split_counts() == {"train": 1, "test": 1}
 
@@ -269,7 +422,9 @@ def test_split_list_naming_a_sample_twice_is_an_error(tmp_path):
 def test_split_folders_and_lists_that_disagree_are_an_error(tmp_path):
     root = _image_folder(tmp_path / "both")
     (root / "train.txt").write_text("farm_test_0.png\n")
-    with pytest.raises(DataError, match="farm_test_0.png: in split folder test but .*train.txt puts it in train"):
+    with pytest.raises(
+        DataError, match="farm_test_0.png: in split folder test but .*train.txt puts it in train"
+    ):
         scan(root)
 
 
@@ -279,7 +434,9 @@ def test_root_holding_only_archives_says_extract_them(tmp_path):
     (root / "EuroSATallBands.zip").write_bytes(b"PK\x03\x04")
     (root / "eurosat-train.txt").write_text("a.tif\n")
     (root / "eurosat.md5").write_text("0" * 32)
-    with pytest.raises(DataError, match=r"holds only archives \(EuroSATallBands.zip\); extract them"):
+    with pytest.raises(
+        DataError, match=r"holds only archives \(EuroSATallBands.zip\); extract them"
+    ):
         scan(root)
 
 

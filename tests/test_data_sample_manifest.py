@@ -26,7 +26,11 @@ def test_embedded_sample_manifest_is_current():
         assert summary[key] == fresh[key], key
     assert summary["crs"] == ["EPSG:32618"] and len(summary["bands"]) == 13
     for k in FACTS:
-        assert list(table.iloc[0][k]) == list(rows[0][k]) if k in ("bands", "bounds") else table.iloc[0][k] == rows[0][k], k
+        assert (
+            list(table.iloc[0][k]) == list(rows[0][k])
+            if k in ("bands", "bounds")
+            else table.iloc[0][k] == rows[0][k]
+        ), k
     # paths are stored relative to the repository root
     root = committed.parent.parent.parent
     assert os.path.samefile(root / table.iloc[0]["path"], sample_path())

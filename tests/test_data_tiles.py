@@ -29,7 +29,11 @@ def test_gdal_retile_folder_with_and_without_vrt(shared_data, tmp_path):
     src = shared_data / "s2_tile_folder" / "patch_0.tif"
     out = tmp_path / "tiles"
     out.mkdir()
-    subprocess.run(["gdal_retile.py", "-ps", "100", "100", "-targetDir", str(out), str(src)], check=True, capture_output=True)
+    subprocess.run(
+        ["gdal_retile.py", "-ps", "100", "100", "-targetDir", str(out), str(src)],
+        check=True,
+        capture_output=True,
+    )
     assert len(list(out.glob("*.tif"))) == 9
     assert detect_format(out) == "tiles"
     sel = resolve_bands(12)
@@ -41,17 +45,27 @@ def test_gdal_retile_folder_with_and_without_vrt(shared_data, tmp_path):
     with rasterio.open(src) as s:
         assert rasters[0].grid.crs == s.crs and rasters[0].grid.transform == s.transform
     _need("gdalbuildvrt")
-    subprocess.run(["gdalbuildvrt", str(out / "mosaic.vrt"), *map(str, sorted(out.glob("*.tif")))], check=True, capture_output=True)
+    subprocess.run(
+        ["gdalbuildvrt", str(out / "mosaic.vrt"), *map(str, sorted(out.glob("*.tif")))],
+        check=True,
+        capture_output=True,
+    )
     rasters, _ = open_rasters(out, "auto", sel)  # the .vrt QGIS/GDAL wrote
     assert rasters[0].path.endswith("mosaic.vrt")
-    np.testing.assert_array_equal(rasters[0].read(rasterio.windows.Window(90, 90, 40, 40)), ref[:, 90:130, 90:130])
+    np.testing.assert_array_equal(
+        rasters[0].read(rasterio.windows.Window(90, 90, 40, 40)), ref[:, 90:130, 90:130]
+    )
 
 
 def test_xyz_directory_from_gdal2tiles(shared_data, tmp_path):
     _need("gdal2tiles.py")
     src = next((shared_data / "rgb_aerial" / "usgs_rsvqa").rglob("*.tif"))
     out = tmp_path / "xyz"
-    subprocess.run(["gdal2tiles.py", "--xyz", "-z", "17-18", "-w", "none", "-q", str(src), str(out)], check=True, capture_output=True)
+    subprocess.run(
+        ["gdal2tiles.py", "--xyz", "-z", "17-18", "-w", "none", "-q", str(src), str(out)],
+        check=True,
+        capture_output=True,
+    )
     assert detect_format(out) == "xyz"
     cat = scan(out)
     assert cat.notes["zoom"] == 18 and cat.notes["scheme"] == "xyz"
@@ -78,8 +92,10 @@ def test_millionaid_levels_on_real_ucmerced_images(shared_data, tmp_path):
     imgs = sorted((shared_data / "rgb_aerial" / "ucmerced").rglob("*.tif"))
     root = tmp_path / "MillionAID"
     layout = {  # <split>/<level1>/[<level2>/]<leaf>
-        0: "train/transportation_land/airport_area/runway", 1: "train/transportation_land/airport_area/apron",
-        2: "train/woodland/forest", 3: "test/woodland/forest",
+        0: "train/transportation_land/airport_area/runway",
+        1: "train/transportation_land/airport_area/apron",
+        2: "train/woodland/forest",
+        3: "test/woodland/forest",
     }
     for i, rel in layout.items():
         d = root / rel
@@ -93,5 +109,9 @@ def test_millionaid_levels_on_real_ucmerced_images(shared_data, tmp_path):
     assert l1.classes == ["transportation_land", "woodland"] and len(l1) == 3
     assert l2.classes == ["airport_area", "forest"]  # forest skips level 2 and keeps its leaf
     assert l3.classes == ["apron", "forest", "runway"] and len(l3) == 4
-    assert [l1.classes[int(l1[i]["label"])] for i in range(3)] == ["transportation_land", "transportation_land", "woodland"]
+    assert [l1.classes[int(l1[i]["label"])] for i in range(3)] == [
+        "transportation_land",
+        "transportation_land",
+        "woodland",
+    ]
     assert l1[0]["image"].shape == (3, 64, 64)

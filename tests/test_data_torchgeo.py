@@ -19,14 +19,20 @@ def _own_read(raster, x: slice, y: slice) -> np.ndarray:
     """Our reader's window for the bounds of a TorchGeo query (the raster must contain them)."""
     t = raster.grid.transform
     col, row = round((x.start - t.c) / t.a), round((t.f - y.stop) / -t.e)
-    return raster.read(Window(col, row, round((x.stop - x.start) / t.a), round((y.stop - y.start) / -t.e)))
+    return raster.read(
+        Window(col, row, round((x.stop - x.start) / t.a), round((y.stop - y.start) / -t.e))
+    )
 
 
 def test_grid_and_random_samplers_on_the_embedded_sample():
     sel = resolve_bands(13)
     ds = torchgeo_dataset(None, sel)
     (scene,) = ds.rasters
-    assert str(scene.folder) == str(sample_path()) and ds.crs == scene.grid.crs and ds.res == (10.0, 10.0)
+    assert (
+        str(scene.folder) == str(sample_path())
+        and ds.crs == scene.grid.crs
+        and ds.res == (10.0, 10.0)
+    )
     queries = list(GridGeoSampler(ds, size=96, stride=96))
     assert len(queries) == (scene.grid.width // 96) * (scene.grid.height // 96) == 25
     for q in queries[::6]:
@@ -39,7 +45,10 @@ def test_grid_and_random_samplers_on_the_embedded_sample():
         np.testing.assert_array_equal(item["image"].numpy(), _own_read(scene, q[0], q[1]))
     # bands in registry order, whatever order the selection lists them in
     sub = torchgeo_dataset(None, resolve_bands("B8A,B02"))
-    np.testing.assert_array_equal(sub[queries[0]]["image"].numpy(), ds[queries[0]]["image"].numpy()[[sel.names.index("B8A"), 1]])
+    np.testing.assert_array_equal(
+        sub[queries[0]]["image"].numpy(),
+        ds[queries[0]]["image"].numpy()[[sel.names.index("B8A"), 1]],
+    )
 
 
 def test_stacked_tiles_one_crs_per_dataset(shared_data):
@@ -48,7 +57,9 @@ def test_stacked_tiles_one_crs_per_dataset(shared_data):
     with pytest.raises(DataError, match="7 CRSs"):
         torchgeo_dataset(folder, sel)
     ds = torchgeo_dataset(folder, sel, crs="EPSG:32633")
-    assert [r.name.rsplit("/", 1)[-1] for r in ds.rasters] == ["patch_10.tif"] and len(ds.skipped) == 6
+    assert [r.name.rsplit("/", 1)[-1] for r in ds.rasters] == ["patch_10.tif"] and len(
+        ds.skipped
+    ) == 6
     (tile,) = ds.rasters
     for q in list(GridGeoSampler(ds, size=128, stride=128)):
         np.testing.assert_array_equal(ds[q]["image"].numpy(), _own_read(tile, q[0], q[1]))
@@ -63,7 +74,10 @@ def test_query_across_two_tiles_is_mosaicked(shared_data, tmp_path):
     with rasterio.open(src_path) as src:
         profile, data = src.profile, src.read()
         for name, c0, c1 in (("left.tif", 0, 100), ("right.tif", 100, 256)):
-            p = profile | {"width": c1 - c0, "transform": src.window_transform(Window(c0, 0, c1 - c0, 256))}
+            p = profile | {
+                "width": c1 - c0,
+                "transform": src.window_transform(Window(c0, 0, c1 - c0, 256)),
+            }
             with rasterio.open(tmp_path / name, "w", **p) as dst:
                 dst.write(data[:, :, c0:c1])
                 dst.descriptions = src.descriptions

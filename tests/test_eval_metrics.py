@@ -39,10 +39,14 @@ def test_multilabel_f1_and_map_match_sklearn_with_empty_class_and_negative_sampl
             assert got == pytest.approx(per[j])
     pos = yn.sum(0) > 0
     assert out["per_class_ap"]["c2"] is None and out["classes_with_positives"] == int(pos.sum())
-    assert out["map_macro"] == pytest.approx(sk.average_precision_score(yn[:, pos], sn[:, pos], average="macro"))
+    assert out["map_macro"] == pytest.approx(
+        sk.average_precision_score(yn[:, pos], sn[:, pos], average="macro")
+    )
     assert out["map_micro"] == pytest.approx(sk.average_precision_score(yn, sn, average="micro"))
     for j in np.flatnonzero(pos):
-        assert out["per_class_ap"][f"c{j}"] == pytest.approx(sk.average_precision_score(yn[:, j], sn[:, j]))
+        assert out["per_class_ap"][f"c{j}"] == pytest.approx(
+            sk.average_precision_score(yn[:, j], sn[:, j])
+        )
 
 
 def test_multilabel_hand_computed_small_case():
@@ -63,7 +67,12 @@ def test_all_negative_targets_give_defined_zero_metrics():
     y = torch.zeros(4, 3)
     s = torch.full((4, 3), 0.2)
     out = M.multilabel_metrics(y, s, ["a", "b", "c"], threshold=0.5)
-    assert out["f1_micro"] == 0.0 and out["f1_macro"] == 0.0 and out["map_macro"] == 0.0 and out["map_micro"] == 0.0
+    assert (
+        out["f1_micro"] == 0.0
+        and out["f1_macro"] == 0.0
+        and out["map_macro"] == 0.0
+        and out["map_micro"] == 0.0
+    )
     assert all(v is None for v in out["per_class_f1"].values())
 
 
@@ -88,7 +97,9 @@ def test_single_label_metrics_match_sklearn():
         fn = getattr(sk, f"{name}_score")
         assert out[name] == pytest.approx(fn(yn, pn, average="macro", zero_division=0)), name
     assert out["confusion_matrix"] == sk.confusion_matrix(yn, pn, labels=range(6)).tolist()
-    assert out["per_class_f1"]["k4"] == pytest.approx(sk.f1_score(yn, pn, labels=[4], average=None)[0])
+    assert out["per_class_f1"]["k4"] == pytest.approx(
+        sk.f1_score(yn, pn, labels=[4], average=None)[0]
+    )
 
 
 def test_linear_probe_learns_separable_features_and_selects_on_validation():
@@ -100,7 +111,11 @@ def test_linear_probe_learns_separable_features_and_selects_on_validation():
     head, sweep = sweep_linear(tr, va, 3, False, epochs=30)
     assert len(sweep["grid"]) == 9
     best = max(r["val_score"] for r in sweep["grid"])
-    chosen = next(r for r in sweep["grid"] if (r["lr"], r["weight_decay"]) == (sweep["chosen"]["lr"], sweep["chosen"]["weight_decay"]))
+    chosen = next(
+        r
+        for r in sweep["grid"]
+        if (r["lr"], r["weight_decay"]) == (sweep["chosen"]["lr"], sweep["chosen"]["weight_decay"])
+    )
     assert chosen["val_score"] == best
     with torch.no_grad():
         acc = float((scores(head(te.x), False).argmax(1) == te.y).float().mean())
@@ -115,13 +130,21 @@ def test_knn_matches_sklearn():
     y = torch.randint(0, 4, (50,), generator=g)
     q = torch.randn(20, 8, generator=g)
     ours = knn_scores(Split(x, y), q, 5, 4, False).argmax(1)
-    ref = KNeighborsClassifier(5, metric="cosine", algorithm="brute").fit(x.numpy(), y.numpy()).predict(q.numpy())
+    ref = (
+        KNeighborsClassifier(5, metric="cosine", algorithm="brute")
+        .fit(x.numpy(), y.numpy())
+        .predict(q.numpy())
+    )
     assert ours.tolist() == ref.tolist()
     ym = (torch.rand(50, 3, generator=g) < 0.4).float()
     s = knn_scores(Split(x, ym), q, 5, 3, True)
     from sklearn.neighbors import NearestNeighbors
 
-    idx = NearestNeighbors(n_neighbors=5, metric="cosine", algorithm="brute").fit(x.numpy()).kneighbors(q.numpy())[1]
+    idx = (
+        NearestNeighbors(n_neighbors=5, metric="cosine", algorithm="brute")
+        .fit(x.numpy())
+        .kneighbors(q.numpy())[1]
+    )
     assert torch.allclose(s, ym[torch.as_tensor(idx)].mean(1))
 
 

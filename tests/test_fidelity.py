@@ -21,8 +21,13 @@ class TinyNet(nn.Module):
     def __init__(self, width=8):
         super().__init__()
         self.num_features = width
-        self.net = nn.Sequential(nn.Conv2d(BANDS, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-                                 nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.net = nn.Sequential(
+            nn.Conv2d(BANDS, width, 3, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
 
     def forward(self, x):
         return self.net(x)
@@ -36,7 +41,12 @@ def make(cls, **kw):
 def test_mocov3_heads_have_no_linear_bias_anywhere():
     # moco-v3 builder.py `_build_mlp`: `nn.Linear(dim1, dim2, bias=False)` for every layer.
     m = make(MoCoV3, mlp_dim=16)
-    linears = [layer for head in (m.projector, m.predictor) for layer in head if isinstance(layer, nn.Linear)]
+    linears = [
+        layer
+        for head in (m.projector, m.predictor)
+        for layer in head
+        if isinstance(layer, nn.Linear)
+    ]
     assert len(linears) == 5
     assert [layer.bias for layer in linears] == [None] * 5
 
@@ -98,7 +108,16 @@ def test_contrastive_losses_are_float32_under_bf16_autocast(loss):
     else:
         qa, kb = F.normalize(a, dim=1), F.normalize(b, dim=1)
         fn = lambda: info_nce_queue(qa, kb, queue, t)  # noqa: E731
-        logits = torch.cat([(qa.double() * kb.double()).sum(1, keepdim=True), qa.double() @ queue.double().t()], 1) / t
+        logits = (
+            torch.cat(
+                [
+                    (qa.double() * kb.double()).sum(1, keepdim=True),
+                    qa.double() @ queue.double().t(),
+                ],
+                1,
+            )
+            / t
+        )
         ref = F.cross_entropy(logits, torch.zeros(len(a), dtype=torch.long))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = fn()
@@ -120,7 +139,10 @@ def test_bf16_matmul_really_loses_precision_here():
 
 def test_float64_inputs_stay_float64():
     g = torch.Generator().manual_seed(1)
-    a, b = torch.randn(4, 8, generator=g, dtype=torch.float64), torch.randn(4, 8, generator=g, dtype=torch.float64)
+    a, b = (
+        torch.randn(4, 8, generator=g, dtype=torch.float64),
+        torch.randn(4, 8, generator=g, dtype=torch.float64),
+    )
     assert nt_xent(a, b).dtype == torch.float64 and info_nce(a, b).dtype == torch.float64
 
 
@@ -136,7 +158,9 @@ def test_ddp_with_devices_auto_counts_every_visible_gpu(monkeypatch):
 
 def test_lr_scaling_rules():
     assert scale_lr(1e-3, 1024, "sgd") == pytest.approx(4e-3)  # linear (Goyal et al.)
-    assert scale_lr(1e-3, 1024, "adam") == pytest.approx(2e-3)  # square root for adaptive optimisers
+    assert scale_lr(1e-3, 1024, "adam") == pytest.approx(
+        2e-3
+    )  # square root for adaptive optimisers
     assert scale_lr(1e-3, 64, "adamw") == pytest.approx(5e-4)
     assert scale_lr(1e-3, 1024, "adamw", "linear") == pytest.approx(4e-3)  # moco-v3's paper rule
     assert scale_lr(1e-3, 1024, "lars", "none") == pytest.approx(1e-3)

@@ -26,7 +26,9 @@ def test_rgb_photographs_are_shown_as_they_are_and_meadows_stay_green(shared_dat
     # The per-band stretch (still used for multispectral sensors) tints this meadow red: the bug fixed here.
     r_s, g_s, _ = true_colour(img, rgb.rgb_indices()).reshape(-1, 3).mean(0)
     assert r_s > g_s
-    path = sample_grid([img], ["meadow"], [True], rgb.rgb_indices(), tmp_path / "s.png", as_is=display_scale(rgb))
+    path = sample_grid(
+        [img], ["meadow"], [True], rgb.rgb_indices(), tmp_path / "s.png", as_is=display_scale(rgb)
+    )
     assert path.is_file()
 
 

@@ -17,7 +17,9 @@ class _Record(L.LightningModule):
         self.seen: dict[int, list[float]] = {}
 
     def training_step(self, batch, idx):
-        self.seen.setdefault(self.current_epoch, []).extend(batch["image"].double().sum((1, 2, 3)).tolist())
+        self.seen.setdefault(self.current_epoch, []).extend(
+            batch["image"].double().sum((1, 2, 3)).tolist()
+        )
         return self.w * 0 + self.w.sum()
 
     def configure_optimizers(self):
@@ -26,11 +28,22 @@ class _Record(L.LightningModule):
 
 def _patches_per_epoch(workers: int) -> dict[int, list[float]]:
     ds, _ = pretrain_dataset(None, "auto", resolve_bands(13), patch=16, samples_per_epoch=8, seed=5)
-    loader = ResumableLoader(ds, batch_size=4, sampler=EpochSampler(len(ds), seed=5, dataset=ds),
-                             num_workers=workers, generator=torch.Generator())
+    loader = ResumableLoader(
+        ds,
+        batch_size=4,
+        sampler=EpochSampler(len(ds), seed=5, dataset=ds),
+        num_workers=workers,
+        generator=torch.Generator(),
+    )
     module = _Record()
-    L.Trainer(max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-              enable_model_summary=False).fit(module, loader)
+    L.Trainer(
+        max_epochs=3,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    ).fit(module, loader)
     return module.seen
 
 

@@ -58,13 +58,18 @@ def mocov3_reference(q, k, t, rank=0):
 @pytest.mark.parametrize("t", [0.07, 0.2])
 def test_info_nce_queue_matches_moco_algorithm_1(t):
     q, k, queue = _unit(5, 16, seed=0), _unit(5, 16, seed=1), _unit(23, 16, seed=2)
-    assert info_nce_queue(q, k, queue, t).item() == pytest.approx(moco_v2_reference(q, k, queue, t), rel=1e-12)
+    assert info_nce_queue(q, k, queue, t).item() == pytest.approx(
+        moco_v2_reference(q, k, queue, t), rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("t", [0.1, 0.5])
 def test_nt_xent_matches_simclr_algorithm_1(t):
     g = torch.Generator().manual_seed(3)
-    z1, z2 = torch.randn(6, 8, generator=g, dtype=torch.float64), torch.randn(6, 8, generator=g, dtype=torch.float64)
+    z1, z2 = (
+        torch.randn(6, 8, generator=g, dtype=torch.float64),
+        torch.randn(6, 8, generator=g, dtype=torch.float64),
+    )
     # unnormalised inputs: nt_xent normalises (cosine similarity in the paper)
     assert nt_xent(3 * z1, z2, t).item() == pytest.approx(simclr_reference(z1, z2, t), rel=1e-12)
 
@@ -77,7 +82,10 @@ def test_nt_xent_gathered_form_equals_the_global_batch_loss_and_gradient():
     z2 = torch.randn(6, 8, generator=g, dtype=torch.float64, requires_grad=True)
     whole = nt_xent(z1, z2, 0.1)
     gw1, gw2 = torch.autograd.grad(whole, [z1, z2])
-    parts = [nt_xent(z1[r * 3:(r + 1) * 3], z2[r * 3:(r + 1) * 3], 0.1, z1, z2, offset=3 * r) for r in range(2)]
+    parts = [
+        nt_xent(z1[r * 3 : (r + 1) * 3], z2[r * 3 : (r + 1) * 3], 0.1, z1, z2, offset=3 * r)
+        for r in range(2)
+    ]
     split = sum(parts) / 2
     gs1, gs2 = torch.autograd.grad(split, [z1, z2])
     assert split.item() == pytest.approx(whole.item(), rel=1e-10)
@@ -93,9 +101,16 @@ def test_nt_xent_gathered_form_equals_the_global_batch_loss_and_gradient():
 @pytest.mark.parametrize("t", [0.2, 1.0])
 def test_info_nce_matches_mocov3_contrastive_loss(t):
     g = torch.Generator().manual_seed(5)
-    q, k = torch.randn(4, 16, generator=g, dtype=torch.float64), torch.randn(4, 16, generator=g, dtype=torch.float64)
+    q, k = (
+        torch.randn(4, 16, generator=g, dtype=torch.float64),
+        torch.randn(4, 16, generator=g, dtype=torch.float64),
+    )
     assert info_nce(q, k, t).item() == pytest.approx(mocov3_reference(q, k, t).item(), rel=1e-12)
     # rank 1 of 2: keys gathered from both ranks, positives at N * rank + i
     k_all = torch.cat([torch.randn(4, 16, generator=g, dtype=torch.float64), k])
-    assert info_nce(q, k_all, t, offset=4).item() == pytest.approx(mocov3_reference(q, k_all, t, rank=1).item(), rel=1e-12)
-    assert info_nce(q, k_all, t, offset=4).item() != pytest.approx(info_nce(q, k_all, t, offset=0).item(), rel=1e-3)
+    assert info_nce(q, k_all, t, offset=4).item() == pytest.approx(
+        mocov3_reference(q, k_all, t, rank=1).item(), rel=1e-12
+    )
+    assert info_nce(q, k_all, t, offset=4).item() != pytest.approx(
+        info_nce(q, k_all, t, offset=0).item(), rel=1e-3
+    )

@@ -24,8 +24,13 @@ class TinyNet(nn.Module):
     def __init__(self, bands=BANDS, width=8, bn=True):
         super().__init__()
         self.num_features = width
-        self.net = nn.Sequential(nn.Conv2d(bands, width, 3, padding=1), nn.BatchNorm2d(width) if bn else nn.Identity(),
-                                 nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.net = nn.Sequential(
+            nn.Conv2d(bands, width, 3, padding=1),
+            nn.BatchNorm2d(width) if bn else nn.Identity(),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
 
     def forward(self, x):
         return self.net(x)
@@ -38,13 +43,21 @@ class PairViews(nn.Module):
 
 def make(cls, backbone=None, **kw):
     sel = resolve_bands(str(BANDS))
-    return cls(backbone=backbone or TinyNet(), selection=sel, stats=load_stats(sel), views=PairViews(), **kw)
+    return cls(
+        backbone=backbone or TinyNet(),
+        selection=sel,
+        stats=load_stats(sel),
+        views=PairViews(),
+        **kw,
+    )
 
 
 def views(n=6, size=16, seed=0):
     g = torch.Generator().manual_seed(seed)
     # every band distinct: band b has its own offset
-    base = torch.randn(n, BANDS, size, size, generator=g) + torch.arange(BANDS).view(1, -1, 1, 1) * 0.1
+    base = (
+        torch.randn(n, BANDS, size, size, generator=g) + torch.arange(BANDS).view(1, -1, 1, 1) * 0.1
+    )
     return base, base + 0.1 * torch.randn(base.shape, generator=g)
 
 
@@ -57,6 +70,7 @@ def test_registry_lists_every_method():
 
 
 # -- MoCo v2 ---------------------------------------------------------------------------------------
+
 
 def test_mocov2_key_encoder_starts_as_an_exact_copy_and_is_frozen():
     m = make(MoCoV2, queue_size=16)
@@ -108,15 +122,21 @@ class MoCoV2Reference(nn.Module):
         self.m, self.T, self.K = m, t, queue.shape[0]
         self.encoder_q = encoder_q
         self.encoder_k = copy.deepcopy(encoder_q)
-        for param_q, param_k in zip(self.encoder_q.parameters(), self.encoder_k.parameters(), strict=True):
+        for param_q, param_k in zip(
+            self.encoder_q.parameters(), self.encoder_k.parameters(), strict=True
+        ):
             param_k.data.copy_(param_q.data)  # initialize
             param_k.requires_grad = False  # not update by gradient
-        self.register_buffer("queue", queue.t().clone())  # the reference keeps the queue as (dim, K)
+        self.register_buffer(
+            "queue", queue.t().clone()
+        )  # the reference keeps the queue as (dim, K)
         self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
 
     @torch.no_grad()
     def _momentum_update_key_encoder(self):
-        for param_q, param_k in zip(self.encoder_q.parameters(), self.encoder_k.parameters(), strict=True):
+        for param_q, param_k in zip(
+            self.encoder_q.parameters(), self.encoder_k.parameters(), strict=True
+        ):
             param_k.data = param_k.data * self.m + param_q.data * (1.0 - self.m)
 
     @torch.no_grad()
@@ -124,7 +144,7 @@ class MoCoV2Reference(nn.Module):
         batch_size = keys.shape[0]
         ptr = int(self.queue_ptr)
         assert self.K % batch_size == 0  # for simplicity
-        self.queue[:, ptr:ptr + batch_size] = keys.T
+        self.queue[:, ptr : ptr + batch_size] = keys.T
         ptr = (ptr + batch_size) % self.K
         self.queue_ptr[0] = ptr
 
@@ -157,7 +177,9 @@ def mocov2_parity(method_dtype, ref_dtype=torch.float64, steps=3, seed=0):
     weights and queue; return per-step losses, query gradients, key encoders and queues of both."""
     torch.manual_seed(seed)
     method = make(MoCoV2, queue_size=12, momentum=0.9, temperature=0.2).to(method_dtype)
-    ref = MoCoV2Reference(copy.deepcopy(nn.Sequential(method.backbone, method.projector)), method.queue, 0.9, 0.2)
+    ref = MoCoV2Reference(
+        copy.deepcopy(nn.Sequential(method.backbone, method.projector)), method.queue, 0.9, 0.2
+    )
     ref = ref.to(ref_dtype)
     opt_m = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=0.5)
     opt_r = torch.optim.SGD([p for p in ref.parameters() if p.requires_grad], lr=0.5)
@@ -208,10 +230,13 @@ def test_mocov2_loss_uses_the_queue_before_this_batch_is_enqueued():
         q = F.normalize(m.projector(m.backbone(x1)), dim=1)
         k = F.normalize(m.key_projector(m.key_backbone(x2)), dim=1)
     assert loss.item() == pytest.approx(info_nce_queue(q, k, before, 0.2).item(), rel=1e-12)
-    assert loss.item() != pytest.approx(info_nce_queue(q, k, m.queue, 0.2).item(), rel=1e-6)  # after: differs
+    assert loss.item() != pytest.approx(
+        info_nce_queue(q, k, m.queue, 0.2).item(), rel=1e-6
+    )  # after: differs
 
 
 # -- SimCLR ----------------------------------------------------------------------------------------
+
 
 def test_simclr_matches_reference_with_separate_view_losses():
     """One forward over 2N images then NT-Xent, vs the paper's per-pair loop on the same projections."""
@@ -238,16 +263,19 @@ def test_lars_step_matches_moco_v3_reference():
     b = torch.randn(4, dtype=torch.float64, requires_grad=True)
     opt = LARS([w, b], lr=0.1, weight_decay=0.01, momentum=0.9)
     w0, b0 = w.detach().clone(), b.detach().clone()
-    (w.sum() * 2 + (b ** 2).sum()).backward()
+    (w.sum() * 2 + (b**2).sum()).backward()
     gw, gb = w.grad.clone(), b.grad.clone()
     opt.step()
     dp = gw + 0.01 * w0
     trust = 0.001 * w0.norm() / dp.norm()
     torch.testing.assert_close(w.detach(), w0 - 0.1 * dp * trust, rtol=1e-12, atol=1e-14)
-    torch.testing.assert_close(b.detach(), b0 - 0.1 * gb, rtol=1e-12, atol=1e-14)  # 1-D: no decay, no trust ratio
+    torch.testing.assert_close(
+        b.detach(), b0 - 0.1 * gb, rtol=1e-12, atol=1e-14
+    )  # 1-D: no decay, no trust ratio
 
 
 # -- MoCo v3 ---------------------------------------------------------------------------------------
+
 
 def test_mocov3_heads_follow_the_reference_builder():
     m = make(MoCoV3, mlp_dim=32)
@@ -271,8 +299,12 @@ def test_cosine_momentum_matches_adjust_moco_momentum():
     for e in range(epochs):
         for i in range(iters):
             step = e * iters + i
-            assert cosine_momentum(step, iters * epochs, 0.99) == pytest.approx(adjust_moco_momentum(e + i / iters, epochs, 0.99))
-    assert cosine_momentum(0, 10) == pytest.approx(0.99) and cosine_momentum(10, 10) == pytest.approx(1.0)
+            assert cosine_momentum(step, iters * epochs, 0.99) == pytest.approx(
+                adjust_moco_momentum(e + i / iters, epochs, 0.99)
+            )
+    assert cosine_momentum(0, 10) == pytest.approx(0.99) and cosine_momentum(
+        10, 10
+    ) == pytest.approx(1.0)
 
 
 class MoCoV3Reference(nn.Module):
@@ -282,7 +314,9 @@ class MoCoV3Reference(nn.Module):
         super().__init__()
         self.base_encoder, self.predictor, self.T = base_encoder, predictor, t
         self.momentum_encoder = copy.deepcopy(base_encoder)
-        for param_b, param_m in zip(self.base_encoder.parameters(), self.momentum_encoder.parameters(), strict=True):
+        for param_b, param_m in zip(
+            self.base_encoder.parameters(), self.momentum_encoder.parameters(), strict=True
+        ):
             param_m.data.copy_(param_b.data)
             param_m.requires_grad = False
 
@@ -295,7 +329,9 @@ class MoCoV3Reference(nn.Module):
         q1 = self.predictor(self.base_encoder(x1))
         q2 = self.predictor(self.base_encoder(x2))
         with torch.no_grad():
-            for param_b, param_m in zip(self.base_encoder.parameters(), self.momentum_encoder.parameters(), strict=True):
+            for param_b, param_m in zip(
+                self.base_encoder.parameters(), self.momentum_encoder.parameters(), strict=True
+            ):
                 param_m.data = param_m.data * m + param_b.data * (1.0 - m)
             k1 = self.momentum_encoder(x1)
             k2 = self.momentum_encoder(x2)
@@ -308,9 +344,14 @@ def mocov3_parity(method_dtype, ref_dtype=torch.float64, steps=3, seed=0):
     torch.manual_seed(seed)
     method = make(MoCoV3, mlp_dim=16, proj_dim=8).to(method_dtype)
     assert not method.one_forward  # BatchNorm in the backbone: two forwards, as the reference
-    assert params_equal(method.backbone, method.key_backbone) and params_equal(method.projector, method.key_projector)
-    ref = MoCoV3Reference(copy.deepcopy(nn.Sequential(method.backbone, method.projector)),
-                          copy.deepcopy(method.predictor), 0.2).to(ref_dtype)
+    assert params_equal(method.backbone, method.key_backbone) and params_equal(
+        method.projector, method.key_projector
+    )
+    ref = MoCoV3Reference(
+        copy.deepcopy(nn.Sequential(method.backbone, method.projector)),
+        copy.deepcopy(method.predictor),
+        0.2,
+    ).to(ref_dtype)
     opt_m = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=0.5)
     opt_r = torch.optim.SGD([p for p in ref.parameters() if p.requires_grad], lr=0.5)
     out = {"loss_m": [], "loss_r": [], "grad_m": [], "grad_r": []}
@@ -323,7 +364,10 @@ def mocov3_parity(method_dtype, ref_dtype=torch.float64, steps=3, seed=0):
         sgd_step_both(out, (opt_m, loss_m), (opt_r, loss_r))
     out["keys_m"] = list(nn.Sequential(method.key_backbone, method.key_projector).parameters())
     out["keys_r"] = list(ref.momentum_encoder.parameters())
-    out["pred_m"], out["pred_r"] = list(method.predictor.parameters()), list(ref.predictor.parameters())
+    out["pred_m"], out["pred_r"] = (
+        list(method.predictor.parameters()),
+        list(ref.predictor.parameters()),
+    )
     return out
 
 
@@ -370,7 +414,9 @@ def test_mocov3_one_backbone_forward_equals_two():
     sel = resolve_bands(str(BANDS))
     torch.manual_seed(0)
     vit = create_backbone("vit_tiny_patch16_224", sel, img_size=32)
-    one = MoCoV3(backbone=vit, selection=sel, stats=load_stats(sel), views=PairViews(), mlp_dim=16).double()
+    one = MoCoV3(
+        backbone=vit, selection=sel, stats=load_stats(sel), views=PairViews(), mlp_dim=16
+    ).double()
     two = copy.deepcopy(one)
     two.one_forward = False
     x1, x2 = (v.double() for v in views(n=4, size=32))  # float64: batch size changes GEMM blocking
@@ -410,8 +456,15 @@ def test_mocov3_momentum_is_stepped_every_iteration_by_the_trainer(tmp_path):
 
     data = [{"image": 1000 + 100 * torch.rand(BANDS, 16, 16)} for _ in range(12)]
     loader = torch.utils.data.DataLoader(data, batch_size=4)
-    trainer = L.Trainer(accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[Record()])
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Record()],
+    )
     trainer.fit(m, loader)
     assert len(seen) == 6
     assert seen == pytest.approx([cosine_momentum(s, 6, 0.99) for s in range(6)])
@@ -431,7 +484,9 @@ def test_mocov3_resume_restores_momentum_encoder_and_schedule(tmp_path):
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
             seen[trainer.global_step - 1] = module.momentum
-            if trainer.global_step >= stop_at:  # pretrain's _StopAtStep (Lightning's max_steps breaks resume)
+            if (
+                trainer.global_step >= stop_at
+            ):  # pretrain's _StopAtStep (Lightning's max_steps breaks resume)
                 trainer.should_stop = True
 
     data = [{"image": 1000 + 100 * torch.rand(BANDS, 16, 16)} for _ in range(12)]
@@ -443,9 +498,15 @@ def test_mocov3_resume_restores_momentum_encoder_and_schedule(tmp_path):
         torch.manual_seed(0)
         m = make(MoCoV3, mlp_dim=16, batch_size=4)
         m.total_steps = 6  # the run's length, as pretrain.run sets it
-        trainer = L.Trainer(accelerator="cpu", max_epochs=2, logger=False,
-                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                            callbacks=[Record()])
+        trainer = L.Trainer(
+            accelerator="cpu",
+            max_epochs=2,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[Record()],
+        )
         trainer.fit(m, loader, ckpt_path=ckpt)
         return m, trainer
 
@@ -457,7 +518,9 @@ def test_mocov3_resume_restores_momentum_encoder_and_schedule(tmp_path):
     seen.clear()
     second, trainer = fit(6, tmp_path / "mid.ckpt")
     assert sorted(seen) == [3, 4, 5] and trainer.global_step == 6
-    assert [seen[s] for s in range(3, 6)] == pytest.approx([cosine_momentum(s, 6, 0.99) for s in range(3, 6)])
+    assert [seen[s] for s in range(3, 6)] == pytest.approx(
+        [cosine_momentum(s, 6, 0.99) for s in range(3, 6)]
+    )
     # the resumed run starts from the saved key encoder (not a new copy of the online one)
     assert all(torch.equal(a, b) for a, b in zip(keys, at_start[1], strict=True))
     assert not params_equal(second.backbone, second.key_backbone)
@@ -479,7 +542,9 @@ def test_frozen_random_patch_embedding_for_vit():
     loss.backward()
     opt.step()
     assert torch.equal(proj.weight, frozen)
-    torch.testing.assert_close(m.key_backbone.patch_embed.proj.weight, frozen)  # EMA of equal values
+    torch.testing.assert_close(
+        m.key_backbone.patch_embed.proj.weight, frozen
+    )  # EMA of equal values
     with pytest.raises(ValueError, match="patch_embed"):
         make(MoCoV3, mlp_dim=16, freeze_patch_embed=True)
 
@@ -496,9 +561,12 @@ def cut_reference(x, labels, jitter):
     for b in range(x.shape[0]):
         r, c = _POS[int(labels[b])]
         cy, cx = off + (p + gap) + int(jitter[b, 0, 0]), off + (p + gap) + int(jitter[b, 0, 1])
-        ny, nx = off + r * (p + gap) + int(jitter[b, 1, 0]), off + c * (p + gap) + int(jitter[b, 1, 1])
-        cs.append(x[b, :, cy:cy + p, cx:cx + p])
-        ns.append(x[b, :, ny:ny + p, nx:nx + p])
+        ny, nx = (
+            off + r * (p + gap) + int(jitter[b, 1, 0]),
+            off + c * (p + gap) + int(jitter[b, 1, 1]),
+        )
+        cs.append(x[b, :, cy : cy + p, cx : cx + p])
+        ns.append(x[b, :, ny : ny + p, nx : nx + p])
     return torch.stack(cs), torch.stack(ns)
 
 

@@ -36,7 +36,10 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
         z1, z2 = ddp(x1[sl]), ddp(x2[sl])
         loss = nt_xent_all_ranks(z1, z2, T)
         loss.backward()  # DDP averages the gradients over the two ranks
-        torch.save({"loss": loss.detach(), "grads": [p.grad for p in model.parameters()]}, f"{out_dir}/rank{rank}.pt")
+        torch.save(
+            {"loss": loss.detach(), "grads": [p.grad for p in model.parameters()]},
+            f"{out_dir}/rank{rank}.pt",
+        )
     finally:
         dist.destroy_process_group()
 
@@ -48,7 +51,11 @@ def test_simclr_ddp_gradients_equal_single_process_global_batch(tmp_path):
     loss = nt_xent(model(x1), model(x2), T)  # one process, all 8 images
     loss.backward()
     torch.testing.assert_close((r0["loss"] + r1["loss"]) / 2, loss.detach(), rtol=1e-12, atol=1e-14)
-    for g0, g1, g in zip(r0["grads"], r1["grads"], [p.grad for p in model.parameters()], strict=True):
+    for g0, g1, g in zip(
+        r0["grads"], r1["grads"], [p.grad for p in model.parameters()], strict=True
+    ):
         assert g0.dtype == torch.float64
-        torch.testing.assert_close(g0, g1, rtol=0, atol=0)  # DDP synchronised: the same all-reduced values
+        torch.testing.assert_close(
+            g0, g1, rtol=0, atol=0
+        )  # DDP synchronised: the same all-reduced values
         torch.testing.assert_close(g0, g, rtol=1e-10, atol=1e-13)

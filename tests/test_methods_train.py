@@ -33,13 +33,16 @@ def _build(name, backbone="resnet18", **kw):
     return cls(backbone=bb, selection=sel, stats=load_stats(sel), views=torch.nn.Identity(), **kw)
 
 
-@pytest.mark.parametrize(("name", "backbone", "kw"), [
-    ("mocov2", "resnet18", {"queue_size": 256}),
-    ("mocov3", "resnet18", {"mlp_dim": 256}),
-    ("mocov3", "vit_tiny_patch16_224", {"mlp_dim": 256, "freeze_patch_embed": True}),
-    ("simclr", "resnet18", {}),
-    ("rpl", "resnet18", {}),
-])
+@pytest.mark.parametrize(
+    ("name", "backbone", "kw"),
+    [
+        ("mocov2", "resnet18", {"queue_size": 256}),
+        ("mocov3", "resnet18", {"mlp_dim": 256}),
+        ("mocov3", "vit_tiny_patch16_224", {"mlp_dim": 256, "freeze_patch_embed": True}),
+        ("simclr", "resnet18", {}),
+        ("rpl", "resnet18", {}),
+    ],
+)
 def test_a_few_steps_lower_the_loss_on_real_patches(real_views, name, backbone, kw):
     torch.manual_seed(0)
     method = _build(name, backbone, **kw)

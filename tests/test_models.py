@@ -48,7 +48,9 @@ def test_init_adapts_rgb_filters_by_wavelength(tmp_path, bands):
     if c == 13:  # Sentinel-2 L1C order: B02, B03, B04 are blue, green, red
         assert [sel.bands[i].common for i in (1, 2, 3)] == ["blue", "green", "red"]
     # every other layer is loaded unchanged
-    torch.testing.assert_close(model.state_dict()["layer1.0.conv1.weight"], state["layer1.0.conv1.weight"])
+    torch.testing.assert_close(
+        model.state_dict()["layer1.0.conv1.weight"], state["layer1.0.conv1.weight"]
+    )
 
 
 def test_init_also_reads_plain_torch_state_dicts_and_refuses_mismatches(tmp_path):
@@ -65,7 +67,9 @@ def test_init_also_reads_plain_torch_state_dicts_and_refuses_mismatches(tmp_path
 def test_vit_init_from_224_weights_at_another_size(tmp_path):
     state, key = _rgb_state("vit_tiny_patch16_224")
     save_file(state, str(tmp_path / "vit.safetensors"))
-    model = create_backbone("vit_tiny_patch16_224", resolve_bands("13"), init=tmp_path / "vit.safetensors", img_size=64)
+    model = create_backbone(
+        "vit_tiny_patch16_224", resolve_bands("13"), init=tmp_path / "vit.safetensors", img_size=64
+    )
     assert model.patch_embed.proj.weight.shape[1] == 13 and model.pos_embed.shape[1] == 1 + 16
     assert model(torch.randn(2, 13, 64, 64)).shape == (2, 192)
 
@@ -73,13 +77,19 @@ def test_vit_init_from_224_weights_at_another_size(tmp_path):
 def test_img_size_only_reaches_fixed_size_models():
     assert takes_img_size("vit_small_patch16_224") and not takes_img_size("resnet50")
     sel = resolve_bands("12")
-    assert create_backbone("vit_tiny_patch16_224", sel, img_size=32)(torch.randn(1, 12, 32, 32)).shape == (1, 192)
-    assert create_backbone("resnet18", sel, img_size=32).eval()(torch.randn(1, 12, 32, 32)).shape == (1, 512)
+    assert create_backbone("vit_tiny_patch16_224", sel, img_size=32)(
+        torch.randn(1, 12, 32, 32)
+    ).shape == (1, 192)
+    assert create_backbone("resnet18", sel, img_size=32).eval()(
+        torch.randn(1, 12, 32, 32)
+    ).shape == (1, 512)
     with pytest.raises(UsageError, match="not a timm model"):
         create_backbone("resnet_does_not_exist", sel)
 
 
-@pytest.mark.parametrize(("name", "kw"), [("resnet18", {}), ("vit_tiny_patch16_224", {"img_size": 32})])
+@pytest.mark.parametrize(
+    ("name", "kw"), [("resnet18", {}), ("vit_tiny_patch16_224", {"img_size": 32})]
+)
 def test_export_loads_in_timm_and_torchgeo(tmp_path, name, kw):
     from torchgeo.trainers.utils import load_state_dict as torchgeo_load_state_dict
 

@@ -25,12 +25,26 @@ from rs_ssl.checkpoints import LossProgressBar
 from rs_ssl.config import PretrainConfig
 
 # Ops that copy a device value to the host, or whose output shape depends on device data.
-HOST_READS = {"_local_scalar_dense", "nonzero", "masked_select", "unique", "_unique2", "unique_dim",
-              "unique_consecutive", "is_nonzero", "equal", "repeat_interleave"}
+HOST_READS = {
+    "_local_scalar_dense",
+    "nonzero",
+    "masked_select",
+    "unique",
+    "_unique2",
+    "unique_dim",
+    "unique_consecutive",
+    "is_nonzero",
+    "equal",
+    "repeat_interleave",
+}
 
 
 def _call_site() -> str:
-    frames = [f for f in traceback.extract_stack()[:-3] if "/rs_ssl/" in f.filename or "lightning" in f.filename]
+    frames = [
+        f
+        for f in traceback.extract_stack()[:-3]
+        if "/rs_ssl/" in f.filename or "lightning" in f.filename
+    ]
     return " <- ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}" for f in frames[-3:][::-1])
 
 
@@ -58,22 +72,39 @@ def _syncs(method: str, backbone: str, steps: int, monkeypatch, out: Path) -> co
     monkeypatch.setattr(torch, "tensor", tensor)
     # Gated augmentations as they run on a GPU (on the CPU they read the gate: free there).
     monkeypatch.setattr(pixel, "gate_on_host", lambda device: False)
-    cfg = PretrainConfig(out=str(out), method=method, backbone=backbone, max_steps=steps, batch_size=8,
-                         size=32, samples_per_epoch=64, workers=0)
+    cfg = PretrainConfig(
+        out=str(out),
+        method=method,
+        backbone=backbone,
+        max_steps=steps,
+        batch_size=8,
+        size=32,
+        samples_per_epoch=64,
+        workers=0,
+    )
     with _HostReads(where):
         pretrain.run(cfg)
     monkeypatch.setattr(torch, "tensor", real_tensor)
     return where
 
 
-@pytest.mark.parametrize("method,backbone", [("simclr", "resnet18"), ("mocov2", "resnet18"),
-                                             ("mocov3", "vit_tiny_patch16_224"), ("rpl", "resnet18")])
+@pytest.mark.parametrize(
+    "method,backbone",
+    [
+        ("simclr", "resnet18"),
+        ("mocov2", "resnet18"),
+        ("mocov3", "vit_tiny_patch16_224"),
+        ("rpl", "resnet18"),
+    ],
+)
 def test_a_training_step_makes_no_host_sync(method, backbone, monkeypatch, tmp_path):
     # The bar reads the loss once a second by design; here only once, so that timing cannot matter.
     monkeypatch.setattr(LossProgressBar, "every_s", 1e9)
     short = _syncs(method, backbone, 2, monkeypatch, tmp_path / "short")
     long = _syncs(method, backbone, 6, monkeypatch, tmp_path / "long")
-    per_step = {k: (long[k] - short[k]) / 4 for k in long.keys() | short.keys() if long[k] != short[k]}
+    per_step = {
+        k: (long[k] - short[k]) / 4 for k in long.keys() | short.keys() if long[k] != short[k]
+    }
     assert not per_step, f"{method}: host syncs per step: {per_step}"
 
 

@@ -30,8 +30,27 @@ def test_multilabel_votes_and_micro_f1():
 
 def test_pretrain_on_labelled_folder_reports_online_knn(tmp_path, shared_data):
     out = tmp_path / "run"
-    rc = cli.main(["pretrain", "--data", str(shared_data / "rgb_aerial" / "ucmerced"), "--bands", "3", "--size", "32",
-                   "--batch-size", "2", "--epochs", "2", "--workers", "0", "--knn-k", "1", "--out", str(out)])
+    rc = cli.main(
+        [
+            "pretrain",
+            "--data",
+            str(shared_data / "rgb_aerial" / "ucmerced"),
+            "--bands",
+            "3",
+            "--size",
+            "32",
+            "--batch-size",
+            "2",
+            "--epochs",
+            "2",
+            "--workers",
+            "0",
+            "--knn-k",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
     hist = m["online_knn"]
@@ -40,5 +59,17 @@ def test_pretrain_on_labelled_folder_reports_online_knn(tmp_path, shared_data):
 
 
 def test_knn_data_must_be_labelled(tmp_path, s2_scene):
-    rc = cli.main(["pretrain", "--knn-data", str(s2_scene), "--max-steps", "1", "--workers", "0", "--out", str(tmp_path / "r")])
+    rc = cli.main(
+        [
+            "pretrain",
+            "--knn-data",
+            str(s2_scene),
+            "--max-steps",
+            "1",
+            "--workers",
+            "0",
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
     assert rc == 2

@@ -15,15 +15,39 @@ from rs_ssl import cli
 
 def _run(tmp_path, *extra):
     out = tmp_path / "run"
-    argv = ["pretrain", "--bands", "13", "--out", str(out), "--size", "32", "--batch-size", "8",
-            "--samples-per-epoch", "32", "--epochs", "2", "--workers", "0", "--method", "mocov2", *extra]
+    argv = [
+        "pretrain",
+        "--bands",
+        "13",
+        "--out",
+        str(out),
+        "--size",
+        "32",
+        "--batch-size",
+        "8",
+        "--samples-per-epoch",
+        "32",
+        "--epochs",
+        "2",
+        "--workers",
+        "0",
+        "--method",
+        "mocov2",
+        *extra,
+    ]
     assert cli.main(argv) == 0
     return out
 
 
 def test_pretrain_smoke_leaves_every_output(tmp_path):
     out = _run(tmp_path)
-    for f in ("checkpoints/last.ckpt", "backbone.safetensors", "metrics.json", "config.yaml", "loss.png"):
+    for f in (
+        "checkpoints/last.ckpt",
+        "backbone.safetensors",
+        "metrics.json",
+        "config.yaml",
+        "loss.png",
+    ):
         assert (out / f).is_file(), f
     m = json.loads((out / "metrics.json").read_text())
     assert m["steps"] == 8 and m["epochs_completed"] == 2
@@ -32,7 +56,9 @@ def test_pretrain_smoke_leaves_every_output(tmp_path):
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["command"] == "pretrain" and cfg["size"] == 32
     # the exported backbone loads into timm as documented
-    model = timm.create_model("resnet18", in_chans=13, num_classes=0, checkpoint_path=str(out / "backbone.safetensors"))
+    model = timm.create_model(
+        "resnet18", in_chans=13, num_classes=0, checkpoint_path=str(out / "backbone.safetensors")
+    )
     state = load_file(str(out / "backbone.safetensors"))
     assert torch.equal(model.state_dict()["conv1.weight"], state["conv1.weight"])
     assert state["conv1.weight"].shape[1] == 13
@@ -41,7 +67,16 @@ def test_pretrain_smoke_leaves_every_output(tmp_path):
 def test_resume_continues_to_the_same_step_count(tmp_path):
     out = _run(tmp_path, "--max-steps", "4")
     assert json.loads((out / "metrics.json").read_text())["steps"] == 4
-    argv = ["pretrain", "--out", str(out), "--resume", "--config", str(out / "config.yaml"), "--max-steps", "8"]
+    argv = [
+        "pretrain",
+        "--out",
+        str(out),
+        "--resume",
+        "--config",
+        str(out / "config.yaml"),
+        "--max-steps",
+        "8",
+    ]
     assert cli.main(argv) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["steps"] == 8 and m["resumed_from"]
@@ -53,10 +88,28 @@ def test_resume_continues_to_the_same_step_count(tmp_path):
 
 
 def test_region_outside_the_sample_fails_with_both_bounds(tmp_path, capsys):
-    rc = cli.main(["pretrain", "--region", "california", "--out", str(tmp_path / "r"), "--max-steps", "1", "--workers", "0"])
+    rc = cli.main(
+        [
+            "pretrain",
+            "--region",
+            "california",
+            "--out",
+            str(tmp_path / "r"),
+            "--max-steps",
+            "1",
+            "--workers",
+            "0",
+        ]
+    )
     assert rc == 1
     err = capsys.readouterr().err
-    assert "california" in err and "region bounds" in err and "data bounds" in err and "-122" in err and "-75" in err
+    assert (
+        "california" in err
+        and "region bounds" in err
+        and "data bounds" in err
+        and "-122" in err
+        and "-75" in err
+    )
 
 
 def test_region_bbox_inside_the_sample(tmp_path):
@@ -76,8 +129,23 @@ def test_region_bbox_inside_the_sample(tmp_path):
 
 @pytest.mark.slow
 def test_pretrain_cli_subprocess_default_demo_settings(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "rs_ssl", "pretrain", "--bands", "13", "--out", str(tmp_path / "d"),
-                        "--max-steps", "20"], capture_output=True, text=True, timeout=900)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rs_ssl",
+            "pretrain",
+            "--bands",
+            "13",
+            "--out",
+            str(tmp_path / "d"),
+            "--max-steps",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
 
 

@@ -29,7 +29,9 @@ def test_plain_loop_loss_equals_the_package_nt_xent():
     """Two independent NT-Xent implementations (the benchmark's 5 lines, the package's) agree."""
     g = torch.Generator().manual_seed(0)
     z1, z2 = torch.randn(8, 16, generator=g), torch.randn(8, 16, generator=g)
-    assert Q.plain_nt_xent(torch.cat([z1, z2]), 0.1).item() == pytest.approx(nt_xent(z1, z2, 0.1).item(), rel=1e-5)
+    assert Q.plain_nt_xent(torch.cat([z1, z2]), 0.1).item() == pytest.approx(
+        nt_xent(z1, z2, 0.1).item(), rel=1e-5
+    )
 
 
 def test_plain_views_differ_per_image_and_keep_the_shape():
@@ -56,7 +58,9 @@ def test_fold_unit_range_into_stem_matches_standardised_inputs_away_from_the_bor
         got = stem((x01 - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1))
     # conv1 is 7x7 / stride 2 / padding 3: outputs 2..13 of 16 see no padding
     torch.testing.assert_close(got[..., 2:-2, 2:-2], want[..., 2:-2, 2:-2], rtol=1e-4, atol=1e-4)
-    assert not torch.allclose(got[..., 0, 0], want[..., 0, 0], atol=1e-4)  # the stated border effect
+    assert not torch.allclose(
+        got[..., 0, 0], want[..., 0, 0], atol=1e-4
+    )  # the stated border effect
 
 
 def test_pretrain_images_are_only_from_the_probe_train_split(shared_data, tmp_path):
@@ -67,9 +71,14 @@ def test_pretrain_images_are_only_from_the_probe_train_split(shared_data, tmp_pa
     tree, info = Q.pretrain_tree(data, tmp_path, seed=0, per_class=2, size=16)
     linked = {p.resolve() for p in tree.rglob("*.jpg")}
     assert len(linked) == 60 and info["pretrain_images"] == 60
-    splits = load_splits(str(data), "folder", resolve_bands("3"), patch=16, level=1, seed=0, skip_bad=False)
-    held_out = {Path(splits.parts[k].dataset.records[i].path).resolve()
-                for k in ("validation", "test") for i in splits.parts[k].indices}
+    splits = load_splits(
+        str(data), "folder", resolve_bands("3"), patch=16, level=1, seed=0, skip_bad=False
+    )
+    held_out = {
+        Path(splits.parts[k].dataset.records[i].path).resolve()
+        for k in ("validation", "test")
+        for i in splits.parts[k].indices
+    }
     assert linked and not linked & held_out
     assert {p.parent.name for p in tree.rglob("*.jpg")} == set(splits.classes)
 
@@ -79,8 +88,13 @@ def test_simclr_defaults_are_the_light_views_and_the_square_root_rule():
     from rs_ssl.models import create_backbone
 
     sel = resolve_bands("3")
-    m = SimCLR(backbone=create_backbone("resnet18", sel), selection=sel, stats=load_stats(sel),
-               views=torch.nn.Identity(), batch_size=32)
+    m = SimCLR(
+        backbone=create_backbone("resnet18", sel),
+        selection=sel,
+        stats=load_stats(sel),
+        views=torch.nn.Identity(),
+        batch_size=32,
+    )
     assert m.defaults.preset == "light" and "light" in VIEW_PRESETS
     assert m.scaled_lr(1) == pytest.approx(1e-3 * (32 / 256) ** 0.5)
     views = make_views("light", bands=4, size=32)
@@ -91,8 +105,30 @@ def test_simclr_defaults_are_the_light_views_and_the_square_root_rule():
 
 def test_pretrain_records_lr_effective_in_config_and_metrics(tmp_path):
     out = tmp_path / "run"
-    assert cli.main(["pretrain", "--bands", "13", "--out", str(out), "--size", "32", "--batch-size", "8",
-                     "--samples-per-epoch", "16", "--epochs", "1", "--workers", "0", "--knn-k", "0"]) == 0
+    assert (
+        cli.main(
+            [
+                "pretrain",
+                "--bands",
+                "13",
+                "--out",
+                str(out),
+                "--size",
+                "32",
+                "--batch-size",
+                "8",
+                "--samples-per-epoch",
+                "16",
+                "--epochs",
+                "1",
+                "--workers",
+                "0",
+                "--knn-k",
+                "0",
+            ]
+        )
+        == 0
+    )
     want = 1e-3 * (8 / 256) ** 0.5
     # config.yaml keeps run-time facts in a commented block (it must stay readable by --config)
     text = (out / "config.yaml").read_text()

@@ -14,35 +14,107 @@ from rs_ssl.errors import UsageError
 from rs_ssl.pretrain import dry_run
 from rs_ssl.recipes import available
 
-SIX = ["contrastive-resnet18", "mocov2-resnext50", "mocov3-vitb16-millionaid", "rpl-mobilenetv3",
-       "simclr-s2-bigearthnet", "simclr-s2-california"]
+SIX = [
+    "contrastive-resnet18",
+    "mocov2-resnext50",
+    "mocov3-vitb16-millionaid",
+    "rpl-mobilenetv3",
+    "simclr-s2-bigearthnet",
+    "simclr-s2-california",
+]
 S2_10 = "B02,B03,B04,B05,B06,B07,B08,B8A,B11,B12"
 
 # The studies' numbers each dry run must print (lr_effective: the lr the optimiser gets at the recipe's batch).
 STUDY = {
-    "mocov3-vitb16-millionaid": dict(method="mocov3", backbone="vit_base_patch16_224", size=224, subset=150000,
-                                     batch_size=4096, epochs=300, optimizer="adamw", lr_effective=1.5e-4 * 4096 / 256,
-                                     weight_decay=0.1, warmup_epochs=40, temperature=0.2, momentum=0.99, proj_dim=256,
-                                     freeze_patch_embed=True, augs="mocov3", bands="R,G,B"),
-    "simclr-s2-bigearthnet": dict(method="simclr", backbone="resnet152", size=120, batch_size=32, epochs=50,
-                                  temperature=0.1, optimizer="adam", lr_effective=5e-4, augs="simclr-s2", bands=S2_10,
-                                  format="bigearthnet"),
-    "simclr-s2-california": dict(method="simclr", backbone="resnet152", size=120, batch_size=32, epochs=50,
-                                 temperature=0.1, optimizer="adam", lr_effective=5e-4, augs="simclr-s2", bands=S2_10,
-                                 region="california"),
-    "rpl-mobilenetv3": dict(method="rpl", backbone="mobilenetv3_large_100", optimizer="adamw", lr_effective=1e-3,
-                            weight_decay=0.01),
-    "contrastive-resnet18": dict(method="simclr", backbone="resnet18", optimizer="adam", lr_effective=3e-4,
-                                 weight_decay=1e-4, gradient_clip=3.0, keep_checkpoints=True),
-    "mocov2-resnext50": dict(method="mocov2", backbone="resnext50_32x4d", batch_size=32, temperature=0.2,
-                             queue_size=16384, momentum=0.999, optimizer="sgd", lr_effective=0.03 * 32 / 256,
-                             weight_decay=1e-4, proj_dim=128, augs="mocov2"),
+    "mocov3-vitb16-millionaid": dict(
+        method="mocov3",
+        backbone="vit_base_patch16_224",
+        size=224,
+        subset=150000,
+        batch_size=4096,
+        epochs=300,
+        optimizer="adamw",
+        lr_effective=1.5e-4 * 4096 / 256,
+        weight_decay=0.1,
+        warmup_epochs=40,
+        temperature=0.2,
+        momentum=0.99,
+        proj_dim=256,
+        freeze_patch_embed=True,
+        augs="mocov3",
+        bands="R,G,B",
+    ),
+    "simclr-s2-bigearthnet": dict(
+        method="simclr",
+        backbone="resnet152",
+        size=120,
+        batch_size=32,
+        epochs=50,
+        temperature=0.1,
+        optimizer="adam",
+        lr_effective=5e-4,
+        augs="simclr-s2",
+        bands=S2_10,
+        format="bigearthnet",
+    ),
+    "simclr-s2-california": dict(
+        method="simclr",
+        backbone="resnet152",
+        size=120,
+        batch_size=32,
+        epochs=50,
+        temperature=0.1,
+        optimizer="adam",
+        lr_effective=5e-4,
+        augs="simclr-s2",
+        bands=S2_10,
+        region="california",
+    ),
+    "rpl-mobilenetv3": dict(
+        method="rpl",
+        backbone="mobilenetv3_large_100",
+        optimizer="adamw",
+        lr_effective=1e-3,
+        weight_decay=0.01,
+    ),
+    "contrastive-resnet18": dict(
+        method="simclr",
+        backbone="resnet18",
+        optimizer="adam",
+        lr_effective=3e-4,
+        weight_decay=1e-4,
+        gradient_clip=3.0,
+        keep_checkpoints=True,
+    ),
+    "mocov2-resnext50": dict(
+        method="mocov2",
+        backbone="resnext50_32x4d",
+        batch_size=32,
+        temperature=0.2,
+        queue_size=16384,
+        momentum=0.999,
+        optimizer="sgd",
+        lr_effective=0.03 * 32 / 256,
+        weight_decay=1e-4,
+        proj_dim=128,
+        augs="mocov2",
+    ),
 }
 # Backbone parameter counts (in_chans as the recipe's bands), from timm's architectures.
-BACKBONE_PARAMS = {"vit_base_patch16_224": (85e6, 87e6), "resnet152": (57e6, 59e6), "resnext50_32x4d": (22e6, 24e6),
-                   "mobilenetv3_large_100": (4.1e6, 4.3e6), "resnet18": (11e6, 11.3e6)}
+BACKBONE_PARAMS = {
+    "vit_base_patch16_224": (85e6, 87e6),
+    "resnet152": (57e6, 59e6),
+    "resnext50_32x4d": (22e6, 24e6),
+    "mobilenetv3_large_100": (4.1e6, 4.3e6),
+    "resnet18": (11e6, 11.3e6),
+}
 # Two training steps of these take 20-35 s each on a loaded 2-core CPU: kept out of the default run.
-BIG = {"mocov3-vitb16-millionaid", "simclr-s2-bigearthnet", "simclr-s2-california", "mocov2-resnext50"}
+BIG = {
+    "mocov3-vitb16-millionaid",
+    "simclr-s2-bigearthnet",
+    "simclr-s2-california",
+    "mocov2-resnext50",
+}
 
 
 def _param(name: str):
@@ -70,17 +142,34 @@ def test_every_recipe_value_carries_a_citation_comment(name):
     for line in body.splitlines():
         if line in ("pretrain:", "probe:", "finetune:"):
             in_section = True
-        elif in_section and line.startswith("  ") and not line.lstrip().startswith("#") and ":" in line:
+        elif (
+            in_section
+            and line.startswith("  ")
+            and not line.lstrip().startswith("#")
+            and ":" in line
+        ):
             assert "#" in line, f"{name}: uncited value {line.strip()!r}"
 
 
 def test_precedence_defaults_recipe_config_command_line(tmp_path):
     _, cfg = cli.parse(["pretrain", "--recipe", "mocov2-resnext50"])
-    assert (cfg.method, cfg.queue_size, cfg.batch_size, cfg.size) == ("mocov2", 16384, 32, 64)  # size: default
+    assert (cfg.method, cfg.queue_size, cfg.batch_size, cfg.size) == (
+        "mocov2",
+        16384,
+        32,
+        64,
+    )  # size: default
     conf = tmp_path / "c.yaml"
     conf.write_text("queue_size: 4096\nbatch_size: 16\n")
-    _, cfg = cli.parse(["pretrain", "--recipe", "mocov2-resnext50", "--config", str(conf), "--batch-size", "8"])
-    assert (cfg.queue_size, cfg.batch_size, cfg.temperature, cfg.recipe) == (4096, 8, 0.2, "mocov2-resnext50")
+    _, cfg = cli.parse(
+        ["pretrain", "--recipe", "mocov2-resnext50", "--config", str(conf), "--batch-size", "8"]
+    )
+    assert (cfg.queue_size, cfg.batch_size, cfg.temperature, cfg.recipe) == (
+        4096,
+        8,
+        0.2,
+        "mocov2-resnext50",
+    )
     # A --config file that names a recipe (a run's config.yaml does) resolves it underneath.
     conf.write_text("recipe: simclr-s2-bigearthnet\nepochs: 3\n")
     _, cfg = cli.parse(["pretrain", "--config", str(conf)])
@@ -127,11 +216,24 @@ def test_dry_run_resolves_the_studys_values(name, tmp_path, capsys):
 
 
 def test_dry_run_with_data_checks_the_bands(shared_data, tmp_path, capsys):
-    argv = ["pretrain", "--recipe", "contrastive-resnet18", "--dry-run", "--out", str(tmp_path / "d"),
-            "--data", str(shared_data / "bigearthnet_v2"), "--bands", S2_10]
+    argv = [
+        "pretrain",
+        "--recipe",
+        "contrastive-resnet18",
+        "--dry-run",
+        "--out",
+        str(tmp_path / "d"),
+        "--data",
+        str(shared_data / "bigearthnet_v2"),
+        "--bands",
+        S2_10,
+    ]
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
-    assert "bands B02,B03,B04,B05,B06,B07,B08,B8A,B11,B12 found" in printed and "skipped" not in printed
+    assert (
+        "bands B02,B03,B04,B05,B06,B07,B08,B8A,B11,B12 found" in printed
+        and "skipped" not in printed
+    )
     # Sentinel-2 bands asked of RGB photographs: the check reads one file and names the bands it has.
     assert cli.main([*argv[:6], "--data", str(shared_data / "aid_scenes"), "--bands", "13"]) == 1
     assert "not found (this file has: R, G, B)" in capsys.readouterr().err
@@ -154,7 +256,9 @@ def _smoke_data(name: str, shared: Path) -> list[str]:
         return ["--data", str(shared / "aid_scenes"), "--subset", "8"]
     if name == "simclr-s2-bigearthnet":
         return ["--data", str(shared / "bigearthnet_v2")]
-    if name == "simclr-s2-california":  # no Californian sample: the embedded L1C scene, region = its bounds
+    if (
+        name == "simclr-s2-california"
+    ):  # no Californian sample: the embedded L1C scene, region = its bounds
         return ["--sensor", "s2_l1c", "--region", _scene_bbox()]
     return []  # the embedded Sentinel-2 L1C sample
 
@@ -163,9 +267,26 @@ def _smoke_data(name: str, shared: Path) -> list[str]:
 def test_each_recipe_runs_two_steps_on_the_samples(name, shared_data, tmp_path):
     out = tmp_path / "run"
     size = "32"
-    argv = ["pretrain", "--recipe", name, "--out", str(out), "--size", size, "--batch-size", "4",
-            "--samples-per-epoch", "8", "--max-steps", "2", "--workers", "0", "--knn-k", "0",
-            *_smoke_data(name, shared_data)]
+    argv = [
+        "pretrain",
+        "--recipe",
+        name,
+        "--out",
+        str(out),
+        "--size",
+        size,
+        "--batch-size",
+        "4",
+        "--samples-per-epoch",
+        "8",
+        "--max-steps",
+        "2",
+        "--workers",
+        "0",
+        "--knn-k",
+        "0",
+        *_smoke_data(name, shared_data),
+    ]
     assert cli.main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 2 and metrics["final_loss"] == metrics["final_loss"]  # not NaN
@@ -176,8 +297,25 @@ def test_each_recipe_runs_two_steps_on_the_samples(name, shared_data, tmp_path):
 
 def test_contrastive_recipe_keeps_a_checkpoint_of_every_epoch(tmp_path):
     out = tmp_path / "run"
-    argv = ["pretrain", "--recipe", "contrastive-resnet18", "--out", str(out), "--size", "32", "--batch-size", "4",
-            "--samples-per-epoch", "8", "--epochs", "3", "--workers", "0", "--knn-k", "0"]
+    argv = [
+        "pretrain",
+        "--recipe",
+        "contrastive-resnet18",
+        "--out",
+        str(out),
+        "--size",
+        "32",
+        "--batch-size",
+        "4",
+        "--samples-per-epoch",
+        "8",
+        "--epochs",
+        "3",
+        "--workers",
+        "0",
+        "--knn-k",
+        "0",
+    ]
     assert cli.main(argv) == 0
     names = sorted(p.name for p in (out / "checkpoints").glob("epoch*.ckpt"))
     assert names == ["epoch000.ckpt", "epoch001.ckpt", "epoch002.ckpt"]

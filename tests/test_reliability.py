@@ -23,15 +23,38 @@ from rs_ssl.pretrain import read_loss_history
 HERE = Path(__file__).resolve().parent
 # 3 epochs x 4 steps, a checkpoint after every step; MoCo v2 so that queue and momentum encoder
 # must be restored too.
-ARGS = ["pretrain", "--bands", "13", "--size", "32", "--batch-size", "8", "--samples-per-epoch", "32",
-        "--epochs", "3", "--workers", "0", "--method", "mocov2", "--ckpt-every", "1", "--seed", "7"]
+ARGS = [
+    "pretrain",
+    "--bands",
+    "13",
+    "--size",
+    "32",
+    "--batch-size",
+    "8",
+    "--samples-per-epoch",
+    "32",
+    "--epochs",
+    "3",
+    "--workers",
+    "0",
+    "--method",
+    "mocov2",
+    "--ckpt-every",
+    "1",
+    "--seed",
+    "7",
+]
 TOTAL = 12
 
 
 def _run(out: Path, kill_at: int = -1, resume: bool = False) -> subprocess.CompletedProcess:
     argv = [*ARGS, "--out", str(out)] + (["--resume"] if resume else [])
-    return subprocess.run([sys.executable, str(HERE / "_pretrain_kill_at.py"), str(kill_at), *argv],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(HERE / "_pretrain_kill_at.py"), str(kill_at), *argv],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +67,9 @@ def reference(tmp_path_factory) -> tuple[list[int], list[float]]:
 
 def test_kill_then_resume_matches_the_uninterrupted_run_step_for_step(tmp_path, reference):
     out = tmp_path / "run"
-    p = _run(out, kill_at=6)  # killed mid-epoch 1 (steps 4..7), before step 6's checkpoint is written
+    p = _run(
+        out, kill_at=6
+    )  # killed mid-epoch 1 (steps 4..7), before step 6's checkpoint is written
     assert p.returncode == -signal.SIGKILL
     p = _run(out, resume=True)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -65,8 +90,14 @@ def test_random_external_kills_lose_no_steps(tmp_path, reference):
     kills = 0
     for attempt in range(3):
         argv = [*ARGS, "--out", str(out)] + (["--resume"] if attempt else [])
-        proc = subprocess.Popen([sys.executable, "-m", "rs_ssl", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        target = rng.randint(2 + 3 * attempt, 3 + 3 * attempt)  # wait for this many step checkpoints
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rs_ssl", *argv],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        target = rng.randint(
+            2 + 3 * attempt, 3 + 3 * attempt
+        )  # wait for this many step checkpoints
         deadline = time.time() + 300
         ckpt = out / "checkpoints" / "last.ckpt"
         while time.time() < deadline and proc.poll() is None:
@@ -80,8 +111,12 @@ def test_random_external_kills_lose_no_steps(tmp_path, reference):
             proc.wait()
             kills += 1
         assert newest_valid_checkpoint(out / "checkpoints") is not None
-    p = subprocess.run([sys.executable, "-m", "rs_ssl", *ARGS, "--out", str(out), "--resume"], capture_output=True,
-                       text=True, timeout=600)
+    p = subprocess.run(
+        [sys.executable, "-m", "rs_ssl", *ARGS, "--out", str(out), "--resume"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     assert kills >= 2
     assert json.loads((out / "metrics.json").read_text())["steps"] == TOTAL
@@ -107,18 +142,61 @@ def _nan_at(monkeypatch, steps: set[int] | None):
 def test_a_nan_batch_is_skipped_and_counted(tmp_path, monkeypatch):
     _nan_at(monkeypatch, {2})
     out = tmp_path / "run"
-    assert cli.main(["pretrain", "--method", "simclr", "--size", "32", "--batch-size", "8", "--samples-per-epoch", "32",
-                     "--epochs", "1", "--workers", "0", "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "pretrain",
+                "--method",
+                "simclr",
+                "--size",
+                "32",
+                "--batch-size",
+                "8",
+                "--samples-per-epoch",
+                "32",
+                "--epochs",
+                "1",
+                "--workers",
+                "0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     m = json.loads((out / "metrics.json").read_text())
     assert m["nonfinite_steps_skipped"] == 1 and m["steps"] == 4
-    assert all(torch.isfinite(t).all() for t in load_file(str(out / "backbone.safetensors")).values())
+    assert all(
+        torch.isfinite(t).all() for t in load_file(str(out / "backbone.safetensors")).values()
+    )
 
 
 def test_nan_every_step_stops_with_a_message_and_weights_stay_finite(tmp_path, monkeypatch, capsys):
     _nan_at(monkeypatch, None)
     out = tmp_path / "run"
-    rc = cli.main(["pretrain", "--method", "simclr", "--size", "32", "--batch-size", "8", "--samples-per-epoch", "64",
-                   "--epochs", "1", "--workers", "0", "--nonfinite-patience", "3", "--ckpt-every", "1", "--out", str(out)])
+    rc = cli.main(
+        [
+            "pretrain",
+            "--method",
+            "simclr",
+            "--size",
+            "32",
+            "--batch-size",
+            "8",
+            "--samples-per-epoch",
+            "64",
+            "--epochs",
+            "1",
+            "--workers",
+            "0",
+            "--nonfinite-patience",
+            "3",
+            "--ckpt-every",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 1
     assert "3 optimiser steps in a row had NaN/Inf" in capsys.readouterr().err
 
@@ -134,7 +212,19 @@ def test_pickle_with_code_is_refused(tmp_path, capsys):
         pickle.dump({"conv1.weight": _Evil()}, f)
     if os.path.exists("/tmp/rs_ssl_pwned"):
         os.unlink("/tmp/rs_ssl_pwned")
-    rc = cli.main(["pretrain", "--init", str(evil), "--max-steps", "1", "--out", str(tmp_path / "r"), "--workers", "0"])
+    rc = cli.main(
+        [
+            "pretrain",
+            "--init",
+            str(evil),
+            "--max-steps",
+            "1",
+            "--out",
+            str(tmp_path / "r"),
+            "--workers",
+            "0",
+        ]
+    )
     assert rc == 1
     err = capsys.readouterr().err
     assert "refused to load" in err and str(evil) in err
@@ -172,7 +262,10 @@ class _Linear(L.LightningModule):
     def configure_optimizers(self):
         from rs_ssl.methods.base import build_optimizer
 
-        groups = [{"params": [self.net.weight], "weight_decay": 0.01}, {"params": [self.net.bias], "weight_decay": 0.0}]
+        groups = [
+            {"params": [self.net.weight], "weight_decay": 0.01},
+            {"params": [self.net.bias], "weight_decay": 0.0},
+        ]
         return build_optimizer(self.kind, groups, lr=0.05)
 
 
@@ -180,8 +273,15 @@ def _train(kind: str, xs: torch.Tensor, nan_batches: set[int], guard: NonFiniteG
     from torch.utils.data import DataLoader, TensorDataset
 
     module = _Linear(kind, nan_batches)
-    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[guard])
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[guard],
+    )
     trainer.fit(module, DataLoader(TensorDataset(xs), batch_size=4))
     return module, trainer.optimizers[0]
 
@@ -195,18 +295,24 @@ def test_a_skipped_step_leaves_no_trace_and_needs_no_sync(kind):
     guard = NonFiniteGuard(patience=3)
     a, opt_a = _train(kind, xs, {2}, guard)
     b, opt_b = _train(kind, torch.cat([xs[:8], xs[12:]]), set(), NonFiniteGuard(patience=3))
-    assert guard.skipped == 1 and guard._dev is not None  # the device path ran, not the host fallback
+    assert (
+        guard.skipped == 1 and guard._dev is not None
+    )  # the device path ran, not the host fallback
     torch.testing.assert_close(a.net.weight, b.net.weight, rtol=0, atol=0)
     torch.testing.assert_close(a.net.bias, b.net.bias, rtol=0, atol=0)
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         for key, va in opt_a.state[pa].items():
-            torch.testing.assert_close(va, opt_b.state[pb][key], rtol=0, atol=0, msg=f"{kind} state {key}")
+            torch.testing.assert_close(
+                va, opt_b.state[pb][key], rtol=0, atol=0, msg=f"{kind} state {key}"
+            )
 
 
 def test_a_run_of_bad_steps_stops_at_the_next_check():
     xs = torch.randn(40, 6, generator=torch.Generator().manual_seed(1))
     guard = NonFiniteGuard(patience=3, check_every=4)
-    with pytest.raises(RsSslError, match=r"3 optimiser steps in a row had NaN/Inf gradients \(longest run 3"):
+    with pytest.raises(
+        RsSslError, match=r"3 optimiser steps in a row had NaN/Inf gradients \(longest run 3"
+    ):
         _train("adamw", xs, {1, 2, 3}, guard)
     assert guard.skipped == 3
     # Two bad steps, a good one, two bad: never 3 in a row, so the run goes on.

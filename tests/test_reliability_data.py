@@ -53,26 +53,103 @@ class Case:
 
 
 CASES: dict[str, Case] = {
-    "truncated_geotiff": Case("truncated GeoTIFF", "tiles", r"trunc\.tif: (read|decoding) failed .*truncated or corrupt", "redrawn"),
-    "zero_byte": Case("zero-byte file", "scenes", r"bad\w*/x_B03\.tif: cannot be (read|opened) as a raster", "skipped"),
-    "wrong_band_count": Case("wrong band count", "tiles", r"eleven\.tif: 11 bands without band names", "skipped"),
-    "band_extent": Case("mismatched band sizes", "scenes", r"bad\w*/x_B04\.tif: covers \(.*\) while the scene's other band files cover", "skipped"),
+    "truncated_geotiff": Case(
+        "truncated GeoTIFF",
+        "tiles",
+        r"trunc\.tif: (read|decoding) failed .*truncated or corrupt",
+        "redrawn",
+    ),
+    "zero_byte": Case(
+        "zero-byte file",
+        "scenes",
+        r"bad\w*/x_B03\.tif: cannot be (read|opened) as a raster",
+        "skipped",
+    ),
+    "wrong_band_count": Case(
+        "wrong band count", "tiles", r"eleven\.tif: 11 bands without band names", "skipped"
+    ),
+    "band_extent": Case(
+        "mismatched band sizes",
+        "scenes",
+        r"bad\w*/x_B04\.tif: covers \(.*\) while the scene's other band files cover",
+        "skipped",
+    ),
     "all_nan": Case("NaN-filled patch", "nan", r"allnan\.tif: .*NaN", "redrawn"),
-    "all_nodata": Case("nodata-filled patch", "tiles", r"zeros\.tif: .*every pixel is nodata \(0\)", "redrawn"),
-    "wrong_dtype": Case("wrong dtype", "tiles", r"u8\.tif: dtype uint8 while most files are uint16", "skipped"),
-    "text_as_tif": Case("text file named .tif", "scenes", r"bad\w*/x_B02\.tif: cannot be (read|opened) as a raster", "skipped"),
-    "zarr_missing_chunk": Case("zarr store with a missing chunk", "zarr", r"store\.zarr\[\d+\]: .*(chunk file c/\d+/0/0/0 is missing|every pixel is nodata)", "redrawn"),
+    "all_nodata": Case(
+        "nodata-filled patch", "tiles", r"zeros\.tif: .*every pixel is nodata \(0\)", "redrawn"
+    ),
+    "wrong_dtype": Case(
+        "wrong dtype", "tiles", r"u8\.tif: dtype uint8 while most files are uint16", "skipped"
+    ),
+    "text_as_tif": Case(
+        "text file named .tif",
+        "scenes",
+        r"bad\w*/x_B02\.tif: cannot be (read|opened) as a raster",
+        "skipped",
+    ),
+    "zarr_missing_chunk": Case(
+        "zarr store with a missing chunk",
+        "zarr",
+        r"store\.zarr\[\d+\]: .*(chunk file c/\d+/0/0/0 is missing|every pixel is nodata)",
+        "redrawn",
+    ),
     "empty_folder": Case("empty folder", "empty", r"empty: empty folder", "refused"),
-    "non_utf8_name": Case("non-UTF-8 file name", "scenes", r"bad_\\xff_B04\.tif: file name is not valid UTF-8", "skipped"),
-    "manifest_relative_escape": Case("manifest path ../../etc/passwd", "manifest", r"row 0 has path '\.\./\.\./etc/passwd', outside the dataset root", "refused"),
-    "manifest_absolute_outside": Case("manifest absolute path outside the root", "manifest", r"row 1 has path '/etc/passwd', outside the dataset root", "refused"),
+    "non_utf8_name": Case(
+        "non-UTF-8 file name",
+        "scenes",
+        r"bad_\\xff_B04\.tif: file name is not valid UTF-8",
+        "skipped",
+    ),
+    "manifest_relative_escape": Case(
+        "manifest path ../../etc/passwd",
+        "manifest",
+        r"row 0 has path '\.\./\.\./etc/passwd', outside the dataset root",
+        "refused",
+    ),
+    "manifest_absolute_outside": Case(
+        "manifest absolute path outside the root",
+        "manifest",
+        r"row 1 has path '/etc/passwd', outside the dataset root",
+        "refused",
+    ),
 }
-ISSUE_LIST = ("truncated GeoTIFF", "zero-byte file", "wrong band count", "mismatched band sizes", "NaN-filled patch",
-              "nodata-filled patch", "wrong dtype", "text file named .tif", "zarr store with a missing chunk",
-              "empty folder", "non-UTF-8 file name")
-TILE_CASES = {"truncated_geotiff": "trunc.tif", "wrong_band_count": "eleven.tif", "wrong_dtype": "u8.tif", "all_nodata": "zeros.tif"}
-SCENE_CASES = {"zero_byte": "zero_byte", "text_as_tif": "text_as_tif", "band_extent": "band_extent", "non_utf8_name": "non_utf8_name"}
-PRETRAIN = ["--max-steps", "2", "--size", "32", "--batch-size", "4", "--samples-per-epoch", "8", "--workers", "1"]
+ISSUE_LIST = (
+    "truncated GeoTIFF",
+    "zero-byte file",
+    "wrong band count",
+    "mismatched band sizes",
+    "NaN-filled patch",
+    "nodata-filled patch",
+    "wrong dtype",
+    "text file named .tif",
+    "zarr store with a missing chunk",
+    "empty folder",
+    "non-UTF-8 file name",
+)
+TILE_CASES = {
+    "truncated_geotiff": "trunc.tif",
+    "wrong_band_count": "eleven.tif",
+    "wrong_dtype": "u8.tif",
+    "all_nodata": "zeros.tif",
+}
+SCENE_CASES = {
+    "zero_byte": "zero_byte",
+    "text_as_tif": "text_as_tif",
+    "band_extent": "band_extent",
+    "non_utf8_name": "non_utf8_name",
+}
+PRETRAIN = [
+    "--max-steps",
+    "2",
+    "--size",
+    "32",
+    "--batch-size",
+    "4",
+    "--samples-per-epoch",
+    "8",
+    "--workers",
+    "1",
+]
 BANDS = {"tiles": "12", "nan": "12", "zarr": "12", "scenes": "13", "empty": "12", "manifest": "12"}
 
 
@@ -82,9 +159,13 @@ def _build_tile(shared: Path, name: str, dst: Path) -> None:
         shutil.copyfile(src, dst)
         B.truncate(dst, 0.5)
     elif name == "eleven.tif":
-        B.rewrite_tile(src, dst, lambda a: a, bands=list(range(1, 12)))  # real bands 1-11, no band names
+        B.rewrite_tile(
+            src, dst, lambda a: a, bands=list(range(1, 12))
+        )  # real bands 1-11, no band names
     elif name == "u8.tif":
-        B.rewrite_tile(src, dst, lambda a: np.clip(a // 16, 0, 255), dtype="uint8")  # an 8-bit quicklook
+        B.rewrite_tile(
+            src, dst, lambda a: np.clip(a // 16, 0, 255), dtype="uint8"
+        )  # an 8-bit quicklook
     elif name == "zeros.tif":
         B.rewrite_tile(src, dst, lambda a: a * 0)  # every pixel 0 DN: Sentinel-2 nodata
 
@@ -111,20 +192,45 @@ def corpus(tmp_path_factory, shared_data) -> dict[str, Path]:
     nan.mkdir()
     for n in B.TILES:
         B.rewrite_tile(shared_data / "s2_tile_folder" / n, nan / n, lambda a: a, dtype="float32")
-    B.rewrite_tile(shared_data / "s2_tile_folder" / REAL_TILE, nan / "allnan.tif", lambda a: np.full(a.shape, np.nan), dtype="float32")
+    B.rewrite_tile(
+        shared_data / "s2_tile_folder" / REAL_TILE,
+        nan / "allnan.tif",
+        lambda a: np.full(a.shape, np.nan),
+        dtype="float32",
+    )
     paths["all_nan"] = paths["nan"] = nan
     # a (sample, band, y, x) zarr store written by `rs-ssl convert` from two real tiles, minus one chunk
     store = root / "store.zarr"
-    assert cli.main(["convert", str(B.tile_folder(shared_data, root / "zsrc")), str(store), "--size", "64", "--bands", "12"]) == 0
-    first = torch.randperm(32, generator=torch.Generator().manual_seed(0)).tolist()[0]  # read first by pretrain (seed 0)
+    assert (
+        cli.main(
+            [
+                "convert",
+                str(B.tile_folder(shared_data, root / "zsrc")),
+                str(store),
+                "--size",
+                "64",
+                "--bands",
+                "12",
+            ]
+        )
+        == 0
+    )
+    first = torch.randperm(32, generator=torch.Generator().manual_seed(0)).tolist()[
+        0
+    ]  # read first by pretrain (seed 0)
     (store / "data" / "c" / str(first) / "0" / "0" / "0").unlink()
     paths["zarr_missing_chunk"] = paths["zarr"] = store
     (root / "empty").mkdir()
     paths["empty_folder"] = paths["empty"] = root / "empty"
     # manifests of the real tile folder whose rows were edited to point outside it
     assert cli.main(["manifest", str(paths["tiles"]), "--out", str(root / "m"), "--skip-bad"]) == 0
-    for case, row, target in (("manifest_relative_escape", 0, "../../etc/passwd"), ("manifest_absolute_outside", 1, "/etc/passwd")):
-        paths[case] = _edited_manifest(root / "m" / "manifest.parquet", root / f"{case}.parquet", row, target)
+    for case, row, target in (
+        ("manifest_relative_escape", 0, "../../etc/passwd"),
+        ("manifest_absolute_outside", 1, "/etc/passwd"),
+    ):
+        paths[case] = _edited_manifest(
+            root / "m" / "manifest.parquet", root / f"{case}.parquet", row, target
+        )
     return paths
 
 
@@ -170,16 +276,50 @@ def pretrain_runs(corpus, tmp_path_factory) -> dict[str, tuple[int, str, Path]]:
     work = tmp_path_factory.mktemp("runs")
     runs = []
     for case, c in CASES.items():
-        runs.append((case, ["pretrain", "--data", str(corpus[case]), "--bands", BANDS[c.corpus], *PRETRAIN,
-                            "--out", str(work / case)], str(work / f"{case}.err")))
+        runs.append(
+            (
+                case,
+                [
+                    "pretrain",
+                    "--data",
+                    str(corpus[case]),
+                    "--bands",
+                    BANDS[c.corpus],
+                    *PRETRAIN,
+                    "--out",
+                    str(work / case),
+                ],
+                str(work / f"{case}.err"),
+            )
+        )
     for name in ("tiles", "scenes", "nan", "zarr", "empty", "manifest_relative_escape"):
-        runs.append((f"skip_{name}", ["pretrain", "--data", str(corpus[name]), "--bands", BANDS.get(name, "12"), *PRETRAIN,
-                                      "--skip-bad", "--out", str(work / f"skip_{name}")], str(work / f"skip_{name}.err")))
+        runs.append(
+            (
+                f"skip_{name}",
+                [
+                    "pretrain",
+                    "--data",
+                    str(corpus[name]),
+                    "--bands",
+                    BANDS.get(name, "12"),
+                    *PRETRAIN,
+                    "--skip-bad",
+                    "--out",
+                    str(work / f"skip_{name}"),
+                ],
+                str(work / f"skip_{name}.err"),
+            )
+        )
     (work / "runs.json").write_text(json.dumps(runs))
     # The limit only guards against a hang: 19 short runs take about 40 s of CPU, but several times
     # that in wall time on a loaded 2-core machine (120 s was exceeded there).
-    p = subprocess.run([sys.executable, "-c", RUNNER, str(work / "runs.json"), str(work / "rc.json")],
-                       capture_output=True, text=True, timeout=600, cwd=work)
+    p = subprocess.run(
+        [sys.executable, "-c", RUNNER, str(work / "runs.json"), str(work / "rc.json")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=work,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     rcs = json.loads((work / "rc.json").read_text())
     return {name: (rcs[name], Path(err).read_text(), work / name) for name, _, err in runs}
@@ -191,7 +331,9 @@ def _error_lines(stderr: str) -> list[str]:
 
 def test_corpus_covers_the_issue_list():
     assert {c.issue for c in CASES.values()} >= set(ISSUE_LIST)
-    assert len(CASES) >= 10 + 2  # the ten kinds of the issue (NaN and nodata counted apart) + two manifest escapes
+    assert (
+        len(CASES) >= 10 + 2
+    )  # the ten kinds of the issue (NaN and nodata counted apart) + two manifest escapes
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -200,11 +342,15 @@ def test_pretrain_fails_with_one_line_naming_the_file(case, pretrain_runs):
     lines = _error_lines(err)
     assert rc == 1 and len(lines) == 1, err[-2000:]
     assert re.search(CASES[case].message, lines[0]), lines[0]
-    assert "Traceback" not in err and "DataLoader worker" not in err  # the worker's error, not its death
+    assert (
+        "Traceback" not in err and "DataLoader worker" not in err
+    )  # the worker's error, not its death
 
 
-@pytest.mark.parametrize(("corpus_name", "skipped", "redrawn"),
-                         [("tiles", 2, True), ("scenes", 4, False), ("nan", 0, True), ("zarr", 0, True)])
+@pytest.mark.parametrize(
+    ("corpus_name", "skipped", "redrawn"),
+    [("tiles", 2, True), ("scenes", 4, False), ("nan", 0, True), ("zarr", 0, True)],
+)
 def test_pretrain_skip_bad_finishes_and_counts(corpus_name, skipped, redrawn, pretrain_runs):
     rc, err, out = pretrain_runs[f"skip_{corpus_name}"]
     assert rc == 0, err[-2000:]
@@ -223,7 +369,9 @@ def test_skip_bad_does_not_hide_refusals(name, pretrain_runs):
     assert rc == 1 and len(lines) == 1 and re.search(CASES[case].message, lines[0]), err[-2000:]
 
 
-@pytest.mark.parametrize(("corpus_name", "good"), [("tiles", 2), ("scenes", 1), ("nan", 2), ("zarr", 31)])
+@pytest.mark.parametrize(
+    ("corpus_name", "good"), [("tiles", 2), ("scenes", 1), ("nan", 2), ("zarr", 31)]
+)
 def test_manifest_check_names_each_bad_file(corpus_name, good, corpus, tmp_path, capsys):
     data = corpus[corpus_name]
     cases = [k for k, c in CASES.items() if c.corpus == corpus_name]
@@ -233,15 +381,28 @@ def test_manifest_check_names_each_bad_file(corpus_name, good, corpus, tmp_path,
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
     assert summary["count"] == good and len(summary["broken"]) == len(cases)
     for case in cases:
-        assert sum(bool(re.search(CASES[case].message, b)) for b in summary["broken"]) == 1, (case, summary["broken"])
-    assert cli.main(["manifest", str(data), "--check", "--skip-bad", *bands, "--out", str(tmp_path / "s")]) == 0
+        assert sum(bool(re.search(CASES[case].message, b)) for b in summary["broken"]) == 1, (
+            case,
+            summary["broken"],
+        )
+    assert (
+        cli.main(
+            ["manifest", str(data), "--check", "--skip-bad", *bands, "--out", str(tmp_path / "s")]
+        )
+        == 0
+    )
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
     assert summary["count"] == good and summary["skipped"] == len(cases)
 
 
 def test_manifest_of_an_empty_folder(corpus, tmp_path, capsys):
     for extra in ([], ["--skip-bad"]):
-        assert cli.main(["manifest", str(corpus["empty"]), "--check", *extra, "--out", str(tmp_path / "m")]) == 1
+        assert (
+            cli.main(
+                ["manifest", str(corpus["empty"]), "--check", *extra, "--out", str(tmp_path / "m")]
+            )
+            == 1
+        )
         assert re.search(CASES["empty_folder"].message, _error_lines(capsys.readouterr().err)[0])
 
 
@@ -258,6 +419,8 @@ def test_inside_root_rule(tmp_path):
     for bad in (f"{root}/../etc/passwd", "/etc/passwd", f"{root}x/a.tif", "../../etc/passwd"):
         with pytest.raises(DataError, match="outside the dataset root"):
             check_inside_root(Path("m.parquet"), 3, root, bad)
-    check_inside_root(Path("m.parquet"), 0, "s3:/bucket/ds", "s3://bucket/ds/a.zarr")  # Catalog roots are Paths
+    check_inside_root(
+        Path("m.parquet"), 0, "s3:/bucket/ds", "s3://bucket/ds/a.zarr"
+    )  # Catalog roots are Paths
     with pytest.raises(DataError, match="row 2"):
         check_inside_root(Path("m.parquet"), 2, "s3:/bucket/ds", "s3://bucket/ds/../other/x.zarr")

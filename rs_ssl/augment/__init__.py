@@ -8,4 +8,12 @@ pipeline runs them fused (`fused.AugmentedView`).
 from rs_ssl.augment.fused import AugmentedView, TwoViews
 from rs_ssl.augment.presets import AUG_NAMES, PRESETS, VIEW_PRESETS, is_preset, make_views
 
-__all__ = ["AUG_NAMES", "PRESETS", "VIEW_PRESETS", "AugmentedView", "TwoViews", "is_preset", "make_views"]
+__all__ = [
+    "AUG_NAMES",
+    "PRESETS",
+    "VIEW_PRESETS",
+    "AugmentedView",
+    "TwoViews",
+    "is_preset",
+    "make_views",
+]

@@ -236,7 +236,11 @@ class AffineAugmentation(GeometricAugmentationBase2D):
         in_hw = (input.shape[-2], input.shape[-1])
         mat = self.src_from_dst(params, in_hw).to(input.device)
         return resample_mask(
-            input, mat, self.output_hw(in_hw), self.box(params, in_hw), self.leaves_box(in_hw),
+            input,
+            mat,
+            self.output_hw(in_hw),
+            self.box(params, in_hw),
+            self.leaves_box(in_hw),
             self.padding_mode,
         )
 

@@ -25,12 +25,20 @@ ALWAYS = "always"  # the op acts whenever its slot is chosen
 OWN_COIN = "own_coin"  # the op acts when its slot is chosen and its own p coin says so
 
 
-def allowed_pairs(names: Sequence[str], excluded: Sequence[frozenset[str]]) -> list[tuple[str, str]]:
+def allowed_pairs(
+    names: Sequence[str], excluded: Sequence[frozenset[str]]
+) -> list[tuple[str, str]]:
     """Every unordered pair of distinct names, in table order, less the excluded ones."""
     unknown = {n for pair in excluded for n in pair} - set(names)
     if unknown:
-        raise ValueError(f"excluded pairs name unknown augmentations {sorted(unknown)}; known: {list(names)}")
-    return [(a, b) for a, b in itertools.combinations(names, 2) if frozenset((a, b)) not in set(excluded)]
+        raise ValueError(
+            f"excluded pairs name unknown augmentations {sorted(unknown)}; known: {list(names)}"
+        )
+    return [
+        (a, b)
+        for a, b in itertools.combinations(names, 2)
+        if frozenset((a, b)) not in set(excluded)
+    ]
 
 
 class PairedView(AugmentedView):
@@ -61,7 +69,9 @@ class PairedView(AugmentedView):
         self.op_modes = [info[id(op)][1] for op in self.ops]
         for op, slot in zip(self.ops, self.op_slots, strict=True):
             if slot is not None and op.p == 1.0 and op.p_batch == 1.0:
-                raise ValueError(f"{type(op).__name__} of slot {slot!r} needs p < 1 so that its gate is read")
+                raise ValueError(
+                    f"{type(op).__name__} of slot {slot!r} needs p < 1 so that its gate is read"
+                )
         table = torch.zeros(len(self.pairs), len(self.slots), dtype=torch.bool)
         for i, (a, b) in enumerate(self.pairs):
             table[i, self.slots.index(a)] = table[i, self.slots.index(b)] = True

@@ -432,7 +432,9 @@ class _FieldAugmentation(PixelAugmentation):
             params[self.field] = torch.where(on[:, None, None, None], field, self.identity)
         else:
             index = on.nonzero().flatten()
-            field = torch.full(tuple(batch_shape), self.identity, device=self.device, dtype=torch.float32)
+            field = torch.full(
+                tuple(batch_shape), self.identity, device=self.device, dtype=torch.float32
+            )
             if index.numel():
                 field[index] = self.draw((index.numel(), *batch_shape[1:]), take(params, index))
             params[self.field] = field
@@ -575,10 +577,14 @@ class RandomImpulseNoise(PixelAugmentation):
     ):
         super().__init__(p=p, same_on_batch=same_on_batch)
         self.fraction = (
-            (0.0, float(fraction)) if isinstance(fraction, (int, float)) else tuple(map(float, fraction))
+            (0.0, float(fraction))
+            if isinstance(fraction, (int, float))
+            else tuple(map(float, fraction))
         )
         if len(self.fraction) != 2 or not 0.0 <= self.fraction[0] <= self.fraction[1] <= 0.5:
-            raise ValueError(f"impulse fraction must be within [0, 0.5], as f or (low, high), found {fraction!r}")
+            raise ValueError(
+                f"impulse fraction must be within [0, 0.5], as f or (low, high), found {fraction!r}"
+            )
         if not low < high:
             raise ValueError(f"impulse low {low} must be below high {high}")
         self.low, self.high = float(low), float(high)

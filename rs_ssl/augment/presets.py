@@ -288,7 +288,9 @@ def parse_pairs(text: str) -> list[tuple[str, str]]:
     for item in (t.strip() for t in text.split(",") if t.strip()):
         names = item.split("+")
         if len(names) != 2 or len(set(names)) != 2 or not set(names) <= set(SIMCLR_S2_SLOTS):
-            raise ValueError(f"{item!r} is not a pair of two of {', '.join(SIMCLR_S2_SLOTS)} joined by '+'")
+            raise ValueError(
+                f"{item!r} is not a pair of two of {', '.join(SIMCLR_S2_SLOTS)} joined by '+'"
+            )
         out.append((names[0], names[1]))
     if not out:
         raise ValueError(f"no pair given after '{SIMCLR_S2}:'; e.g. {SIMCLR_S2}:shift+zoom")
@@ -478,8 +480,13 @@ def _plain(params: dict[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
 
 
-def _simclr_s2_views(bands: int, size: int, augs, overrides: dict[str, Any],
-                     pairs: list[tuple[str, str]] | None = None) -> TwoViews:
+def _simclr_s2_views(
+    bands: int,
+    size: int,
+    augs,
+    overrides: dict[str, Any],
+    pairs: list[tuple[str, str]] | None = None,
+) -> TwoViews:
     """Both views of the SimCLR-S2 protocol (the same distribution, independent draws)."""
     if augs:
         raise ValueError(f"augs is only used with preset 'custom', not with {SIMCLR_S2!r}")
@@ -495,7 +502,9 @@ def _simclr_s2_views(bands: int, size: int, augs, overrides: dict[str, Any],
         "preset": SIMCLR_S2,
         "bands": bands,
         "size": size,
-        "slots": {slot: [[n, _plain(p)] for n, p in spec] for slot, spec in SIMCLR_S2_SLOTS.items()},
+        "slots": {
+            slot: [[n, _plain(p)] for n, p in spec] for slot, spec in SIMCLR_S2_SLOTS.items()
+        },
         "excluded_pairs": [sorted(p) for p in SIMCLR_S2_EXCLUDED] if pairs is None else None,
         "pairs": None if pairs is None else [list(p) for p in pairs],
         "ops_per_view": 2,

@@ -18,8 +18,19 @@ from rs_ssl.errors import DataError, UsageError
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
 
-__all__ = ["FORMATS", "Catalog", "Record", "data_bands", "detect_format", "labelled_dataset", "open_rasters",
-           "pretrain_dataset", "resolve_data_bands", "sample_path", "scan"]
+__all__ = [
+    "FORMATS",
+    "Catalog",
+    "Record",
+    "data_bands",
+    "detect_format",
+    "labelled_dataset",
+    "open_rasters",
+    "pretrain_dataset",
+    "resolve_data_bands",
+    "sample_path",
+    "scan",
+]
 
 
 def sample_path() -> Path:
@@ -27,14 +38,23 @@ def sample_path() -> Path:
     return SAMPLE_DIR
 
 
-def _catalog(data: str | Path | None, fmt: str, selection: BandSelection | None, zoom: int | None,
-             skip_bad: bool = False) -> Catalog:
-    path = data if data is not None and "://" in str(data) else Path(data) if data else sample_path()
+def _catalog(
+    data: str | Path | None,
+    fmt: str,
+    selection: BandSelection | None,
+    zoom: int | None,
+    skip_bad: bool = False,
+) -> Catalog:
+    path = (
+        data if data is not None and "://" in str(data) else Path(data) if data else sample_path()
+    )
     if isinstance(path, Path) and not path.exists():
         raise UsageError(f"--data {path}: no such file or folder")
     if fmt not in ("auto", *FORMATS):
         raise UsageError(f"--format {fmt}: unknown; choose auto or one of {', '.join(FORMATS)}")
-    return scan(path, fmt, zoom=zoom, sensor=selection.sensor.key if selection else None, skip_bad=skip_bad)
+    return scan(
+        path, fmt, zoom=zoom, sensor=selection.sensor.key if selection else None, skip_bad=skip_bad
+    )
 
 
 def data_bands(catalog: Catalog, probe: int = 16) -> tuple[str, ...]:
@@ -69,7 +89,9 @@ def _record_bands(catalog: Catalog, r: Record) -> tuple[str, ...]:
         return file_band_names(r.path, src.count, src.descriptions, src.colorinterp, catalog.layout)
 
 
-def _sensor_for(have: tuple[str, ...], catalog_sensor: str | None, sensor: str | None) -> BandSelection:
+def _sensor_for(
+    have: tuple[str, ...], catalog_sensor: str | None, sensor: str | None
+) -> BandSelection:
     """The bands of `have` that a sensor knows, in its registry order; the sensor named, the data's, the
     one whose bands are exactly these (12 bands without B10: s2_l2a), or the first that has them all."""
     table = sensors()
@@ -81,39 +103,72 @@ def _sensor_for(have: tuple[str, ...], catalog_sensor: str | None, sensor: str |
         names = tuple(n for n in table[k].names if n in have)
         if names:
             return BandSelection(table[k], names)
-    raise DataError(f"bands {', '.join(have)}: no registered sensor has them; give --bands and --sensor")
+    raise DataError(
+        f"bands {', '.join(have)}: no registered sensor has them; give --bands and --sensor"
+    )
 
 
-def resolve_data_bands(spec: str, sensor: str | None, data: str | Path | None, fmt: str = "auto",
-                       zoom: int | None = None) -> BandSelection:
+def resolve_data_bands(
+    spec: str,
+    sensor: str | None,
+    data: str | Path | None,
+    fmt: str = "auto",
+    zoom: int | None = None,
+) -> BandSelection:
     """`--bands`: a count or a list as `resolve_bands`, or `auto`: the data's own bands (13 for the
     embedded Sentinel-2 L1C sample, 3 for RGB images, 12 for BigEarthNet's L2A)."""
     if str(spec).strip().lower() != "auto":
         return resolve_bands(spec, sensor)
-    cat = _catalog(data, fmt, None, zoom, skip_bad=True)  # problems of the data are reported by the real scan
+    cat = _catalog(
+        data, fmt, None, zoom, skip_bad=True
+    )  # problems of the data are reported by the real scan
     return _sensor_for(data_bands(cat), cat.sensor, sensor)
 
 
 def _info(cat: Catalog, key: str, n: int, skipped: list[str]) -> dict:
-    return {"data": str(cat.root), "format": cat.format, key: n, "skipped": len(skipped), "skipped_reasons": skipped}
+    return {
+        "data": str(cat.root),
+        "format": cat.format,
+        key: n,
+        "skipped": len(skipped),
+        "skipped_reasons": skipped,
+    }
 
 
-def open_rasters(data: str | Path | None, fmt: str, selection: BandSelection, skip_bad: bool = False,
-                 zoom: int | None = None) -> tuple[list, dict]:
+def open_rasters(
+    data: str | Path | None,
+    fmt: str,
+    selection: BandSelection,
+    skip_bad: bool = False,
+    zoom: int | None = None,
+) -> tuple[list, dict]:
     """Open `--data` (a georeferenced raster format) as windowed rasters; returns (rasters, info)."""
     cat = _catalog(data, fmt, selection, zoom, skip_bad)
     if cat.kind != "rasters":
         raise UsageError(f"--data {cat.root}: a {cat.format} dataset of patches, not large rasters")
     rasters, skipped = D.open_rasters(cat, selection, skip_bad)
     if not rasters:
-        raise DataError(f"{cat.root}: no readable raster" + (f" ({len(skipped)} skipped)" if skipped else ""))
+        raise DataError(
+            f"{cat.root}: no readable raster" + (f" ({len(skipped)} skipped)" if skipped else "")
+        )
     return rasters, _info(cat, "rasters", len(rasters), skipped)
 
 
-def pretrain_dataset(data: str | Path | None, fmt: str, selection: BandSelection, *, patch: int,
-                     samples_per_epoch: int, seed: int = 0, region: str | None = None,
-                     skip_bad: bool = False, subset: int | None = None, zoom: int | None = None,
-                     zarr_aligned: bool = True, split: str | None = None):
+def pretrain_dataset(
+    data: str | Path | None,
+    fmt: str,
+    selection: BandSelection,
+    *,
+    patch: int,
+    samples_per_epoch: int,
+    seed: int = 0,
+    region: str | None = None,
+    skip_bad: bool = False,
+    subset: int | None = None,
+    zoom: int | None = None,
+    zarr_aligned: bool = True,
+    split: str | None = None,
+):
     """The unlabelled training set for `rs-ssl pretrain`: returns (dataset, info for metrics.json).
 
     Large georeferenced rasters give `samples_per_epoch` seeded random patches (restricted to
@@ -130,15 +185,24 @@ def pretrain_dataset(data: str | Path | None, fmt: str, selection: BandSelection
     cat = _catalog(data, fmt, selection, zoom, skip_bad)
     if cat.kind == "rasters":
         if split not in (None, "auto", "all"):
-            raise UsageError(f"--split {split}: {cat.root} is {cat.format} rasters, which define no splits; "
-                             "leave --split out")
+            raise UsageError(
+                f"--split {split}: {cat.root} is {cat.format} rasters, which define no splits; "
+                "leave --split out"
+            )
         rasters, skipped = D.open_rasters(cat, selection, skip_bad)
         if not rasters:
             raise DataError(f"{cat.root}: no readable raster ({len(skipped)} skipped)")
         allowed = restrict_to_region(rasters, region, patch) if region else None
-        dataset = RandomPatchDataset(rasters, patch, samples_per_epoch, seed=seed, allowed=allowed,
-                                     align=zarr_aligned and get_format(cat.format).chunk_aligned,
-                                     nodata=selection.sensor.nodata, skip_bad=skip_bad)
+        dataset = RandomPatchDataset(
+            rasters,
+            patch,
+            samples_per_epoch,
+            seed=seed,
+            allowed=allowed,
+            align=zarr_aligned and get_format(cat.format).chunk_aligned,
+            nodata=selection.sensor.nodata,
+            skip_bad=skip_bad,
+        )
         return dataset, _info(cat, "rasters", len(rasters), skipped)
     chosen, split_name = pretrain_records(cat, split)
     records = D.subset(chosen, subset, seed)
@@ -150,9 +214,15 @@ def pretrain_dataset(data: str | Path | None, fmt: str, selection: BandSelection
     if not records:
         raise DataError(f"{cat.root}: no readable sample ({len(skipped)} skipped)")
     info = _info(cat, "samples", len(records), skipped) | {
-        "split": split_name, "split_samples": len(chosen), "dataset_samples": len(cat.records),
-        "splits": cat.split_counts(), "split_source": cat.notes.get("split_source")}
-    return D.SampleDataset(cat, records, selection, patch, nodata=selection.sensor.nodata, skip_bad=skip_bad), info
+        "split": split_name,
+        "split_samples": len(chosen),
+        "dataset_samples": len(cat.records),
+        "splits": cat.split_counts(),
+        "split_source": cat.notes.get("split_source"),
+    }
+    return D.SampleDataset(
+        cat, records, selection, patch, nodata=selection.sensor.nodata, skip_bad=skip_bad
+    ), info
 
 
 def pretrain_records(cat: Catalog, split: str | None) -> tuple[list[Record], str]:
@@ -174,17 +244,30 @@ def pretrain_records(cat: Catalog, split: str | None) -> tuple[list[Record], str
     if want not in SPLIT_ORDER:
         raise UsageError(f"--split {split}: choose train, val, test or all")
     if not defined:
-        raise UsageError(f"--split {split}: {cat.root} defines no split (no split folders, lists or column); "
-                         "use --split all")
+        raise UsageError(
+            f"--split {split}: {cat.root} defines no split (no split folders, lists or column); "
+            "use --split all"
+        )
     recs = [r for r in cat.records if want in r.splits]
     if not recs:
-        raise DataError(f"--split {split}: no sample of {cat.root} is in it (its splits: "
-                        f"{', '.join(f'{k} {v}' for k, v in defined.items())}); choose another or --split all")
+        raise DataError(
+            f"--split {split}: no sample of {cat.root} is in it (its splits: "
+            f"{', '.join(f'{k} {v}' for k, v in defined.items())}); choose another or --split all"
+        )
     return recs, want
 
 
-def labelled_dataset(data: str | Path | None, fmt: str, selection: BandSelection, *, split: str | None,
-                     patch: int, level: int = 1, skip_bad: bool = False, zoom: int | None = None):
+def labelled_dataset(
+    data: str | Path | None,
+    fmt: str,
+    selection: BandSelection,
+    *,
+    split: str | None,
+    patch: int,
+    level: int = 1,
+    skip_bad: bool = False,
+    zoom: int | None = None,
+):
     """A labelled dataset for probing/fine-tuning: returns (dataset, info).
 
     Items are `{"image": float32 (C, patch, patch) DN, "label": ...}`: a LongTensor class index
@@ -196,8 +279,10 @@ def labelled_dataset(data: str | Path | None, fmt: str, selection: BandSelection
     """
     cat = _catalog(data, fmt, selection, zoom, skip_bad)
     if cat.kind != "samples":
-        raise UsageError(f"--data {cat.root}: {cat.format} rasters carry no labels; use a labelled dataset "
-                         "(BigEarthNet, MillionAID, a class-folder tree, a labelled zarr or manifest)")
+        raise UsageError(
+            f"--data {cat.root}: {cat.format} rasters carry no labels; use a labelled dataset "
+            "(BigEarthNet, MillionAID, a class-folder tree, a labelled zarr or manifest)"
+        )
     classes = cat.classes if cat.classes and level == 1 else cat.label_names(level)
     records = [r for r in D.select_split(cat.records, split) if r.labels or r.hierarchy]
     records, skipped = D.check_records(cat, records, selection, skip_bad)
@@ -205,6 +290,9 @@ def labelled_dataset(data: str | Path | None, fmt: str, selection: BandSelection
         raise DataError(f"{cat.root}: no labelled sample in split {split!r}")
     ds = D.LabelledDataset(cat, records, selection, patch, classes, level)
     info = _info(cat, "samples", len(records), skipped) | {
-        "split": split, "classes": len(classes), "multilabel": cat.multilabel,
-        "split_source": cat.notes.get("split_source") if any(r.splits for r in records) else None}
+        "split": split,
+        "classes": len(classes),
+        "multilabel": cat.multilabel,
+        "split_source": cat.notes.get("split_source") if any(r.splits for r in records) else None,
+    }
     return ds, info

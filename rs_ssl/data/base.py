@@ -17,8 +17,13 @@ IMAGE_SUFFIXES = (".tif", ".tiff", ".jpg", ".jpeg", ".png", ".jp2")
 
 # Split names as datasets spell them -> the names rs-ssl uses (`validation`, as BigEarthNet v2's
 # metadata.parquet and the evaluation code do).
-SPLIT_ALIASES = {"train": "train", "val": "validation", "valid": "validation", "validation": "validation",
-                 "test": "test"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "val": "validation",
+    "valid": "validation",
+    "validation": "validation",
+    "test": "test",
+}
 SPLIT_ORDER = ("train", "validation", "test")
 
 
@@ -36,7 +41,9 @@ class Record:
 
     path: str
     labels: tuple[str, ...] = ()  # class(es): one for single-label data, several for multi-label
-    splits: tuple[str, ...] = ()  # every split the sample belongs to (TorchGeo's fixtures list some in several)
+    splits: tuple[
+        str, ...
+    ] = ()  # every split the sample belongs to (TorchGeo's fixtures list some in several)
     group: str | None = None  # samples of one place (SSL4EO-S12 location): dates of a positive pair
     hierarchy: tuple[str, ...] = ()  # MillionAID: (level-1, level-2, leaf) class names
     fine: tuple[str, ...] = ()  # BigEarthNet v1: the original 43-class labels
@@ -60,15 +67,19 @@ class Catalog:
     layout: str | None = None  # band order of files without band names (e.g. "eurosat")
     notes: dict = field(default_factory=dict)
     kind: str = "samples"  # "samples" (one item each) or "rasters" (patches cut by a sampler)
-    levels: dict[int, list[str]] | None = None  # fixed class names per label level (BigEarthNet 19 / 43)
+    levels: dict[int, list[str]] | None = (
+        None  # fixed class names per label level (BigEarthNet 19 / 43)
+    )
     sensor: str | None = None  # band registry key when the dataset fixes it (BigEarthNet: s2_l2a)
 
     def label_names(self, level: int = 1) -> list[str]:
         """Class names at `level` (MillionAID hierarchy level; BigEarthNet: 1 = 19 classes, 2 = 43)."""
         if self.levels is not None:
             if level not in self.levels:
-                raise UsageError(f"--level {level}: {self.format} data {self.root} has label level(s) "
-                                 f"{', '.join(map(str, sorted(self.levels)))}" + self.notes.get("level_hint", ""))
+                raise UsageError(
+                    f"--level {level}: {self.format} data {self.root} has label level(s) "
+                    f"{', '.join(map(str, sorted(self.levels)))}" + self.notes.get("level_hint", "")
+                )
             return list(self.levels[level])
         return sorted({lab for r in self.records for lab in record_labels(r, level)})
 
@@ -78,7 +89,12 @@ class Catalog:
         for r in self.records:
             for s in r.splits:
                 out[s] = out.get(s, 0) + 1
-        return dict(sorted(out.items(), key=lambda kv: (SPLIT_ORDER.index(kv[0]) if kv[0] in SPLIT_ORDER else 9, kv[0])))
+        return dict(
+            sorted(
+                out.items(),
+                key=lambda kv: (SPLIT_ORDER.index(kv[0]) if kv[0] in SPLIT_ORDER else 9, kv[0]),
+            )
+        )
 
 
 def record_labels(r: Record, level: int = 1) -> tuple[str, ...]:
@@ -147,8 +163,16 @@ class Format:
     band_folders: bool = False
     sensor: str | None = None
     describe: str = ""
-    open: Callable[..., Any] | None = None  # (catalog, record, selection) -> reader; default: a stacked raster
-    mosaic: Callable[..., Any] | None = None  # (catalog, selection) -> one reader of all records (tile folders), or None
-    chunk_aligned: bool = False  # random patches at chunk-aligned positions (zarr: one chunk decode each)
-    describe_record: Callable[..., dict] | None = None  # manifest facts of a record not stored as files
+    open: Callable[..., Any] | None = (
+        None  # (catalog, record, selection) -> reader; default: a stacked raster
+    )
+    mosaic: Callable[..., Any] | None = (
+        None  # (catalog, selection) -> one reader of all records (tile folders), or None
+    )
+    chunk_aligned: bool = (
+        False  # random patches at chunk-aligned positions (zarr: one chunk decode each)
+    )
+    describe_record: Callable[..., dict] | None = (
+        None  # manifest facts of a record not stored as files
+    )
     decode_record: Callable[..., None] | None = None  # `manifest --check` of such a record

@@ -36,7 +36,9 @@ def to19(labels43: list[str], source: str) -> tuple[str, ...]:
     known = set(table["classes43"])
     bad = [lab for lab in labels43 if lab not in known]
     if bad:
-        raise DataError(f"{source}: unknown BigEarthNet label(s) {bad}; expected names of the 43-class nomenclature")
+        raise DataError(
+            f"{source}: unknown BigEarthNet label(s) {bad}; expected names of the 43-class nomenclature"
+        )
     mapped = {table["map43to19"][lab] for lab in labels43 if lab in table["map43to19"]}
     return tuple(c for c in table["classes19"] if c in mapped)
 
@@ -76,12 +78,20 @@ def scan(path: Path, src: Source | None = None) -> Catalog:
 
 def _scan_v2(path: Path) -> Catalog:
     s2 = _v2_root(path)
-    meta = next((p for p in (s2.parent / "metadata.parquet", s2 / "metadata.parquet") if p.is_file()), None)
+    meta = next(
+        (p for p in (s2.parent / "metadata.parquet", s2 / "metadata.parquet") if p.is_file()), None
+    )
     folders = {p.name: p for p in sorted(s2.glob("*/*")) if p.is_dir()}
     if meta is None:
         recs = [Record(str(p)) for p in folders.values()]
-        return Catalog(path, "bigearthnet", recs, multilabel=True, sensor="s2_l2a",
-                       notes={"version": 2, "labels": "none (no metadata.parquet)"})
+        return Catalog(
+            path,
+            "bigearthnet",
+            recs,
+            multilabel=True,
+            sensor="s2_l2a",
+            notes={"version": 2, "labels": "none (no metadata.parquet)"},
+        )
     import pandas as pd
 
     try:
@@ -97,13 +107,33 @@ def _scan_v2(path: Path) -> Catalog:
             continue
         bad = [lab for lab in labels if lab not in classes]
         if bad:
-            raise DataError(f"{meta}: patch {pid} has label(s) {bad} outside the 19-class nomenclature")
-        recs.append(Record(str(folder), labels=tuple(labels), splits=tuple(s for s in [canonical_split(split)] if s)))
-    notes = {"version": 2, "metadata": str(meta), "missing_patches": len(missing),
-             "split_source": f"{meta.name} column split",
-             "level_hint": " (the 43-class BigEarthNet nomenclature exists for v1 only; this is v2)"}
-    return Catalog(path, "bigearthnet", recs, multilabel=True, classes=nomenclature(19), notes=notes,
-                   sensor="s2_l2a", levels={1: nomenclature(19)})
+            raise DataError(
+                f"{meta}: patch {pid} has label(s) {bad} outside the 19-class nomenclature"
+            )
+        recs.append(
+            Record(
+                str(folder),
+                labels=tuple(labels),
+                splits=tuple(s for s in [canonical_split(split)] if s),
+            )
+        )
+    notes = {
+        "version": 2,
+        "metadata": str(meta),
+        "missing_patches": len(missing),
+        "split_source": f"{meta.name} column split",
+        "level_hint": " (the 43-class BigEarthNet nomenclature exists for v1 only; this is v2)",
+    }
+    return Catalog(
+        path,
+        "bigearthnet",
+        recs,
+        multilabel=True,
+        classes=nomenclature(19),
+        notes=notes,
+        sensor="s2_l2a",
+        levels={1: nomenclature(19)},
+    )
 
 
 def _scan_v1(path: Path, src: Source | None) -> Catalog:
@@ -116,10 +146,20 @@ def _scan_v1(path: Path, src: Source | None) -> Catalog:
         try:
             labels43 = json.loads(js.read_text(encoding="utf-8"))["labels"]
         except (json.JSONDecodeError, KeyError, OSError) as e:
-            raise DataError(f"{js}: not a BigEarthNet v1 labels file ({type(e).__name__}: {e})") from None
+            raise DataError(
+                f"{js}: not a BigEarthNet v1 labels file ({type(e).__name__}: {e})"
+            ) from None
         recs.append(Record(str(folder), labels=to19(labels43, str(js)), fine=tuple(labels43)))
-    cat = Catalog(path, "bigearthnet", recs, multilabel=True, classes=nomenclature(19), notes={"version": 1},
-                  sensor="s2_l2a", levels={1: nomenclature(19), 2: nomenclature(43)})
+    cat = Catalog(
+        path,
+        "bigearthnet",
+        recs,
+        multilabel=True,
+        classes=nomenclature(19),
+        notes={"version": 1},
+        sensor="s2_l2a",
+        levels={1: nomenclature(19), 2: nomenclature(43)},
+    )
     src = src or Source(path, path, (path,))
     # TorchGeo keeps bigearthnet-{train,val,test}.csv in the folder above BigEarthNet-v1.0/
     extra = (s2, s2.parent) if s2.name == V1_FOLDER else (s2,)
@@ -138,6 +178,12 @@ def _scan_source(src: Source) -> Catalog:
     return cat
 
 
-FORMAT = Format("bigearthnet", lambda s: _dataset_folder(s) is not None, _scan_source,
-                labelled=True, band_folders=True, sensor="s2_l2a",
-                describe="BigEarthNet v2 (BigEarthNet-S2/ + metadata.parquet) or v1 (BigEarthNet-v1.0/ + split CSVs)")
+FORMAT = Format(
+    "bigearthnet",
+    lambda s: _dataset_folder(s) is not None,
+    _scan_source,
+    labelled=True,
+    band_folders=True,
+    sensor="s2_l2a",
+    describe="BigEarthNet v2 (BigEarthNet-S2/ + metadata.parquet) or v1 (BigEarthNet-v1.0/ + split CSVs)",
+)

@@ -18,7 +18,16 @@ from rasterio.windows import transform as window_transform
 from rs_ssl.errors import UsageError
 
 
-def convert(data, fmt: str, selection, out: str | Path, size: int, *, zoom: int | None = None, skip_bad: bool = False) -> dict:
+def convert(
+    data,
+    fmt: str,
+    selection,
+    out: str | Path,
+    size: int,
+    *,
+    zoom: int | None = None,
+    skip_bad: bool = False,
+) -> dict:
     """Write `data` as a zarr store at `out`; returns a summary (layout, shape, chunks, count)."""
     from rs_ssl.data import _catalog
     from rs_ssl.data import datasets as D
@@ -31,7 +40,11 @@ def convert(data, fmt: str, selection, out: str | Path, size: int, *, zoom: int 
     cat = _catalog(data, fmt, selection, zoom)
     if cat.kind == "rasters":
         rasters, skipped = D.open_rasters(cat, selection, skip_bad)
-        dtype = describe(cat, cat.records[0])["dtype"] if get_format(cat.format).mosaic is None else rasters[0].dtype
+        dtype = (
+            describe(cat, cat.records[0])["dtype"]
+            if get_format(cat.format).mosaic is None
+            else rasters[0].dtype
+        )
         if len(rasters) == 1:
             info = Z.write_raster(out, rasters[0], selection, size, dtype)
             return info | {"layout": "band,y,x", "source": cat.format, "skipped": len(skipped)}
@@ -43,9 +56,14 @@ def convert(data, fmt: str, selection, out: str | Path, size: int, *, zoom: int 
             for k, row, col in grid.index:
                 r = rasters[k]
                 w = Window(col, row, size, size)
-                yield r.read(w), {"crs": r.grid.crs.to_wkt() if r.grid.crs else None,
-                                  "transform": list(window_transform(w, r.grid.transform))[:6],
-                                  "path": getattr(r, "name", str(k))}
+                yield (
+                    r.read(w),
+                    {
+                        "crs": r.grid.crs.to_wkt() if r.grid.crs else None,
+                        "transform": list(window_transform(w, r.grid.transform))[:6],
+                        "path": getattr(r, "name", str(k)),
+                    },
+                )
 
         info = Z.write_samples(out, patches(), len(grid), len(selection), size, selection, dtype)
         return info | {"layout": "sample,band,y,x", "source": cat.format, "skipped": len(skipped)}
@@ -61,10 +79,22 @@ def convert(data, fmt: str, selection, out: str | Path, size: int, *, zoom: int 
             img = reader.read()
             if img.shape[1:] != (size, size):
                 img = fit_to(img, size).numpy()
-            yield img, {"crs": reader.grid.crs.to_wkt() if reader.grid.crs else None,
-                        "transform": list(reader.grid.transform)[:6], "path": r.path, "labels": r.labels, "split": list(r.splits)}
+            yield (
+                img,
+                {
+                    "crs": reader.grid.crs.to_wkt() if reader.grid.crs else None,
+                    "transform": list(reader.grid.transform)[:6],
+                    "path": r.path,
+                    "labels": r.labels,
+                    "split": list(r.splits),
+                },
+            )
 
-    extra = {"classes": cat.classes or cat.label_names(1), "multilabel": cat.multilabel, "source_format": cat.format}
+    extra = {
+        "classes": cat.classes or cat.label_names(1),
+        "multilabel": cat.multilabel,
+        "source_format": cat.format,
+    }
     info = Z.write_samples(out, samples(), len(ds), len(selection), size, selection, dtype, extra)
     return info | {"layout": "sample,band,y,x", "source": cat.format, "skipped": len(skipped)}
 
@@ -81,6 +111,10 @@ def run(cfg) -> None:
     store = out if out.suffix == ".zarr" else out / "data.zarr"
     prepare_out(store.parent)
     write_config(store.parent, "convert", cfg)
-    info = convert(cfg.data, cfg.format, selection, store, cfg.size, zoom=cfg.zoom, skip_bad=cfg.skip_bad)
+    info = convert(
+        cfg.data, cfg.format, selection, store, cfg.size, zoom=cfg.zoom, skip_bad=cfg.skip_bad
+    )
     write_metrics(store.parent, info | {"store": str(store), "seconds": round(time.time() - t0, 3)})
-    print(f"wrote {store}: {info['layout']} {info['shape']} chunks {info['chunks']} from {info['source']}")
+    print(
+        f"wrote {store}: {info['layout']} {info['shape']} chunks {info['chunks']} from {info['source']}"
+    )

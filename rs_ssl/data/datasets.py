@@ -18,8 +18,17 @@ from rs_ssl.data.readers import StackedRaster, fit_to, open_scene
 from rs_ssl.data.registry import get_format
 from rs_ssl.errors import DataError, UsageError
 
-__all__ = ["SPLIT_ALIASES", "LabelledDataset", "SampleDataset", "TemporalPairDataset", "check_records", "open_record",
-           "open_rasters", "select_split", "subset"]
+__all__ = [
+    "SPLIT_ALIASES",
+    "LabelledDataset",
+    "SampleDataset",
+    "TemporalPairDataset",
+    "check_records",
+    "open_record",
+    "open_rasters",
+    "select_split",
+    "subset",
+]
 
 
 def open_record(catalog: Catalog, record: Record, selection: BandSelection):
@@ -32,7 +41,9 @@ def open_record(catalog: Catalog, record: Record, selection: BandSelection):
     return StackedRaster(record.path, selection, layout=catalog.layout)
 
 
-def open_rasters(catalog: Catalog, selection: BandSelection, skip_bad: bool = False) -> tuple[list, list[str]]:
+def open_rasters(
+    catalog: Catalog, selection: BandSelection, skip_bad: bool = False
+) -> tuple[list, list[str]]:
     """The windowed rasters of a raster-format catalog (tile folders become one VRT mosaic)."""
     mosaic = get_format(catalog.format).mosaic
     if mosaic is not None and (m := mosaic(catalog, selection)) is not None:
@@ -58,8 +69,9 @@ def open_rasters(catalog: Catalog, selection: BandSelection, skip_bad: bool = Fa
     return rasters, skipped
 
 
-def check_records(catalog: Catalog, records: list[Record], selection: BandSelection,
-                  skip_bad: bool) -> tuple[list[Record], list[str]]:
+def check_records(
+    catalog: Catalog, records: list[Record], selection: BandSelection, skip_bad: bool
+) -> tuple[list[Record], list[str]]:
     """Open (headers only) every record with skip_bad, else the first; returns (kept, skip reasons)."""
     if not skip_bad:
         if records:
@@ -112,8 +124,15 @@ class SampleDataset(Dataset):
     (in index order) is returned instead and counted in `bad_reads`.
     """
 
-    def __init__(self, catalog: Catalog, records: Sequence[Record], selection: BandSelection, patch: int,
-                 nodata: float | None = None, skip_bad: bool = False):
+    def __init__(
+        self,
+        catalog: Catalog,
+        records: Sequence[Record],
+        selection: BandSelection,
+        patch: int,
+        nodata: float | None = None,
+        skip_bad: bool = False,
+    ):
         self.catalog = catalog
         self.records = list(records)
         self.selection = selection
@@ -144,10 +163,16 @@ class SampleDataset(Dataset):
                 return img
             if not self.skip_bad:
                 r = self.records[j]
-                name = r.path if r.index is None else f"{r.path}[{r.index}]"  # a sample of a zarr stack
-                raise DataError(f"{name}: {problem}; pass --skip-bad to replace it by the next sample")
+                name = (
+                    r.path if r.index is None else f"{r.path}[{r.index}]"
+                )  # a sample of a zarr stack
+                raise DataError(
+                    f"{name}: {problem}; pass --skip-bad to replace it by the next sample"
+                )
             self.bad_reads.add()
-        raise DataError(f"{self.records[index].path} and the {attempt} samples after it are unusable ({problem})")
+        raise DataError(
+            f"{self.records[index].path} and the {attempt} samples after it are unusable ({problem})"
+        )
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {"image": fit_to(self.checked_read(index), self.patch)}
@@ -156,8 +181,15 @@ class SampleDataset(Dataset):
 class LabelledDataset(SampleDataset):
     """Items `{"image", "label"}`: a class index (LongTensor scalar) or a multi-hot FloatTensor."""
 
-    def __init__(self, catalog: Catalog, records: Sequence[Record], selection: BandSelection, patch: int,
-                 classes: list[str], level: int = 1):
+    def __init__(
+        self,
+        catalog: Catalog,
+        records: Sequence[Record],
+        selection: BandSelection,
+        patch: int,
+        classes: list[str],
+        level: int = 1,
+    ):
         super().__init__(catalog, records, selection, patch)
         self.classes = list(classes)
         self.multilabel = catalog.multilabel
@@ -168,7 +200,9 @@ class LabelledDataset(SampleDataset):
             labs = record_labels(r, level)
             unknown = [lab for lab in labs if lab not in index]
             if unknown:
-                raise DataError(f"{r.path}: label(s) {unknown} are not in the nomenclature ({len(self.classes)} classes)")
+                raise DataError(
+                    f"{r.path}: label(s) {unknown} are not in the nomenclature ({len(self.classes)} classes)"
+                )
             if self.multilabel:
                 t = torch.zeros(len(self.classes), dtype=torch.float32)
                 t[[index[lab] for lab in labs]] = 1.0
@@ -186,14 +220,23 @@ class TemporalPairDataset(SampleDataset):
     The pair of location `i` in epoch `e` is a pure function of (seed, e, i).
     """
 
-    def __init__(self, catalog: Catalog, records: Sequence[Record], selection: BandSelection, patch: int, seed: int = 0):
+    def __init__(
+        self,
+        catalog: Catalog,
+        records: Sequence[Record],
+        selection: BandSelection,
+        patch: int,
+        seed: int = 0,
+    ):
         super().__init__(catalog, records, selection, patch)
         groups: dict[str, list[int]] = {}
         for i, r in enumerate(self.records):
             groups.setdefault(r.group or r.path, []).append(i)
         self.groups = [g for g in groups.values() if len(g) >= 2]
         if not self.groups:
-            raise DataError(f"{catalog.root}: no location with two or more dates; pairs need at least two")
+            raise DataError(
+                f"{catalog.root}: no location with two or more dates; pairs need at least two"
+            )
         self.seed, self.epoch = seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -205,4 +248,7 @@ class TemporalPairDataset(SampleDataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
         a, b = rng.choice(self.groups[index], size=2, replace=False)
-        return {"image": fit_to(self.read(int(a)), self.patch), "image2": fit_to(self.read(int(b)), self.patch)}
+        return {
+            "image": fit_to(self.read(int(a)), self.patch),
+            "image2": fit_to(self.read(int(b)), self.patch),
+        }

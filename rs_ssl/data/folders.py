@@ -28,7 +28,11 @@ def _image_entries(folder: Path):
     # os.scandir: one directory read and no stat per file (a MillionAID class folder holds thousands)
     with os.scandir(folder) as it:
         for e in it:
-            if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES and e.is_file():
+            if (
+                not e.name.startswith(".")
+                and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES
+                and e.is_file()
+            ):
                 yield e.name
 
 
@@ -84,7 +88,11 @@ def _layout(first: Path) -> str | None:
 
 def _class_records(path: Path, split: str | None = None) -> list[Record]:
     splits = (split,) if split else ()
-    return [Record(str(p), labels=(d.name,), splits=splits) for d in sorted(_subdirs(path)) for p in _images(d)]
+    return [
+        Record(str(p), labels=(d.name,), splits=splits)
+        for d in sorted(_subdirs(path))
+        for p in _images(d)
+    ]
 
 
 def _empty_split(folder: Path, src: Source, notes: dict) -> None:
@@ -109,8 +117,10 @@ def scan_class_folders(path: Path, src: Source | None = None) -> Catalog:
     else:
         recs = _class_records(path)
     if not recs:
-        raise DataError(f"{path}: no images in class folders: looked for <class>/<image> "
-                        f"({', '.join(IMAGE_SUFFIXES)}), optionally under train/ val/ test/")
+        raise DataError(
+            f"{path}: no images in class folders: looked for <class>/<image> "
+            f"({', '.join(IMAGE_SUFFIXES)}), optionally under train/ val/ test/"
+        )
     cat = Catalog(path, "folder", recs, layout=_layout(Path(recs[0].path)), notes=notes)
     return apply_split_lists(cat, src)
 
@@ -140,7 +150,9 @@ def scan_millionaid(path: Path, src: Source | None = None) -> Catalog:
                     )
         if len(recs) == n:
             _empty_split(root, src, notes)
-    notes["split_source"] = "split folders " + ", ".join(s + "/" for s in SPLITS if (path / s).is_dir())
+    notes["split_source"] = "split folders " + ", ".join(
+        s + "/" for s in SPLITS if (path / s).is_dir()
+    )
     return Catalog(path, "millionaid", recs, notes=notes)
 
 
@@ -161,13 +173,27 @@ def _with_root(scan):
         cat = scan(src.inner, src)
         cat.root = src.root
         return cat
+
     return run
 
 
-FOLDER = Format("folder", lambda s: s.inner.is_dir() and (is_class_folder(s.inner) or is_split_class_tree(s.inner)),
-                _with_root(scan_class_folders), labelled=True,
-                describe="class folders <class>/<image>, optionally under train/val/test/")
-MILLIONAID = Format("millionaid", lambda s: s.inner.is_dir() and is_millionaid(s.inner), _with_root(scan_millionaid),
-                    labelled=True, describe="MillionAID: train|test/<level1>/[<level2>/]<leaf>/<image>")
-IMAGES = Format("images", lambda s: s.inner.is_dir() and _any_image(s.inner), _with_root(scan_images),
-                describe="any nested folder of images (unlabelled)")
+FOLDER = Format(
+    "folder",
+    lambda s: s.inner.is_dir() and (is_class_folder(s.inner) or is_split_class_tree(s.inner)),
+    _with_root(scan_class_folders),
+    labelled=True,
+    describe="class folders <class>/<image>, optionally under train/val/test/",
+)
+MILLIONAID = Format(
+    "millionaid",
+    lambda s: s.inner.is_dir() and is_millionaid(s.inner),
+    _with_root(scan_millionaid),
+    labelled=True,
+    describe="MillionAID: train|test/<level1>/[<level2>/]<leaf>/<image>",
+)
+IMAGES = Format(
+    "images",
+    lambda s: s.inner.is_dir() and _any_image(s.inner),
+    _with_root(scan_images),
+    describe="any nested folder of images (unlabelled)",
+)

@@ -11,7 +11,9 @@ TIF_SUFFIXES = (".tif", ".tiff")
 def _detect(src: Source) -> bool:
     if src.root.is_file():
         return src.root.suffix.lower() in IMAGE_SUFFIXES
-    return src.inner.is_dir() and any(p.suffix.lower() in TIF_SUFFIXES and p.is_file() for p in src.inner.iterdir())
+    return src.inner.is_dir() and any(
+        p.suffix.lower() in TIF_SUFFIXES and p.is_file() for p in src.inner.iterdir()
+    )
 
 
 def _scan(src: Source) -> Catalog:
@@ -22,6 +24,10 @@ def _scan(src: Source) -> Catalog:
     return Catalog(src.root, "geotiff", [Record(str(p)) for p in files], kind="rasters")
 
 
-FORMAT = Format("geotiff", _detect, _scan, kind="rasters",
-                describe="a raster file, or a folder of GeoTIFFs (searched recursively)")
-
+FORMAT = Format(
+    "geotiff",
+    _detect,
+    _scan,
+    kind="rasters",
+    describe="a raster file, or a folder of GeoTIFFs (searched recursively)",
+)

@@ -34,7 +34,9 @@ class OpenRasters:
     def used(self, reader: Closable) -> None:
         key = id(reader)
         ref = self._lru.get(key)
-        if ref is None or ref() is not reader:  # new, or an id reused after its reader was collected
+        if (
+            ref is None or ref() is not reader
+        ):  # new, or an id reused after its reader was collected
             self._lru[key] = weakref.ref(reader, lambda r, key=key: self._forget(key, r))
         self._lru.move_to_end(key)
         while len(self._lru) > self.max_open:

@@ -70,7 +70,11 @@ class ResumableLoader(DataLoader):
         if self.position is None:
             return {}
         epoch, done = self.position()
-        return {"epoch": int(epoch), "batches_done": int(done), "batch_size": int(self.batch_size or 1)}
+        return {
+            "epoch": int(epoch),
+            "batches_done": int(done),
+            "batch_size": int(self.batch_size or 1),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state and isinstance(self.sampler, EpochSampler):

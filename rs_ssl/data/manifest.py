@@ -22,7 +22,16 @@ from rs_ssl.data.registry import get_format
 from rs_ssl.data.sentinel2 import band_files, check_band_extents
 from rs_ssl.errors import DataError
 
-__all__ = ["META_KEY", "build", "check_inside_root", "describe", "read_manifest", "run", "summarise", "write_manifest"]
+__all__ = [
+    "META_KEY",
+    "build",
+    "check_inside_root",
+    "describe",
+    "read_manifest",
+    "run",
+    "summarise",
+    "write_manifest",
+]
 
 
 def record_files(catalog: Catalog, r: Record) -> list[Path]:
@@ -46,8 +55,16 @@ def describe(catalog: Catalog, r: Record) -> dict:
     """File facts of one record (headers only); raises DataError naming the file when unreadable."""
     from rs_ssl.bands import canonical_band_name, get_sensor
 
-    row = {"path": r.path, "format": catalog.format, "labels": list(r.labels), "splits": list(r.splits), "group": r.group,
-           "hierarchy": list(r.hierarchy), "fine": list(r.fine), "index": r.index}
+    row = {
+        "path": r.path,
+        "format": catalog.format,
+        "labels": list(r.labels),
+        "splits": list(r.splits),
+        "group": r.group,
+        "hierarchy": list(r.hierarchy),
+        "fine": list(r.fine),
+        "index": r.index,
+    }
     f = get_format(catalog.format)
     if f.describe_record is not None:  # a store, not files: its own facts
         return row | f.describe_record(catalog, r)
@@ -57,7 +74,20 @@ def describe(catalog: Catalog, r: Record) -> dict:
     heads = []
     for f in files:
         with open_raster(str(f)) as src:
-            heads.append((f, src.count, src.dtypes, src.descriptions, src.colorinterp, src.crs, src.bounds, src.width, src.height, src.transform))
+            heads.append(
+                (
+                    f,
+                    src.count,
+                    src.dtypes,
+                    src.descriptions,
+                    src.colorinterp,
+                    src.crs,
+                    src.bounds,
+                    src.width,
+                    src.height,
+                    src.transform,
+                )
+            )
     if get_format(catalog.format).band_folders:
         have = {canonical_band_name(n) for n in band_files(Path(r.path))}
         names = [n for n in get_sensor("s2_l1c").names if n in have]
@@ -74,9 +104,15 @@ def describe(catalog: Catalog, r: Record) -> dict:
     if len(dtypes) > 1:
         raise DataError(f"{r.path}: mixed dtypes {sorted(dtypes)}")
     crs = finest[5]
-    return row | {"bands": names, "dtype": dtypes.pop(), "width": finest[7], "height": finest[8],
-                  "crs": crs_name(crs) if crs and not finest[9].is_identity else None,
-                  "bounds": list(finest[6]) if crs else None, "checksum": checksum(files)}
+    return row | {
+        "bands": names,
+        "dtype": dtypes.pop(),
+        "width": finest[7],
+        "height": finest[8],
+        "crs": crs_name(crs) if crs and not finest[9].is_identity else None,
+        "bounds": list(finest[6]) if crs else None,
+        "checksum": checksum(files),
+    }
 
 
 def decode(catalog: Catalog, r: Record) -> None:
@@ -110,18 +146,35 @@ def consistency(rows: list[dict]) -> list[tuple[int, str]]:
     out = []
     for i, r in enumerate(rows):
         if tuple(r["bands"]) != common_bands:
-            out.append((i, f"{r['path']}: {len(r['bands'])} bands ({','.join(r['bands'])}) while most files have {len(common_bands)} ({','.join(common_bands)})"))
+            out.append(
+                (
+                    i,
+                    f"{r['path']}: {len(r['bands'])} bands ({','.join(r['bands'])}) while most files have {len(common_bands)} ({','.join(common_bands)})",
+                )
+            )
         elif r["dtype"] != common_dtype:
-            out.append((i, f"{r['path']}: dtype {r['dtype']} while most files are {common_dtype} (mixed dtypes)"))
+            out.append(
+                (
+                    i,
+                    f"{r['path']}: dtype {r['dtype']} while most files are {common_dtype} (mixed dtypes)",
+                )
+            )
     return out
 
 
-def build(catalog: Catalog, *, check: bool = False, skip_bad: bool = False, progress: bool = True) -> tuple[list[dict], list[str]]:
+def build(
+    catalog: Catalog, *, check: bool = False, skip_bad: bool = False, progress: bool = True
+) -> tuple[list[dict], list[str]]:
     """Describe (and with `check` decode) every record; returns (good rows, problems of skipped ones)."""
     from rich.progress import track
 
     rows, problems = [], []
-    it = track(catalog.records, description="scanning", disable=not progress or len(catalog.records) < 200, transient=True)
+    it = track(
+        catalog.records,
+        description="scanning",
+        disable=not progress or len(catalog.records) < 200,
+        transient=True,
+    )
     for r in it:
         try:
             row = describe(catalog, r)
@@ -135,7 +188,11 @@ def build(catalog: Catalog, *, check: bool = False, skip_bad: bool = False, prog
             problems.append(msg)
     bad = consistency(rows)
     if bad and not skip_bad and not check:
-        raise DataError(bad[0][1] + (f" (+{len(bad) - 1} more)" if len(bad) > 1 else "") + "; fix them or pass --skip-bad")
+        raise DataError(
+            bad[0][1]
+            + (f" (+{len(bad) - 1} more)" if len(bad) > 1 else "")
+            + "; fix them or pass --skip-bad"
+        )
     drop = {i for i, _ in bad}
     problems += [m for _, m in bad]
     return [r for i, r in enumerate(rows) if i not in drop], problems
@@ -152,11 +209,17 @@ def summarise(catalog: Catalog, rows: list[dict], problems: list[str]) -> dict:
     labels = Counter(lab for r in rows for lab in r["labels"])
     bands = Counter(tuple(r["bands"]) for r in rows).most_common(1)[0][0] if rows else ()
     return {
-        "data": str(catalog.root), "format": catalog.format, "count": len(rows), "bands": list(bands),
-        "dtypes": sorted({r["dtype"] for r in rows}), "crs": sorted({r["crs"] for r in rows if r["crs"]}),
-        "labels": dict(sorted(labels.items())), "splits": split_counts(rows),
+        "data": str(catalog.root),
+        "format": catalog.format,
+        "count": len(rows),
+        "bands": list(bands),
+        "dtypes": sorted({r["dtype"] for r in rows}),
+        "crs": sorted({r["crs"] for r in rows if r["crs"]}),
+        "labels": dict(sorted(labels.items())),
+        "splits": split_counts(rows),
         "split_source": catalog.notes.get("split_source"),
-        "multilabel": catalog.multilabel, "skipped": len(problems) + len(catalog.notes.get("split_problems", [])),
+        "multilabel": catalog.multilabel,
+        "skipped": len(problems) + len(catalog.notes.get("split_problems", [])),
         "problems": problems + list(catalog.notes.get("split_problems", [])),
     }
 
@@ -185,9 +248,16 @@ def band_stats(catalog: Catalog, selection, seed: int, max_items: int = 256) -> 
         if sens.nodata is not None:
             a[:, (a == sens.nodata).all(0)] = np.nan  # pixels that are nodata in every band
         rs.update(a * sens.scale + sens.offset)
-    return {"sensor": sens.key, "units": "reflectance (DN * scale + offset, see bands.yaml)", "items": n,
-            "pixels": int(rs.n.min()),
-            "bands": {b: {"mean": round(float(m), 6), "std": round(float(s), 6)} for b, m, s in zip(selection.names, rs.mean, rs.std, strict=True)}}
+    return {
+        "sensor": sens.key,
+        "units": "reflectance (DN * scale + offset, see bands.yaml)",
+        "items": n,
+        "pixels": int(rs.n.min()),
+        "bands": {
+            b: {"mean": round(float(m), 6), "std": round(float(s), 6)}
+            for b, m, s in zip(selection.names, rs.mean, rs.std, strict=True)
+        },
+    }
 
 
 def run(cfg) -> None:
@@ -211,22 +281,41 @@ def run(cfg) -> None:
         summary["broken"] = problems
     if cfg.stats:
         table = band_stats(catalog, selection, cfg.seed)
-        atomic_write_text(out / "stats.yaml", yaml.safe_dump(table | {"source": f"rs-ssl manifest --stats {catalog.root}"}, sort_keys=False))
+        atomic_write_text(
+            out / "stats.yaml",
+            yaml.safe_dump(
+                table | {"source": f"rs-ssl manifest --stats {catalog.root}"}, sort_keys=False
+            ),
+        )
         summary["stats"] = table
     write_manifest(out / "manifest.parquet", catalog, rows)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
-    write_metrics(out, {"count": summary["count"], "skipped": summary["skipped"], "seconds": round(time.time() - t0, 3)})
-    print(f"{summary['format']}: {summary['count']} item(s), {len(summary['bands'])} bands ({','.join(summary['bands'])}), "
-          f"CRS {', '.join(summary['crs']) or 'none'}")
+    write_metrics(
+        out,
+        {
+            "count": summary["count"],
+            "skipped": summary["skipped"],
+            "seconds": round(time.time() - t0, 3),
+        },
+    )
+    print(
+        f"{summary['format']}: {summary['count']} item(s), {len(summary['bands'])} bands ({','.join(summary['bands'])}), "
+        f"CRS {', '.join(summary['crs']) or 'none'}"
+    )
     if summary["labels"]:
         print("labels: " + ", ".join(f"{k} {v}" for k, v in summary["labels"].items()))
     if summary["splits"]:
-        print("splits: " + ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
-              + f" (from {summary['split_source'] or 'the data'}; a sample may be in several)")
+        print(
+            "splits: "
+            + ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
+            + f" (from {summary['split_source'] or 'the data'}; a sample may be in several)"
+        )
     if problems:
         print(f"{len(problems)} problem file(s){' skipped' if cfg.skip_bad else ''}:")
         for p in problems[:20]:
             print(f"  {p}")
     print(f"wrote {out / 'manifest.parquet'} and {out / 'summary.json'}")
     if cfg.check and problems and not cfg.skip_bad:
-        raise DataError(f"{len(problems)} broken file(s) in {catalog.root}; see {out / 'summary.json'} (or pass --skip-bad)")
+        raise DataError(
+            f"{len(problems)} broken file(s) in {catalog.root}; see {out / 'summary.json'} (or pass --skip-bad)"
+        )

@@ -11,7 +11,12 @@ from rs_ssl.data.base import Catalog, Format, Record, Source, canonical_split
 from rs_ssl.errors import DataError
 
 META_KEY = b"rs_ssl"
-_RASTER_FORMATS = ("sentinel2", "geotiff", "tiles", "xyz")  # manifests written before `kind` was stored
+_RASTER_FORMATS = (
+    "sentinel2",
+    "geotiff",
+    "tiles",
+    "xyz",
+)  # manifests written before `kind` was stored
 
 
 def write_manifest(path: Path, catalog: Catalog, rows: list[dict]) -> None:
@@ -19,10 +24,20 @@ def write_manifest(path: Path, catalog: Catalog, rows: list[dict]) -> None:
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pylist(rows) if rows else pa.table({})
-    meta = {"root": str(catalog.root), "format": catalog.format, "layout": catalog.layout, "multilabel": catalog.multilabel,
-            "classes": catalog.classes, "notes": catalog.notes, "kind": catalog.kind, "sensor": catalog.sensor,
-            "levels": catalog.levels}
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta, default=str).encode()})
+    meta = {
+        "root": str(catalog.root),
+        "format": catalog.format,
+        "layout": catalog.layout,
+        "multilabel": catalog.multilabel,
+        "classes": catalog.classes,
+        "notes": catalog.notes,
+        "kind": catalog.kind,
+        "sensor": catalog.sensor,
+        "levels": catalog.levels,
+    }
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), META_KEY: json.dumps(meta, default=str).encode()}
+    )
     pq.write_table(table, path)
 
 
@@ -41,8 +56,10 @@ def check_inside_root(manifest: Path, row: int, root: str, p: str) -> None:
         base, target = os.path.abspath(root), os.path.abspath(p)
         inside = target == base or target.startswith(base.rstrip(os.sep) + os.sep)
     if not inside:
-        raise DataError(f"{manifest}: row {row} has path {p!r}, outside the dataset root {root}; "
-                        "manifest paths must stay inside the root it was written for (re-run `rs-ssl manifest`)")
+        raise DataError(
+            f"{manifest}: row {row} has path {p!r}, outside the dataset root {root}; "
+            "manifest paths must stay inside the root it was written for (re-run `rs-ssl manifest`)"
+        )
 
 
 def read_manifest(path: Path) -> Catalog:
@@ -56,20 +73,45 @@ def read_manifest(path: Path) -> Catalog:
         raise DataError(f"{path}: cannot be read as a manifest ({e})") from None
     raw = (table.schema.metadata or {}).get(META_KEY)
     if raw is None:
-        raise DataError(f"{path}: not an rs-ssl manifest (no rs_ssl metadata); write one with `rs-ssl manifest DATA`")
+        raise DataError(
+            f"{path}: not an rs-ssl manifest (no rs_ssl metadata); write one with `rs-ssl manifest DATA`"
+        )
     meta = json.loads(raw)
-    recs = [Record(r["path"], labels=tuple(r["labels"] or ()), splits=_row_splits(r), group=r["group"],
-                   hierarchy=tuple(r["hierarchy"] or ()), fine=tuple(r["fine"] or ()),
-                   index=None if r["index"] is None else int(r["index"])) for r in table.to_pylist()]
+    recs = [
+        Record(
+            r["path"],
+            labels=tuple(r["labels"] or ()),
+            splits=_row_splits(r),
+            group=r["group"],
+            hierarchy=tuple(r["hierarchy"] or ()),
+            fine=tuple(r["fine"] or ()),
+            index=None if r["index"] is None else int(r["index"]),
+        )
+        for r in table.to_pylist()
+    ]
     if not recs:
         raise DataError(f"{path}: the manifest lists no readable file")
     for i, r in enumerate(recs):
         check_inside_root(path, i, str(meta["root"]), r.path)
-    kind = meta.get("kind") or ("rasters" if meta["format"] in _RASTER_FORMATS
-                                or (meta["format"] == "zarr" and not (meta["notes"] or {}).get("samples")) else "samples")
+    kind = meta.get("kind") or (
+        "rasters"
+        if meta["format"] in _RASTER_FORMATS
+        or (meta["format"] == "zarr" and not (meta["notes"] or {}).get("samples"))
+        else "samples"
+    )
     levels = {int(k): v for k, v in meta["levels"].items()} if meta.get("levels") else None
-    return Catalog(Path(meta["root"]), meta["format"], recs, multilabel=meta["multilabel"], classes=meta["classes"],
-                   layout=meta["layout"], notes=meta["notes"] or {}, kind=kind, sensor=meta.get("sensor"), levels=levels)
+    return Catalog(
+        Path(meta["root"]),
+        meta["format"],
+        recs,
+        multilabel=meta["multilabel"],
+        classes=meta["classes"],
+        layout=meta["layout"],
+        notes=meta["notes"] or {},
+        kind=kind,
+        sensor=meta.get("sensor"),
+        levels=levels,
+    )
 
 
 def _row_splits(row: dict) -> tuple[str, ...]:
@@ -87,7 +129,10 @@ def _is_manifest(src: Source) -> bool:
     return (p / "manifest.parquet").is_file() and not any(p.glob("*.tif"))
 
 
-FORMAT = Format("manifest", _is_manifest, lambda s: read_manifest(s.root), labelled=True,
-                describe="a manifest.parquet written by `rs-ssl manifest` (or a folder holding one)")
-
-
+FORMAT = Format(
+    "manifest",
+    _is_manifest,
+    lambda s: read_manifest(s.root),
+    labelled=True,
+    describe="a manifest.parquet written by `rs-ssl manifest` (or a folder holding one)",
+)

@@ -67,9 +67,17 @@ class RandomPatchDataset(Dataset):
     `bad_reads`.
     """
 
-    def __init__(self, rasters: Sequence[WindowedRaster], patch: int, length: int, seed: int = 0,
-                 allowed: Sequence[np.ndarray] | None = None, align: bool = False,
-                 nodata: float | None = None, skip_bad: bool = False):
+    def __init__(
+        self,
+        rasters: Sequence[WindowedRaster],
+        patch: int,
+        length: int,
+        seed: int = 0,
+        allowed: Sequence[np.ndarray] | None = None,
+        align: bool = False,
+        nodata: float | None = None,
+        skip_bad: bool = False,
+    ):
         self.rasters = list(rasters)
         self.nodata, self.skip_bad = nodata, skip_bad
         self.bad_reads = BadReadCounter()
@@ -80,12 +88,20 @@ class RandomPatchDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         # Corner step (rows, cols) per raster: 1 px, or the chunk shape when aligning.
-        self.steps = [tuple(getattr(r, "chunk_shape", (1, 1))) if align else (1, 1) for r in self.rasters]
+        self.steps = [
+            tuple(getattr(r, "chunk_shape", (1, 1))) if align else (1, 1) for r in self.rasters
+        ]
         for r in self.rasters:
             if r.grid.width < patch or r.grid.height < patch:
-                raise DataError(f"{r}: {r.grid.width}x{r.grid.height} px is smaller than the {patch} px patch; lower --size")
+                raise DataError(
+                    f"{r}: {r.grid.width}x{r.grid.height} px is smaller than the {patch} px patch; lower --size"
+                )
         # allowed[k] is a boolean (rows, cols) mask of valid top-left corners for raster k.
-        self.allowed = [m[::sy, ::sx] for m, (sy, sx) in zip(allowed, self.steps, strict=True)] if allowed is not None else None
+        self.allowed = (
+            [m[::sy, ::sx] for m, (sy, sx) in zip(allowed, self.steps, strict=True)]
+            if allowed is not None
+            else None
+        )
         if self.allowed is not None:
             # Allowed corners counted up to the end of each row: the j-th corner (row-major, as
             # np.nonzero orders them) is then found with one binary search and one row scan per
@@ -93,8 +109,13 @@ class RandomPatchDataset(Dataset):
             self._row_cdf = [np.cumsum(m.sum(axis=1, dtype=np.int64)) for m in self.allowed]
             weights = np.array([c[-1] if len(c) else 0 for c in self._row_cdf], dtype=np.float64)
         else:
-            weights = np.array([((r.grid.width - patch) // sx + 1) * ((r.grid.height - patch) // sy + 1)
-                                for r, (sy, sx) in zip(self.rasters, self.steps, strict=True)], dtype=np.float64)
+            weights = np.array(
+                [
+                    ((r.grid.width - patch) // sx + 1) * ((r.grid.height - patch) // sy + 1)
+                    for r, (sy, sx) in zip(self.rasters, self.steps, strict=True)
+                ],
+                dtype=np.float64,
+            )
         if weights.sum() == 0:
             raise DataError("no patch position is available (is the region outside the data?)")
         self.weights = weights / weights.sum()
@@ -129,7 +150,9 @@ class RandomPatchDataset(Dataset):
             try:
                 img = self.rasters[k].read(Window(col, row, self.patch, self.patch))
                 problem = bad_patch(img, self.nodata, self._nan[k])
-            except DataError as e:  # truncated or corrupt pixels: with skip_bad, redrawn like a bad patch
+            except (
+                DataError
+            ) as e:  # truncated or corrupt pixels: with skip_bad, redrawn like a bad patch
                 if not self.skip_bad:
                     raise
                 problem = str(e)
@@ -137,10 +160,14 @@ class RandomPatchDataset(Dataset):
                 return {"image": torch.from_numpy(np.ascontiguousarray(img))}
             where = f"{self.rasters[k].name}: patch at row {row}, col {col} ({self.patch} px)"
             if not self.skip_bad:
-                raise DataError(f"{where}: {problem}; pass --skip-bad to draw another patch instead (counted in metrics.json)")
+                raise DataError(
+                    f"{where}: {problem}; pass --skip-bad to draw another patch instead (counted in metrics.json)"
+                )
             self.bad_reads.add()
-        raise DataError(f"{where}: {problem}, and so were {MAX_REDRAWS} redraws; is the data mostly nodata? "
-                        "Restrict it with --region or check the files with `rs-ssl manifest --check`")
+        raise DataError(
+            f"{where}: {problem}, and so were {MAX_REDRAWS} redraws; is the data mostly nodata? "
+            "Restrict it with --region or check the files with `rs-ssl manifest --check`"
+        )
 
 
 class GridPatchDataset(Dataset):
@@ -163,4 +190,7 @@ class GridPatchDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         k, row, col = self.index[index]
         img = self.rasters[k].read(Window(col, row, self.patch, self.patch))
-        return {"image": torch.from_numpy(np.ascontiguousarray(img)), "position": torch.tensor([k, row, col])}
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(img)),
+            "position": torch.tensor([k, row, col]),
+        }

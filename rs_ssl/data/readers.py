@@ -30,7 +30,21 @@ FILLABLE = frozenset({"B10"})
 
 # EuroSAT-MS stores B8A last (torchgeo's EuroSAT.all_band_names; on the bundled sample the band at
 # index 9 has the smallest DN, as the cirrus band B10 must).
-EUROSAT_ORDER = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A")
+EUROSAT_ORDER = (
+    "B01",
+    "B02",
+    "B03",
+    "B04",
+    "B05",
+    "B06",
+    "B07",
+    "B08",
+    "B09",
+    "B10",
+    "B11",
+    "B12",
+    "B8A",
+)
 LAYOUTS = {"eurosat": EUROSAT_ORDER}
 
 # JPEGs are decoded by PIL, not GDAL: with 4:2:0 chroma subsampling the two decoders upsample chroma
@@ -43,7 +57,9 @@ def _known_names() -> set[str]:
     return {n for s in sensors().values() for n in s.names}
 
 
-def file_band_names(name: str, count: int, descriptions, colorinterp, layout: str | None = None) -> tuple[str, ...]:
+def file_band_names(
+    name: str, count: int, descriptions, colorinterp, layout: str | None = None
+) -> tuple[str, ...]:
     """Names of the bands stored in a multi-band file, in file order.
 
     From the band descriptions when they are band names; else the RGB colour interpretation
@@ -59,7 +75,9 @@ def file_band_names(name: str, count: int, descriptions, colorinterp, layout: st
     if layout is not None:
         order = LAYOUTS[layout]
         if len(order) != count:
-            raise DataError(f"{name}: {count} bands, but the {layout} layout has {len(order)} ({','.join(order)})")
+            raise DataError(
+                f"{name}: {count} bands, but the {layout} layout has {len(order)} ({','.join(order)})"
+            )
         return order
     from rs_ssl.manifests import load_yaml
 
@@ -94,7 +112,9 @@ def open_raster(path: str):
             label = "VRT mosaic" if path.lstrip().startswith("<") else path
             raise DataError(f"{label}: cannot be opened as a raster ({e})") from None
         except UnicodeEncodeError:  # GDAL takes UTF-8 paths; Linux file names may be any bytes
-            raise DataError(f"{printable(path)}: file name is not valid UTF-8; rename the file") from None
+            raise DataError(
+                f"{printable(path)}: file name is not valid UTF-8; rename the file"
+            ) from None
 
 
 def crs_name(crs) -> str | None:
@@ -114,8 +134,14 @@ def printable(path) -> str:
 class StackedRaster:
     """A multi-band raster file (GeoTIFF, COG, VRT, PNG/JPG), read with windowed reads."""
 
-    def __init__(self, path: str | Path, selection: BandSelection, *, layout: str | None = None,
-                 name: str | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        selection: BandSelection,
+        *,
+        layout: str | None = None,
+        name: str | None = None,
+    ):
         self.path = str(path)
         self.name = name or self.path
         self.selection = selection
@@ -126,11 +152,22 @@ class StackedRaster:
                 raise DataError(f"{self.name}: bands of mixed dtypes ({', '.join(sorted(dtypes))})")
             self.dtype = src.dtypes[0]
             self.nodata = src.nodata
-            self.band_names = file_band_names(self.name, src.count, src.descriptions, src.colorinterp, layout)
+            self.band_names = file_band_names(
+                self.name, src.count, src.descriptions, src.colorinterp, layout
+            )
             self.indexes = band_indexes(self.name, self.band_names, selection)
             georef = src.crs is not None and not src.transform.is_identity
-            self._pil = self.path.lower().endswith(JPEG_SUFFIXES) and src.count in (1, 3) and self.dtype == "uint8"
-            self.grid = Grid(crs=src.crs if georef else None, transform=src.transform, width=src.width, height=src.height)
+            self._pil = (
+                self.path.lower().endswith(JPEG_SUFFIXES)
+                and src.count in (1, 3)
+                and self.dtype == "uint8"
+            )
+            self.grid = Grid(
+                crs=src.crs if georef else None,
+                transform=src.transform,
+                width=src.width,
+                height=src.height,
+            )
             if georef and (src.transform.b != 0 or src.transform.d != 0):
                 raise DataError(f"{self.name}: rotated rasters are not supported")
 
@@ -144,7 +181,9 @@ class StackedRaster:
         try:
             data = self._src.read(idx, window=window, out_dtype="float32")
         except rasterio.errors.RasterioIOError as e:
-            raise DataError(f"{self.name}: read failed ({e}); the file may be truncated or corrupt") from None
+            raise DataError(
+                f"{self.name}: read failed ({e}); the file may be truncated or corrupt"
+            ) from None
         return fill_zeros(data, self.indexes)
 
     def close(self) -> None:
@@ -168,11 +207,13 @@ def pil_read(name: str, path: str, indexes: list[int], window: Window | None = N
         with Image.open(path) as im:
             arr = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
     except (OSError, UnidentifiedImageError) as e:
-        raise DataError(f"{name}: JPEG decoding failed ({e}); the file may be truncated or corrupt") from None
+        raise DataError(
+            f"{name}: JPEG decoding failed ({e}); the file may be truncated or corrupt"
+        ) from None
     arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     if window is not None:
         r0, c0 = int(window.row_off), int(window.col_off)
-        arr = arr[:, r0:r0 + int(window.height), c0:c0 + int(window.width)]
+        arr = arr[:, r0 : r0 + int(window.height), c0 : c0 + int(window.width)]
     return arr[[i - 1 for i in indexes]].astype(np.float32)
 
 
@@ -224,4 +265,6 @@ def fit_to(img: np.ndarray, patch: int) -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))
     if t.shape[-2:] == (patch, patch):
         return t
-    return F.interpolate(t[None], size=(patch, patch), mode="bilinear", align_corners=False, antialias=True)[0]
+    return F.interpolate(
+        t[None], size=(patch, patch), mode="bilinear", align_corners=False, antialias=True
+    )[0]

@@ -25,9 +25,13 @@ def load_region(spec: str):
         try:
             minx, miny, maxx, maxy = (float(v) for v in parts)
         except ValueError:
-            raise UsageError(f"--region {spec}: a bbox needs four numbers minx,miny,maxx,maxy (lon/lat)") from None
+            raise UsageError(
+                f"--region {spec}: a bbox needs four numbers minx,miny,maxx,maxy (lon/lat)"
+            ) from None
         if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
-            raise UsageError(f"--region {spec}: not a lon/lat bbox (need -180<=minx<maxx<=180, -90<=miny<maxy<=90)")
+            raise UsageError(
+                f"--region {spec}: not a lon/lat bbox (need -180<=minx<maxx<=180, -90<=miny<maxy<=90)"
+            )
         return box(minx, miny, maxx, maxy)
     named = manifest_path("regions", f"{spec}.geojson")
     path = named if named.is_file() else Path(spec)
@@ -53,7 +57,9 @@ def allowed_corners(raster, region_4326, patch: int) -> np.ndarray:
     """Boolean (rows, cols) mask of top-left corners whose whole patch lies inside the region."""
     g = raster.grid
     geom = transform_geom("EPSG:4326", g.crs, mapping(region_4326))
-    inside = rasterize([(geom, 1)], out_shape=(g.height, g.width), transform=g.transform, fill=0, dtype="uint8")
+    inside = rasterize(
+        [(geom, 1)], out_shape=(g.height, g.width), transform=g.transform, fill=0, dtype="uint8"
+    )
     # Integral image: the count of inside pixels in every patch window in O(1) each.
     ii = np.pad(inside.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
     p = patch
@@ -95,7 +101,16 @@ def records_in_region(catalog, records: list, selection, spec: str) -> list:
             kept.append(r)
     if not kept:
         rb = tuple(round(v, 3) for v in region.bounds)
-        data = tuple(round(v, 3) for v in (min(e[0] for e in extents), min(e[1] for e in extents),
-                                           max(e[2] for e in extents), max(e[3] for e in extents)))
-        raise DataError(f"--region {spec}: no sample of {catalog.root} lies inside it; region bounds (lon/lat) {rb}, data bounds {data}")
+        data = tuple(
+            round(v, 3)
+            for v in (
+                min(e[0] for e in extents),
+                min(e[1] for e in extents),
+                max(e[2] for e in extents),
+                max(e[3] for e in extents),
+            )
+        )
+        raise DataError(
+            f"--region {spec}: no sample of {catalog.root} lies inside it; region bounds (lon/lat) {rb}, data bounds {data}"
+        )
     return kept

@@ -47,7 +47,9 @@ def get_format(name: str) -> Format:
     try:
         return _BY_NAME[name]
     except KeyError:
-        raise UsageError(f"--format {name}: unknown; choose auto or one of {', '.join(NAMES)}") from None
+        raise UsageError(
+            f"--format {name}: unknown; choose auto or one of {', '.join(NAMES)}"
+        ) from None
 
 
 def _source(path: Path, sensor: str | None, zoom: int | None, skip_bad: bool) -> Source:
@@ -65,11 +67,19 @@ def detect(src: Source) -> Format:
             return f
     archives = only_archives(src.inner)
     if archives:
-        raise DataError(f"{src.inner}: holds only archives ({', '.join(p.name for p in archives[:4])}); "
-                        "extract them (e.g. unzip / tar xf, joining split parts first) and point --data at the result")
+        raise DataError(
+            f"{src.inner}: holds only archives ({', '.join(p.name for p in archives[:4])}); "
+            "extract them (e.g. unzip / tar xf, joining split parts first) and point --data at the result"
+        )
     if not data_children(src.inner):
-        raise DataError(f"{src.root}: empty folder" + (f" (its data folder {src.inner} holds nothing readable)"
-                                                       if src.inner != src.root else ""))
+        raise DataError(
+            f"{src.root}: empty folder"
+            + (
+                f" (its data folder {src.inner} holds nothing readable)"
+                if src.inner != src.root
+                else ""
+            )
+        )
     raise DataError(
         f"{src.root}: format not recognised. Supported: {', '.join(NAMES)} (see README, Data section); "
         "name it with --format if detection fails"
@@ -84,8 +94,14 @@ def detect_format(path: Path) -> str:
     return detect(_source(path, None, None, False)).name
 
 
-def scan(data: str | Path, fmt: str = "auto", *, zoom: int | None = None, sensor: str | None = None,
-         skip_bad: bool = False) -> Catalog:
+def scan(
+    data: str | Path,
+    fmt: str = "auto",
+    *,
+    zoom: int | None = None,
+    sensor: str | None = None,
+    skip_bad: bool = False,
+) -> Catalog:
     """List the records of `data` in format `fmt` (`auto`: detected); `sensor` picks an SSL4EO-S12 modality."""
     if fmt != "auto":
         get_format(fmt)
@@ -97,6 +113,8 @@ def scan(data: str | Path, fmt: str = "auto", *, zoom: int | None = None, sensor
     f = detect(src) if fmt == "auto" else get_format(fmt)
     cat = f.scan(src)
     if not cat.records:
-        raise DataError(f"{src.root}: no {f.name} data found: looked for {f.describe} in {src.inner}; "
-                        "check the folder, or leave --format auto to detect the layout")
+        raise DataError(
+            f"{src.root}: no {f.name} data found: looked for {f.describe} in {src.inner}; "
+            "check the folder, or leave --format auto to detect the layout"
+        )
     return cat

@@ -17,12 +17,21 @@ from rs_ssl.data.base import IMAGE_SUFFIXES, Source
 from rs_ssl.errors import DataError
 
 # `x.zip`, `x.tar.gz`, `x.tar.gzaa` (split with `split`), `x.tar.gz.partaa`, `x.7z`, `x.zip.001`
-_ARCHIVE = re.compile(r"\.(zip|tar|tgz|gz|bz2|xz|zst|7z|rar)(\.?(part)?[a-z]{2}|\.\d{3})?$", re.IGNORECASE)
-_CHECKSUM = re.compile(r"(\.(md5|sha1|sha256|sha512|sfv)$)|^(md5|sha1|sha256|sha512)sums?(\.txt)?$|^checksums?\.txt$",
-                       re.IGNORECASE)
-_DOC = re.compile(r"^(readme|license|licence|citation|changelog|notice)(\..*)?$|\.(md|pdf|html?|rst)$", re.IGNORECASE)
+_ARCHIVE = re.compile(
+    r"\.(zip|tar|tgz|gz|bz2|xz|zst|7z|rar)(\.?(part)?[a-z]{2}|\.\d{3})?$", re.IGNORECASE
+)
+_CHECKSUM = re.compile(
+    r"(\.(md5|sha1|sha256|sha512|sfv)$)|^(md5|sha1|sha256|sha512)sums?(\.txt)?$|^checksums?\.txt$",
+    re.IGNORECASE,
+)
+_DOC = re.compile(
+    r"^(readme|license|licence|citation|changelog|notice)(\..*)?$|\.(md|pdf|html?|rst)$",
+    re.IGNORECASE,
+)
 # TorchGeo's `eurosat-spatial-train.txt`, `uc_merced-val.txt`, `bigearthnet-test.csv`; BigEarthNet's `train.csv`
-SPLIT_LIST = re.compile(r"^(?P<prefix>.*?)[-_]?(?P<split>train|val|valid|validation|test)\.(txt|csv)$", re.IGNORECASE)
+SPLIT_LIST = re.compile(
+    r"^(?P<prefix>.*?)[-_]?(?P<split>train|val|valid|validation|test)\.(txt|csv)$", re.IGNORECASE
+)
 SPLIT_FOLDERS = ("train", "val", "validation", "test")
 _ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray")
 
@@ -64,7 +73,9 @@ def chain(path: Path) -> tuple[Path, ...]:
         kids = data_children(path)
         if len(kids) == 1 and kids[0].is_dir() and kids[0].name.lower() not in SPLIT_FOLDERS:
             if kids[0].resolve() in {p.resolve() for p in out}:
-                raise DataError(f"{kids[0]}: symbolic link loop (it points back to {kids[0].resolve()}); remove the link")
+                raise DataError(
+                    f"{kids[0]}: symbolic link loop (it points back to {kids[0].resolve()}); remove the link"
+                )
             path = kids[0]
             out.append(path)
         else:
@@ -72,7 +83,9 @@ def chain(path: Path) -> tuple[Path, ...]:
     return tuple(out)
 
 
-def source(path: Path, *, sensor: str | None = None, zoom: int | None = None, skip_bad: bool = False) -> Source:
+def source(
+    path: Path, *, sensor: str | None = None, zoom: int | None = None, skip_bad: bool = False
+) -> Source:
     c = chain(Path(path)) if Path(path).is_dir() else (Path(path),)
     return Source(Path(path), c[-1], c, sensor=sensor, zoom=zoom, skip_bad=skip_bad)
 
@@ -98,8 +111,10 @@ def walk(root: Path) -> Iterator[tuple[Path, list[str], list[str]]]:
             if is_dir:
                 real = os.path.realpath(e.path)
                 if real in ancestors:
-                    raise DataError(f"{e.path}: symbolic link loop (it points to {real}, a folder above it); "
-                                    "remove or replace the link")
+                    raise DataError(
+                        f"{e.path}: symbolic link loop (it points to {real}, a folder above it); "
+                        "remove or replace the link"
+                    )
                 dirs.append(e.name)
             elif e.is_file() or e.is_symlink():
                 files.append(e.name)

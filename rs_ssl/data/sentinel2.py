@@ -76,9 +76,11 @@ def check_band_extents(bands: list[tuple[Path, Affine, tuple]]) -> None:
     median = np.median([tuple(b) for _, _, b in bands], axis=0)
     for path, _, b in bands:
         if np.abs(np.subtract(tuple(b), median)).max() > tol:
-            raise DataError(f"{path}: covers ({', '.join(f'{v:.10g}' for v in b)}) while the scene's other band files "
-                            f"cover ({', '.join(f'{v:.10g}' for v in median)}) (left, bottom, right, top); "
-                            "replace it with a band file of the same scene extent")
+            raise DataError(
+                f"{path}: covers ({', '.join(f'{v:.10g}' for v in b)}) while the scene's other band files "
+                f"cover ({', '.join(f'{v:.10g}' for v in median)}) (left, bottom, right, top); "
+                "replace it with a band file of the same scene extent"
+            )
 
 
 class Sentinel2Scene:
@@ -114,7 +116,9 @@ class Sentinel2Scene:
                     if src.count != 1:
                         raise DataError(f"{path}: expected 1 band for {name}, found {src.count}")
                     if src.crs is None:
-                        raise DataError(f"{path}: no CRS; per-band Sentinel-2 files must be georeferenced")
+                        raise DataError(
+                            f"{path}: no CRS; per-band Sentinel-2 files must be georeferenced"
+                        )
                     if src.transform.b != 0 or src.transform.d != 0:
                         raise DataError(f"{path}: rotated rasters are not supported")
                     metas.append((path, src.crs, src.transform, src.bounds))
@@ -125,7 +129,9 @@ class Sentinel2Scene:
                 raise DataError(f"{shown}: file name is not valid UTF-8; rename the file") from None
         crss = {m[1] for m in metas}
         if len(crss) > 1:
-            raise DataError(f"{self.folder}: band files have different CRSs ({', '.join(map(str, crss))})")
+            raise DataError(
+                f"{self.folder}: band files have different CRSs ({', '.join(map(str, crss))})"
+            )
         check_band_extents([(m[0], m[2], m[3]) for m in metas])
         finest = min(metas, key=lambda m: m[2].a)
         # x and y pixel sizes differ in geographic CRSs (SSL4EO-S12 is stored in EPSG:4326).
@@ -156,7 +162,9 @@ class Sentinel2Scene:
                     transform=self.grid.transform,
                     width=self.grid.width,
                     height=self.grid.height,
-                    resampling=Resampling.nearest if src.transform.a == self.grid.res and src.transform.e == self.grid.transform.e else Resampling.bilinear,
+                    resampling=Resampling.nearest
+                    if src.transform.a == self.grid.res and src.transform.e == self.grid.transform.e
+                    else Resampling.bilinear,
                     src_nodata=src.nodata,
                     nodata=src.nodata,
                 )
@@ -173,7 +181,9 @@ class Sentinel2Scene:
             try:
                 out.append(vrt.read(1, window=window).astype(np.float32, copy=False))
             except rasterio.errors.RasterioIOError as e:
-                raise DataError(f"{path}: read failed ({e}); the file may be truncated or corrupt") from None
+                raise DataError(
+                    f"{path}: read failed ({e}); the file may be truncated or corrupt"
+                ) from None
         return np.stack(out)
 
     def close(self) -> None:
@@ -205,5 +215,11 @@ def _scan(src: Source) -> Catalog:
     return Catalog(src.root, "sentinel2", [Record(str(p)) for p in folders], kind="rasters")
 
 
-FORMAT = Format("sentinel2", _detect, _scan, kind="rasters", band_folders=True,
-                describe="a Sentinel-2 scene (one file per band, or a SAFE product), or a folder of them")
+FORMAT = Format(
+    "sentinel2",
+    _detect,
+    _scan,
+    kind="rasters",
+    band_folders=True,
+    describe="a Sentinel-2 scene (one file per band, or a SAFE product), or a folder of them",
+)

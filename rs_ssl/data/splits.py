@@ -18,7 +18,18 @@ from rs_ssl.data.base import Catalog, Record, Source, canonical_split
 from rs_ssl.data.roots import SPLIT_LIST
 from rs_ssl.errors import DataError
 
-_HEADERS = {"name", "filename", "file", "path", "patch_id", "image", "id", "s2_name", "s2", "sample"}
+_HEADERS = {
+    "name",
+    "filename",
+    "file",
+    "path",
+    "patch_id",
+    "image",
+    "id",
+    "s2_name",
+    "s2",
+    "sample",
+}
 
 
 def find_split_lists(folders: tuple[Path, ...] | list[Path]) -> dict[str, dict[str, Path]]:
@@ -31,7 +42,9 @@ def find_split_lists(folders: tuple[Path, ...] | list[Path]) -> dict[str, dict[s
             for p in sorted(d.iterdir()):
                 m = SPLIT_LIST.match(p.name)
                 if m and p.is_file():
-                    sets.setdefault(m["prefix"].lower(), {}).setdefault(canonical_split(m["split"]), p)
+                    sets.setdefault(m["prefix"].lower(), {}).setdefault(
+                        canonical_split(m["split"]), p
+                    )
     return sets
 
 
@@ -94,26 +107,33 @@ def apply_split_lists(catalog: Catalog, src: Source, extra: tuple[Path, ...] = (
                 if split not in member[i]:
                     member[i].append(split)
         if missing:
-            msg = (f"{path}: {len(missing)} of {len(names)} listed sample(s) not found under {src.inner} "
-                   f"(first: {', '.join(missing[:3])}); the list belongs to another copy or the data is incomplete")
+            msg = (
+                f"{path}: {len(missing)} of {len(names)} listed sample(s) not found under {src.inner} "
+                f"(first: {', '.join(missing[:3])}); the list belongs to another copy or the data is incomplete"
+            )
             if not src.skip_bad:
                 raise DataError(msg + ": restore the files, remove the list, or pass --skip-bad")
             problems.append(msg)
     recs = []
     for i, r in enumerate(catalog.records):
-        listed = tuple(s for s in ("train", "validation", "test") if s in member.get(i, [])) + tuple(
-            s for s in member.get(i, []) if s not in ("train", "validation", "test"))
+        listed = tuple(
+            s for s in ("train", "validation", "test") if s in member.get(i, [])
+        ) + tuple(s for s in member.get(i, []) if s not in ("train", "validation", "test"))
         if r.splits and listed and not set(r.splits) <= set(listed):
-            raise DataError(f"{r.path}: in split folder {'/'.join(r.splits)} but {chosen[listed[0]]} puts it in "
-                            f"{', '.join(listed)}; the split folders and split lists disagree: keep one of them")
+            raise DataError(
+                f"{r.path}: in split folder {'/'.join(r.splits)} but {chosen[listed[0]]} puts it in "
+                f"{', '.join(listed)}; the split folders and split lists disagree: keep one of them"
+            )
         recs.append(replace(r, splits=listed or r.splits))
     order = {"train": 0, "validation": 1, "test": 2}
     lists = sorted(chosen.items(), key=lambda kv: order.get(kv[0], 9))
     tags = [SPLIT_LIST.match(p.name)["split"] for _, p in lists]
     suffixes = "/".join(sorted({p.suffix for _, p in lists}))
-    notes = {"split_source": f"split lists {prefix + '-' if prefix else ''}{{{','.join(tags)}}}{suffixes} in "
-                             f"{lists[0][1].parent}",
-             "unlisted": sum(1 for i in range(len(recs)) if i not in member)}
+    notes = {
+        "split_source": f"split lists {prefix + '-' if prefix else ''}{{{','.join(tags)}}}{suffixes} in "
+        f"{lists[0][1].parent}",
+        "unlisted": sum(1 for i in range(len(recs)) if i not in member),
+    }
     others = sorted(k for k in sets if k != prefix)
     if others:
         notes["other_split_lists"] = others

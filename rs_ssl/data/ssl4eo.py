@@ -48,10 +48,16 @@ def scan(path: Path, sensor: str | None = None) -> Catalog:
     root = path
     modalities = [m for m in MODALITY.values() if (path / m).is_dir()]
     if not modalities and (path / "s1").is_dir():
-        raise DataError(f"{path}: SSL4EO-S12 root holding only s1 (Sentinel-1 SAR), which rs-ssl does not read; "
-                        "add s2c or s2a, or point --data at them")
+        raise DataError(
+            f"{path}: SSL4EO-S12 root holding only s1 (Sentinel-1 SAR), which rs-ssl does not read; "
+            "add s2c or s2a, or point --data at them"
+        )
     if modalities:
-        want = MODALITY.get(sensor or "") if sensor else ("s2c" if "s2c" in modalities else modalities[0])
+        want = (
+            MODALITY.get(sensor or "")
+            if sensor
+            else ("s2c" if "s2c" in modalities else modalities[0])
+        )
         if want is None or want not in modalities:
             raise DataError(
                 f"{path}: SSL4EO-S12 root with modalities {', '.join(modalities)}; select bands of "
@@ -62,9 +68,19 @@ def scan(path: Path, sensor: str | None = None) -> Catalog:
         locations = [root]  # pointed at one location
     else:
         locations = _dirs(root)
-    recs = [Record(str(d), group=loc.name) for loc in locations for d in _dirs(loc) if _is_date_folder(d)]
-    return Catalog(path, "ssl4eo", recs, notes={"modality": root.name, "locations": len(locations)},
-                   sensor=SENSOR.get(root.name))
+    recs = [
+        Record(str(d), group=loc.name)
+        for loc in locations
+        for d in _dirs(loc)
+        if _is_date_folder(d)
+    ]
+    return Catalog(
+        path,
+        "ssl4eo",
+        recs,
+        notes={"modality": root.name, "locations": len(locations)},
+        sensor=SENSOR.get(root.name),
+    )
 
 
 def _scan_source(src: Source) -> Catalog:
@@ -73,5 +89,10 @@ def _scan_source(src: Source) -> Catalog:
     return cat
 
 
-FORMAT = Format("ssl4eo", lambda s: s.inner.is_dir() and is_ssl4eo(s.inner), _scan_source, band_folders=True,
-                describe="SSL4EO-S12: s2c|s2a/<location>/<date>/B*.tif")
+FORMAT = Format(
+    "ssl4eo",
+    lambda s: s.inner.is_dir() and is_ssl4eo(s.inner),
+    _scan_source,
+    band_folders=True,
+    describe="SSL4EO-S12: s2c|s2a/<location>/<date>/B*.tif",
+)

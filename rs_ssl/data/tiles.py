@@ -24,12 +24,21 @@ from rs_ssl.errors import DataError, UsageError
 WORLD_FILES = (".wld", ".pgw", ".pngw", ".jgw", ".jpgw", ".tfw", ".tifw")
 TILE_SUFFIXES = (".png", ".jpg", ".jpeg")
 WEB_MERCATOR_HALF = 20037508.342789244  # EPSG:3857 half-extent in metres
-_GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32",
-               "float32": "Float32", "float64": "Float64"}
+_GDAL_TYPES = {
+    "uint8": "Byte",
+    "uint16": "UInt16",
+    "int16": "Int16",
+    "uint32": "UInt32",
+    "int32": "Int32",
+    "float32": "Float32",
+    "float64": "Float64",
+}
 
 
 def _digit_dirs(p: Path) -> list[Path]:
-    return sorted((c for c in p.iterdir() if c.is_dir() and c.name.isdigit()), key=lambda c: int(c.name))
+    return sorted(
+        (c for c in p.iterdir() if c.is_dir() and c.name.isdigit()), key=lambda c: int(c.name)
+    )
 
 
 def is_xyz(path: Path) -> bool:
@@ -48,8 +57,12 @@ def scan_xyz(path: Path, zoom: int | None) -> tuple[list[Record], int, str]:
     z = max(levels) if zoom is None else zoom
     if z not in levels:
         raise UsageError(f"--zoom {zoom}: {path} has zoom levels {', '.join(map(str, levels))}")
-    recs = [Record(str(f)) for x in _digit_dirs(path / str(z)) for f in sorted(x.iterdir())
-            if f.suffix.lower() in TILE_SUFFIXES and f.stem.isdigit()]
+    recs = [
+        Record(str(f))
+        for x in _digit_dirs(path / str(z))
+        for f in sorted(x.iterdir())
+        if f.suffix.lower() in TILE_SUFFIXES and f.stem.isdigit()
+    ]
     scheme = "tms" if (path / "tilemapresource.xml").is_file() else "xyz"
     return recs, z, scheme
 
@@ -95,9 +108,18 @@ def scan_tiles(path: Path) -> list[Record]:
 def _header(p: Path) -> dict:
     try:
         with rasterio.open(p) as src:
-            return {"path": str(p), "crs": src.crs, "t": src.transform, "w": src.width, "h": src.height,
-                    "count": src.count, "dtype": src.dtypes[0], "desc": src.descriptions, "ci": src.colorinterp,
-                    "nodata": src.nodata}
+            return {
+                "path": str(p),
+                "crs": src.crs,
+                "t": src.transform,
+                "w": src.width,
+                "h": src.height,
+                "count": src.count,
+                "dtype": src.dtypes[0],
+                "desc": src.descriptions,
+                "ci": src.colorinterp,
+                "nodata": src.nodata,
+            }
     except rasterio.errors.RasterioIOError as e:
         raise DataError(f"{p}: cannot be opened as a raster ({e})") from None
 
@@ -121,20 +143,37 @@ def mosaic_vrt(tiles: list[Path], name: str) -> str:
     h0 = heads[0]
     for h in heads:
         if h["crs"] is None or h["t"].is_identity:
-            raise DataError(f"{h['path']}: tile without georeference (no CRS or world file); cannot place it in the mosaic of {name}")
+            raise DataError(
+                f"{h['path']}: tile without georeference (no CRS or world file); cannot place it in the mosaic of {name}"
+            )
         for key in ("count", "dtype"):
             if h[key] != h0[key]:
-                raise DataError(f"{h['path']}: {key} {h[key]} differs from {h0['path']} ({h0[key]})")
+                raise DataError(
+                    f"{h['path']}: {key} {h[key]} differs from {h0['path']} ({h0[key]})"
+                )
     if not _same_grid(heads):
-        raise DataError(f"{name}: tiles are not on one pixel grid (CRS, resolution or alignment differ)")
+        raise DataError(
+            f"{name}: tiles are not on one pixel grid (CRS, resolution or alignment differ)"
+        )
     res_x, res_y = h0["t"].a, h0["t"].e
     left = min(h["t"].c for h in heads)
     top = max(h["t"].f for h in heads)
     right = max(h["t"].c + res_x * h["w"] for h in heads)
     bottom = min(h["t"].f + res_y * h["h"] for h in heads)
     width, height = round((right - left) / res_x), round((bottom - top) / res_y)
-    placed = [(h["path"], round((h["t"].c - left) / res_x), round((h["t"].f - top) / res_y), h["w"], h["h"]) for h in heads]
-    return vrt_xml(placed, width, height, h0["crs"].to_wkt(), Affine(res_x, 0, left, 0, res_y, top), h0)
+    placed = [
+        (
+            h["path"],
+            round((h["t"].c - left) / res_x),
+            round((h["t"].f - top) / res_y),
+            h["w"],
+            h["h"],
+        )
+        for h in heads
+    ]
+    return vrt_xml(
+        placed, width, height, h0["crs"].to_wkt(), Affine(res_x, 0, left, 0, res_y, top), h0
+    )
 
 
 def xyz_mosaic(tiles: list[Path], zoom: int, scheme: str) -> str:
@@ -149,14 +188,24 @@ def xyz_mosaic(tiles: list[Path], zoom: int, scheme: str) -> str:
     y0, y1 = min(y for _, y in xy), max(y for _, y in xy)
     tile_m = 2 * WEB_MERCATOR_HALF / n
     res = tile_m / ts
-    transform = Affine(res, 0, -WEB_MERCATOR_HALF + x0 * tile_m, 0, -res, WEB_MERCATOR_HALF - y0 * tile_m)
-    placed = [(str(p), (x - x0) * ts, (y - y0) * ts, ts, ts) for p, (x, y) in zip(tiles, xy, strict=True)]
+    transform = Affine(
+        res, 0, -WEB_MERCATOR_HALF + x0 * tile_m, 0, -res, WEB_MERCATOR_HALF - y0 * tile_m
+    )
+    placed = [
+        (str(p), (x - x0) * ts, (y - y0) * ts, ts, ts) for p, (x, y) in zip(tiles, xy, strict=True)
+    ]
     crs = rasterio.crs.CRS.from_epsg(3857).to_wkt()
     return vrt_xml(placed, (x1 - x0 + 1) * ts, (y1 - y0 + 1) * ts, crs, transform, h0)
 
 
-def vrt_xml(placed: list[tuple[str, int, int, int, int]], width: int, height: int, crs_wkt: str,
-            transform: Affine, h0: dict) -> str:
+def vrt_xml(
+    placed: list[tuple[str, int, int, int, int]],
+    width: int,
+    height: int,
+    crs_wkt: str,
+    transform: Affine,
+    h0: dict,
+) -> str:
     """A GDAL VRT document placing each (path, col, row, w, h) source in a width x height mosaic."""
     gt = ",".join(repr(float(v)) for v in transform.to_gdal())
     dtype = _GDAL_TYPES.get(h0["dtype"])
@@ -172,10 +221,14 @@ def vrt_xml(placed: list[tuple[str, int, int, int, int]], width: int, height: in
             f'<SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/><DstRect xOff="{c}" yOff="{r}" xSize="{w}" ySize="{h}"/></SimpleSource>'
             for p, c, r, w, h in placed
         )
-        bands.append(f'<VRTRasterBand dataType="{dtype}" band="{b}"><Description>{escape(desc)}</Description>'
-                     f"<ColorInterp>{ci}</ColorInterp>{nodata}{sources}</VRTRasterBand>")
-    return (f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}"><SRS>{escape(crs_wkt)}</SRS>'
-            f"<GeoTransform>{gt}</GeoTransform>{''.join(bands)}</VRTDataset>")
+        bands.append(
+            f'<VRTRasterBand dataType="{dtype}" band="{b}"><Description>{escape(desc)}</Description>'
+            f"<ColorInterp>{ci}</ColorInterp>{nodata}{sources}</VRTRasterBand>"
+        )
+    return (
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}"><SRS>{escape(crs_wkt)}</SRS>'
+        f"<GeoTransform>{gt}</GeoTransform>{''.join(bands)}</VRTDataset>"
+    )
 
 
 def tile_bounds_3857(z: int, x: int, y: int) -> tuple[float, float, float, float]:
@@ -192,7 +245,6 @@ def lonlat_to_tile(lon: float, lat: float, z: int) -> tuple[int, int]:
     lat_r = math.radians(lat)
     y = int((1.0 - math.asinh(math.tan(lat_r)) / math.pi) / 2.0 * n)
     return x, y
-
 
 
 def _scan_tile_format(src: Source) -> Catalog:
@@ -217,11 +269,27 @@ def _tiles_mosaic(catalog: Catalog, selection):
 def _xyz_mosaic(catalog: Catalog, selection):
     paths = [Path(r.path) for r in catalog.records]
     xml = xyz_mosaic(paths, catalog.notes["zoom"], catalog.notes["scheme"])
-    return StackedRaster(xml, selection, name=f"{catalog.root} (zoom {catalog.notes['zoom']}, {len(paths)} tiles)")
+    return StackedRaster(
+        xml, selection, name=f"{catalog.root} (zoom {catalog.notes['zoom']}, {len(paths)} tiles)"
+    )
 
 
-TILES = Format("tiles", lambda s: (s.root.is_file() and s.root.suffix.lower() == ".vrt")
-               or (s.inner.is_dir() and is_tile_folder(s.inner)),
-               _scan_tile_format, kind="rasters", mosaic=_tiles_mosaic, describe="georeferenced tiles or a .vrt, read as one mosaic")
-XYZ = Format("xyz", lambda s: s.inner.is_dir() and is_xyz(s.inner), _scan_xyz_format, kind="rasters", mosaic=_xyz_mosaic,
-             describe="an XYZ/TMS tile directory z/x/y.png")
+TILES = Format(
+    "tiles",
+    lambda s: (
+        (s.root.is_file() and s.root.suffix.lower() == ".vrt")
+        or (s.inner.is_dir() and is_tile_folder(s.inner))
+    ),
+    _scan_tile_format,
+    kind="rasters",
+    mosaic=_tiles_mosaic,
+    describe="georeferenced tiles or a .vrt, read as one mosaic",
+)
+XYZ = Format(
+    "xyz",
+    lambda s: s.inner.is_dir() and is_xyz(s.inner),
+    _scan_xyz_format,
+    kind="rasters",
+    mosaic=_xyz_mosaic,
+    describe="an XYZ/TMS tile directory z/x/y.png",
+)

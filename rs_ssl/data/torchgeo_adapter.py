@@ -36,17 +36,26 @@ from rs_ssl.errors import DataError
 class TorchGeoRasters(GeoDataset):
     """Windowed rasters of one CRS and resolution as a GeoDataset (mosaicked where they meet)."""
 
-    def __init__(self, rasters: Sequence, band_names: Sequence[str], crs: str | CRS | None = None,
-                 transforms: Callable[[dict[str, Any]], dict[str, Any]] | None = None):
+    def __init__(
+        self,
+        rasters: Sequence,
+        band_names: Sequence[str],
+        crs: str | CRS | None = None,
+        transforms: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ):
         if not rasters:
             raise DataError("no raster to index")
         georef = [r for r in rasters if r.grid.crs is not None]
         if not georef:
-            raise DataError(f"{rasters[0].name}: no CRS; TorchGeo samplers need georeferenced rasters")
+            raise DataError(
+                f"{rasters[0].name}: no CRS; TorchGeo samplers need georeferenced rasters"
+            )
         found = sorted({r.grid.crs.to_string() for r in georef})
         if crs is None and len(found) > 1:
-            raise DataError(f"rasters in {len(found)} CRSs ({', '.join(found)}); pick one with crs=..., "
-                            "TorchGeo indexes one CRS and this adapter does not reproject")
+            raise DataError(
+                f"rasters in {len(found)} CRSs ({', '.join(found)}); pick one with crs=..., "
+                "TorchGeo indexes one CRS and this adapter does not reproject"
+            )
         self._crs = CRS.from_user_input(crs) if crs is not None else georef[0].grid.crs
         self.rasters = [r for r in georef if r.grid.crs == self._crs]
         self.skipped = [r.name for r in rasters if r not in self.rasters]
@@ -54,14 +63,22 @@ class TorchGeoRasters(GeoDataset):
             raise DataError(f"no raster in {self._crs} (the rasters are in {', '.join(found)})")
         res = {(r.grid.transform.a, -r.grid.transform.e) for r in self.rasters}
         if len(res) > 1:
-            raise DataError(f"rasters of different resolutions {sorted(res)} in one CRS; convert them to one grid first")
+            raise DataError(
+                f"rasters of different resolutions {sorted(res)} in one CRS; convert them to one grid first"
+            )
         self._res = res.pop()
         self.band_names = tuple(band_names)
         self.transforms = transforms
         n = len(self.rasters)
-        times = pd.IntervalIndex.from_tuples([(pd.Timestamp.min, pd.Timestamp.max)] * n, closed="both", name="datetime")
-        self.index = GeoDataFrame({"raster": range(n)}, index=times,
-                                  geometry=[box(*r.grid.bounds) for r in self.rasters], crs=self._crs)
+        times = pd.IntervalIndex.from_tuples(
+            [(pd.Timestamp.min, pd.Timestamp.max)] * n, closed="both", name="datetime"
+        )
+        self.index = GeoDataFrame(
+            {"raster": range(n)},
+            index=times,
+            geometry=[box(*r.grid.bounds) for r in self.rasters],
+            crs=self._crs,
+        )
         self._boxes = np.array([r.grid.bounds for r in self.rasters], dtype=np.float64)
 
     @property
@@ -72,19 +89,25 @@ class TorchGeoRasters(GeoDataset):
     def crs(self, new_crs: str | CRS) -> None:
         # GeoDataset's setter reprojects the index only; our pixels would stay in the old CRS.
         if CRS.from_user_input(new_crs) != self._crs:
-            raise DataError(f"cannot reproject to {new_crs}: this adapter reads native pixels in {self._crs} only")
+            raise DataError(
+                f"cannot reproject to {new_crs}: this adapter reads native pixels in {self._crs} only"
+            )
 
     def __getitem__(self, query: GeoSlice) -> dict[str, Any]:
         x, y, t = self._disambiguate_slice(query)
         xres, yres = self._res
         if not (np.isclose(x.step, xres) and np.isclose(y.step, yres)):
-            raise DataError(f"query resolution ({x.step}, {y.step}) differs from the rasters' ({xres}, {yres}); "
-                            "this adapter reads native pixels only")
+            raise DataError(
+                f"query resolution ({x.step}, {y.step}) differs from the rasters' ({xres}, {yres}); "
+                "this adapter reads native pixels only"
+            )
         w, h = round((x.stop - x.start) / xres), round((y.stop - y.start) / yres)
         # Every raster spans all time (no dates), so only the footprints decide; a plain numpy test
         # instead of the GeoDataFrame query, which costs more than reading a small patch.
         b = self._boxes
-        hits = np.flatnonzero((b[:, 0] < x.stop) & (b[:, 2] > x.start) & (b[:, 1] < y.stop) & (b[:, 3] > y.start))
+        hits = np.flatnonzero(
+            (b[:, 0] < x.stop) & (b[:, 2] > x.start) & (b[:, 1] < y.stop) & (b[:, 3] > y.start)
+        )
         if not len(hits):
             raise IndexError(f"query {query} not found in index with bounds {self.bounds}")
         out = np.zeros((len(self.band_names), h, w), dtype=np.float32)
@@ -96,13 +119,21 @@ class TorchGeoRasters(GeoDataset):
             c0, c1 = max(col0, 0), min(col0 + w, r.grid.width)
             r0, r1 = max(row0, 0), min(row0 + h, r.grid.height)
             if c1 > c0 and r1 > r0:
-                out[:, r0 - row0:r1 - row0, c0 - col0:c1 - col0] = r.read(Window(c0, r0, c1 - c0, r1 - r0))
+                out[:, r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = r.read(
+                    Window(c0, r0, c1 - c0, r1 - r0)
+                )
         sample = {"image": torch.from_numpy(out), "crs": self.crs, "bounds": (x, y, t)}
         return self.transforms(sample) if self.transforms is not None else sample
 
 
-def torchgeo_dataset(data: str | Path | None, selection: BandSelection, *, fmt: str = "auto",
-                     crs: str | CRS | None = None, skip_bad: bool = False) -> TorchGeoRasters:
+def torchgeo_dataset(
+    data: str | Path | None,
+    selection: BandSelection,
+    *,
+    fmt: str = "auto",
+    crs: str | CRS | None = None,
+    skip_bad: bool = False,
+) -> TorchGeoRasters:
     """`--data` (any georeferenced raster format; None: the embedded sample) as a TorchGeo GeoDataset."""
     from rs_ssl.data import open_rasters
 

@@ -42,7 +42,9 @@ def open_array(path: str | Path):
     try:
         node = zarr.open(str(path), mode="r")
     except Exception as e:  # noqa: BLE001 - zarr/fsspec raise many types for missing or bad stores
-        raise DataError(f"{path}: cannot be opened as a zarr store ({type(e).__name__}: {e})") from None
+        raise DataError(
+            f"{path}: cannot be opened as a zarr store ({type(e).__name__}: {e})"
+        ) from None
     if isinstance(node, zarr.Array):
         return node
     arrays = dict(node.arrays())
@@ -50,7 +52,9 @@ def open_array(path: str | Path):
         return arrays["data"]
     if len(arrays) == 1:
         return next(iter(arrays.values()))
-    raise DataError(f"{path}: zarr group without a `data` array (arrays: {', '.join(arrays) or 'none'})")
+    raise DataError(
+        f"{path}: zarr group without a `data` array (arrays: {', '.join(arrays) or 'none'})"
+    )
 
 
 def write_codecs() -> dict:
@@ -104,7 +108,10 @@ class ChunkReader:
     def chunk(self, coords: tuple[int, ...]) -> np.ndarray:
         """The decoded chunk at chunk-grid `coords` (full chunk shape; via zarr: cut at the array's edge)."""
         if not self.direct:
-            box = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(coords, self.chunks, self.shape, strict=True))
+            box = tuple(
+                slice(i * c, min((i + 1) * c, n))
+                for i, c, n in zip(coords, self.chunks, self.shape, strict=True)
+            )
             return np.asarray(self.arr[box])
         try:
             raw = (self._root / self.arr.metadata.encode_chunk_key(coords)).read_bytes()
@@ -121,7 +128,10 @@ class ChunkReader:
         if not self.direct:
             return np.asarray(self.arr[box], dtype=dtype)
         out = np.empty([b - a for a, b in zip(starts, stops, strict=True)], dtype=dtype)
-        ranges = [range(a // c, (b - 1) // c + 1) for a, b, c in zip(starts, stops, self.chunks, strict=True)]
+        ranges = [
+            range(a // c, (b - 1) // c + 1)
+            for a, b, c in zip(starts, stops, self.chunks, strict=True)
+        ]
         for coords in itertools.product(*ranges):
             src, dst = [], []
             for i, a, b, c in zip(coords, starts, stops, self.chunks, strict=True):
@@ -157,9 +167,13 @@ def _crs(wkt: str):
 def _attrs(arr, path) -> dict:
     attrs = dict(arr.attrs)
     if "band_names" not in attrs:
-        raise DataError(f"{path}: zarr array has no `band_names` attribute; add one listing its {arr.shape[-3]} bands in order")
+        raise DataError(
+            f"{path}: zarr array has no `band_names` attribute; add one listing its {arr.shape[-3]} bands in order"
+        )
     if arr.ndim not in (3, 4):
-        raise DataError(f"{path}: zarr array of shape {arr.shape}; expected (band, y, x) or (sample, band, y, x)")
+        raise DataError(
+            f"{path}: zarr array of shape {arr.shape}; expected (band, y, x) or (sample, band, y, x)"
+        )
     if len(attrs["band_names"]) != arr.shape[-3]:
         raise DataError(f"{path}: {len(attrs['band_names'])} band_names for {arr.shape[-3]} bands")
     return attrs
@@ -168,13 +182,25 @@ def _attrs(arr, path) -> dict:
 def scan_zarr(path: str | Path) -> Catalog:
     arr, attrs, _ = open_cached(path)
     if arr.ndim == 3:
-        return Catalog(Path(str(path)), "zarr", [Record(str(path))], notes={"samples": False}, kind="rasters")
+        return Catalog(
+            Path(str(path)), "zarr", [Record(str(path))], notes={"samples": False}, kind="rasters"
+        )
     n = arr.shape[0]
     labels = attrs.get("labels") or [[] for _ in range(n)]
     split = attrs.get("split") or [None] * n
-    recs = [Record(str(path), labels=tuple(labels[i]), splits=_splits(split[i]), index=i) for i in range(n)]
+    recs = [
+        Record(str(path), labels=tuple(labels[i]), splits=_splits(split[i]), index=i)
+        for i in range(n)
+    ]
     multilabel = bool(attrs.get("multilabel", False))
-    return Catalog(Path(str(path)), "zarr", recs, multilabel=multilabel, classes=attrs.get("classes"), notes={"samples": True})
+    return Catalog(
+        Path(str(path)),
+        "zarr",
+        recs,
+        multilabel=multilabel,
+        classes=attrs.get("classes"),
+        notes={"samples": True},
+    )
 
 
 def _splits(value) -> tuple[str, ...]:
@@ -184,7 +210,9 @@ def _splits(value) -> tuple[str, ...]:
 
 
 def is_zarr(path: Path) -> bool:
-    return path.suffix == ".zarr" or (path.is_dir() and any((path / m).exists() for m in ("zarr.json", ".zgroup", ".zarray")))
+    return path.suffix == ".zarr" or (
+        path.is_dir() and any((path / m).exists() for m in ("zarr.json", ".zgroup", ".zarray"))
+    )
 
 
 def open_zarr_record(catalog: Catalog, record: Record, selection: BandSelection):
@@ -201,18 +229,24 @@ class ZarrRaster:
         self.name = self.path
         arr, attrs, _ = open_cached(path)
         if arr.ndim != 3:
-            raise DataError(f"{path}: a (sample, band, y, x) store, not a raster; it is read as samples")
+            raise DataError(
+                f"{path}: a (sample, band, y, x) store, not a raster; it is read as samples"
+            )
         self.band_names = tuple(attrs["band_names"])
         self.indexes = band_indexes(self.name, self.band_names, selection)
         self.dtype = str(arr.dtype)
         crs = _crs(attrs["crs"]) if attrs.get("crs") else None
         transform = Affine(*attrs["transform"][:6]) if attrs.get("transform") else Affine.identity()
         self.grid = Grid(crs=crs, transform=transform, width=arr.shape[2], height=arr.shape[1])
-        self.chunk_shape = tuple(arr.chunks[1:])  # (rows, cols) of a chunk: RandomPatchDataset aligns to it
+        self.chunk_shape = tuple(
+            arr.chunks[1:]
+        )  # (rows, cols) of a chunk: RandomPatchDataset aligns to it
         # Read the span of the used bands (a slice), then pick them when the selection has gaps.
         used = [i - 1 for i in self.indexes if i is not None]
         self._bands = slice(min(used), max(used) + 1)
-        self._pick = None if used == list(range(min(used), max(used) + 1)) else [u - min(used) for u in used]
+        self._pick = (
+            None if used == list(range(min(used), max(used) + 1)) else [u - min(used) for u in used]
+        )
 
     def read(self, window: Window | None = None) -> np.ndarray:
         if window is None:
@@ -221,8 +255,10 @@ class ZarrRaster:
             (r0, r1), (c0, c1) = window.toranges()
             rows, cols = slice(int(r0), int(r1)), slice(int(c0), int(c1))
             if r0 < 0 or c0 < 0 or r1 > self.grid.height or c1 > self.grid.width:
-                raise DataError(f"{self.name}: window rows {r0}:{r1}, cols {c0}:{c1} outside the "
-                                f"{self.grid.height} x {self.grid.width} px raster")
+                raise DataError(
+                    f"{self.name}: window rows {r0}:{r1}, cols {c0}:{c1} outside the "
+                    f"{self.grid.height} x {self.grid.width} px raster"
+                )
         data = open_cached(self.path)[2].read((self._bands, rows, cols))
         if self._pick is not None:
             data = data[self._pick]
@@ -241,7 +277,11 @@ class ZarrSample:
         self.indexes = band_indexes(self.name, tuple(attrs["band_names"]), selection)
         crss, transforms = attrs.get("crs") or [], attrs.get("transforms") or []
         crs = _crs(crss[index]) if index < len(crss) and crss[index] else None
-        t = Affine(*transforms[index][:6]) if index < len(transforms) and transforms[index] else Affine.identity()
+        t = (
+            Affine(*transforms[index][:6])
+            if index < len(transforms) and transforms[index]
+            else Affine.identity()
+        )
         self.grid = Grid(crs=crs, transform=t, width=arr.shape[3], height=arr.shape[2])
         self.dtype = str(arr.dtype)
 
@@ -257,36 +297,61 @@ class ZarrSample:
         return fill_zeros(data[used] if used != list(range(bands)) else data, self.indexes)
 
 
-def write_raster(out: str | Path, image_reader, selection: BandSelection, chunk: int, dtype: str) -> dict:
+def write_raster(
+    out: str | Path, image_reader, selection: BandSelection, chunk: int, dtype: str
+) -> dict:
     """Write one raster as a `(band, y, x)` store, chunked `(bands, chunk, chunk)`, block by block."""
     import zarr
 
     g = image_reader.grid
     forget(out)
     root = zarr.open_group(str(out), mode="w")
-    arr = root.create_array("data", shape=(len(selection), g.height, g.width), chunks=(len(selection), chunk, chunk), dtype=dtype,
-                             **write_codecs())
+    arr = root.create_array(
+        "data",
+        shape=(len(selection), g.height, g.width),
+        chunks=(len(selection), chunk, chunk),
+        dtype=dtype,
+        **write_codecs(),
+    )
     for row in range(0, g.height, chunk):
         for col in range(0, g.width, chunk):
             w = Window(col, row, min(chunk, g.width - col), min(chunk, g.height - row))
-            arr[:, row:row + w.height, col:col + w.width] = image_reader.read(w).astype(dtype)
-    arr.attrs.update({
-        "band_names": list(selection.names), "sensor": selection.sensor.key,
-        "crs": g.crs.to_wkt() if g.crs else None, "transform": list(g.transform)[:6],
-        "source": getattr(image_reader, "name", ""),
-    })
+            arr[:, row : row + w.height, col : col + w.width] = image_reader.read(w).astype(dtype)
+    arr.attrs.update(
+        {
+            "band_names": list(selection.names),
+            "sensor": selection.sensor.key,
+            "crs": g.crs.to_wkt() if g.crs else None,
+            "transform": list(g.transform)[:6],
+            "source": getattr(image_reader, "name", ""),
+        }
+    )
     root.attrs["rs_ssl_layout"] = "band,y,x"
     return {"shape": list(arr.shape), "chunks": list(arr.chunks)}
 
 
-def write_samples(out: str | Path, samples: Iterable[tuple[np.ndarray, dict]], n: int, bands: int, size: int,
-                  selection: BandSelection, dtype: str, extra: dict | None = None) -> dict:
+def write_samples(
+    out: str | Path,
+    samples: Iterable[tuple[np.ndarray, dict]],
+    n: int,
+    bands: int,
+    size: int,
+    selection: BandSelection,
+    dtype: str,
+    extra: dict | None = None,
+) -> dict:
     """Write `n` same-size samples `(bands, size, size)` as a `(sample, band, y, x)` store, one chunk each."""
     import zarr
 
     forget(out)
     root = zarr.open_group(str(out), mode="w")
-    arr = root.create_array("data", shape=(n, bands, size, size), chunks=(1, bands, size, size), dtype=dtype, **write_codecs())
+    arr = root.create_array(
+        "data",
+        shape=(n, bands, size, size),
+        chunks=(1, bands, size, size),
+        dtype=dtype,
+        **write_codecs(),
+    )
     meta: dict[str, list] = {"crs": [], "transforms": [], "paths": [], "labels": [], "split": []}
     for i, (img, m) in enumerate(samples):
         arr[i] = img.astype(dtype)
@@ -295,7 +360,14 @@ def write_samples(out: str | Path, samples: Iterable[tuple[np.ndarray, dict]], n
         meta["paths"].append(m.get("path"))
         meta["labels"].append(list(m.get("labels", ())))
         meta["split"].append(m.get("split"))
-    arr.attrs.update({"band_names": list(selection.names), "sensor": selection.sensor.key, **meta, **(extra or {})})
+    arr.attrs.update(
+        {
+            "band_names": list(selection.names),
+            "sensor": selection.sensor.key,
+            **meta,
+            **(extra or {}),
+        }
+    )
     root.attrs["rs_ssl_layout"] = "sample,band,y,x"
     return {"shape": list(arr.shape), "chunks": list(arr.chunks)}
 
@@ -305,9 +377,20 @@ def describe_record(catalog: Catalog, r: Record) -> dict:
     arr, attrs, _ = open_cached(r.path)  # one handle for all the samples of a store
     crs = attrs["crs"][r.index] if r.index is not None and attrs.get("crs") else attrs.get("crs")
     data = arr[r.index] if r.index is not None else None
-    digest = hashlib.blake2b(np.ascontiguousarray(data).tobytes(), digest_size=16).hexdigest() if data is not None else None
-    return {"bands": list(attrs.get("band_names", [])), "dtype": str(arr.dtype), "width": arr.shape[-1],
-            "height": arr.shape[-2], "crs": crs_name(crs), "bounds": None, "checksum": digest}
+    digest = (
+        hashlib.blake2b(np.ascontiguousarray(data).tobytes(), digest_size=16).hexdigest()
+        if data is not None
+        else None
+    )
+    return {
+        "bands": list(attrs.get("band_names", [])),
+        "dtype": str(arr.dtype),
+        "width": arr.shape[-1],
+        "height": arr.shape[-2],
+        "crs": crs_name(crs),
+        "bounds": None,
+        "checksum": digest,
+    }
 
 
 def decode_record(catalog: Catalog, r: Record) -> None:
@@ -333,11 +416,20 @@ def _check_sample_chunks(arr, r: Record) -> None:
     for rest in np.ndindex(*per):
         key = arr.metadata.encode_chunk_key((r.index // arr.chunks[0], *rest))
         if not (reader._root / key).is_file():
-            raise DataError(f"{r.path}[{r.index}]: chunk file {key} is missing (the sample reads as the fill value "
-                            f"{arr.metadata.fill_value}); re-run `rs-ssl convert` or restore the store")
+            raise DataError(
+                f"{r.path}[{r.index}]: chunk file {key} is missing (the sample reads as the fill value "
+                f"{arr.metadata.fill_value}); re-run `rs-ssl convert` or restore the store"
+            )
 
 
-FORMAT = Format("zarr", lambda s: is_zarr(s.root), lambda s: scan_zarr(s.root), kind="rasters",
-                describe="a zarr store: one (band, y, x) raster or a (sample, band, y, x) stack",
-                open=open_zarr_record, chunk_aligned=True, describe_record=describe_record,
-                decode_record=decode_record)
+FORMAT = Format(
+    "zarr",
+    lambda s: is_zarr(s.root),
+    lambda s: scan_zarr(s.root),
+    kind="rasters",
+    describe="a zarr store: one (band, y, x) raster or a (sample, band, y, x) stack",
+    open=open_zarr_record,
+    chunk_aligned=True,
+    describe_record=describe_record,
+    decode_record=decode_record,
+)

@@ -35,10 +35,16 @@ def study_names(augs: str) -> list[str] | None:
 
     if augs != SIMCLR_S2 and not augs.startswith(SIMCLR_S2 + ":"):
         return None
-    names = [a.strip() for a in augs.split(":", 1)[1].split(",") if a.strip()] if ":" in augs else list(SIMCLR_S2_SLOTS)
+    names = (
+        [a.strip() for a in augs.split(":", 1)[1].split(",") if a.strip()]
+        if ":" in augs
+        else list(SIMCLR_S2_SLOTS)
+    )
     bad = [a for a in names if a not in SIMCLR_S2_SLOTS]
     if bad or len(names) < 2 or len(set(names)) != len(names):
-        raise UsageError(f"--augs {augs}: give two or more distinct names of SimCLR-S2's ops ({', '.join(SIMCLR_S2_SLOTS)})")
+        raise UsageError(
+            f"--augs {augs}: give two or more distinct names of SimCLR-S2's ops ({', '.join(SIMCLR_S2_SLOTS)})"
+        )
     return names
 
 
@@ -75,8 +81,16 @@ def _pretrain_samples(cfg: AugsearchConfig, selection) -> int | None:
     """Number of samples of a patch/image dataset (None for large rasters, which are sampled randomly)."""
     from rs_ssl.data import pretrain_dataset
 
-    _, info = pretrain_dataset(cfg.data, cfg.format, selection, patch=cfg.size, samples_per_epoch=cfg.batch_size,
-                               seed=cfg.seed, region=cfg.region, skip_bad=cfg.skip_bad)
+    _, info = pretrain_dataset(
+        cfg.data,
+        cfg.format,
+        selection,
+        patch=cfg.size,
+        samples_per_epoch=cfg.batch_size,
+        seed=cfg.seed,
+        region=cfg.region,
+        skip_bad=cfg.skip_bad,
+    )
     return info.get("samples")
 
 
@@ -92,16 +106,24 @@ def augsearch(cfg: AugsearchConfig) -> dict[str, Any]:
     augs = study or [a.strip() for a in cfg.augs.split(",") if a.strip()]
     bad = [] if study else [a for a in augs if a not in AUG_NAMES]
     if bad:
-        raise UsageError(f"--augs: unknown augmentation(s) {', '.join(bad)}; valid names: {', '.join(AUG_NAMES)}")
+        raise UsageError(
+            f"--augs: unknown augmentation(s) {', '.join(bad)}; valid names: {', '.join(AUG_NAMES)}"
+        )
     if len(augs) < 2 or len(set(augs)) != len(augs):
         raise UsageError(f"--augs {cfg.augs}: give two or more distinct augmentations")
     if cfg.evaluate == "finetune" and (not 0 < cfg.label_fraction <= 1 or cfg.finetune_epochs <= 0):
-        raise UsageError(f"--label-fraction must be in (0, 1] and --finetune-epochs positive "
-                         f"(got {cfg.label_fraction}, {cfg.finetune_epochs})")
+        raise UsageError(
+            f"--label-fraction must be in (0, 1] and --finetune-epochs positive "
+            f"(got {cfg.label_fraction}, {cfg.finetune_epochs})"
+        )
     if "crop" in augs and "resized_crop" in augs:
-        raise UsageError("--augs: `crop` and `resized_crop` cannot form a pair (a view has one crop); keep one")
+        raise UsageError(
+            "--augs: `crop` and `resized_crop` cannot form a pair (a view has one crop); keep one"
+        )
     if not 0 < cfg.fraction <= 1 or not 0 <= cfg.drop_bottom < 1:
-        raise UsageError(f"--fraction must be in (0, 1] and --drop-bottom in [0, 1) (got {cfg.fraction}, {cfg.drop_bottom})")
+        raise UsageError(
+            f"--fraction must be in (0, 1] and --drop-bottom in [0, 1) (got {cfg.fraction}, {cfg.drop_bottom})"
+        )
     if cfg.steps <= 0:
         raise UsageError(f"--steps must be positive, got {cfg.steps}")
     out = prepare_out(cfg.out or default_out("augsearch"))
@@ -109,45 +131,92 @@ def augsearch(cfg: AugsearchConfig) -> dict[str, Any]:
     n = _pretrain_samples(cfg, selection)
     subset = None if n is None else max(cfg.batch_size, round(cfg.fraction * n))
     if subset is not None and subset > n:
-        raise UsageError(f"--batch-size {cfg.batch_size} is larger than the {n} pretraining samples; lower it")
+        raise UsageError(
+            f"--batch-size {cfg.batch_size} is larger than the {n} pretraining samples; lower it"
+        )
     steps_per_epoch = (subset // cfg.batch_size) if subset else 1
     # The SimCLR-S2 study trains each pair of its ops (both on every view); it runs no op alone.
     todo = list(itertools.combinations(augs, 2)) if study else pairs(augs)
-    write_config(out, "augsearch", cfg, extra={"pretrain_samples": n, "subset": subset, "runs": len(todo)})
+    write_config(
+        out, "augsearch", cfg, extra={"pretrain_samples": n, "subset": subset, "runs": len(todo)}
+    )
     scores: dict[tuple[str, str], float] = {}
     runs = []
     key = None
     for a, b in todo:
         name = a if a == b else f"{a}+{b}"
         run_dir = Path(out) / "runs" / name
-        pre = PretrainConfig(data=cfg.data, format=cfg.format, bands=cfg.bands, sensor=cfg.sensor, region=cfg.region,
-                             out=str(run_dir / "pretrain"), seed=cfg.seed, devices=cfg.devices, skip_bad=cfg.skip_bad,
-                             method=cfg.method, backbone=cfg.backbone, size=cfg.size, batch_size=cfg.batch_size,
-                             epochs=math.ceil(cfg.steps / steps_per_epoch), max_steps=cfg.steps,
-                             samples_per_epoch=cfg.steps * cfg.batch_size if subset is None else 512,
-                             subset=subset, augs=f"simclr-s2:{a}+{b}" if study else ",".join(dict.fromkeys([a, b])),
-                             workers=0)
+        pre = PretrainConfig(
+            data=cfg.data,
+            format=cfg.format,
+            bands=cfg.bands,
+            sensor=cfg.sensor,
+            region=cfg.region,
+            out=str(run_dir / "pretrain"),
+            seed=cfg.seed,
+            devices=cfg.devices,
+            skip_bad=cfg.skip_bad,
+            method=cfg.method,
+            backbone=cfg.backbone,
+            size=cfg.size,
+            batch_size=cfg.batch_size,
+            epochs=math.ceil(cfg.steps / steps_per_epoch),
+            max_steps=cfg.steps,
+            samples_per_epoch=cfg.steps * cfg.batch_size if subset is None else 512,
+            subset=subset,
+            augs=f"simclr-s2:{a}+{b}" if study else ",".join(dict.fromkeys([a, b])),
+            workers=0,
+        )
         pretrain(pre)
-        common = dict(data=cfg.probe_data or cfg.data, format="auto", bands=cfg.bands, sensor=cfg.sensor,
-                      seed=cfg.seed, devices=cfg.devices, skip_bad=cfg.skip_bad,
-                      checkpoint=str(run_dir / "pretrain"), dataset=cfg.dataset, size=cfg.size)
+        common = dict(
+            data=cfg.probe_data or cfg.data,
+            format="auto",
+            bands=cfg.bands,
+            sensor=cfg.sensor,
+            seed=cfg.seed,
+            devices=cfg.devices,
+            skip_bad=cfg.skip_bad,
+            checkpoint=str(run_dir / "pretrain"),
+            dataset=cfg.dataset,
+            size=cfg.size,
+        )
         if cfg.evaluate == "finetune":
             # The study's score: fine-tuning on a few percent of the labels, one seed per pair.
-            m = finetune(FinetuneConfig(**common, out=str(run_dir / "finetune"), label_fraction=str(cfg.label_fraction),
-                                        epochs=cfg.finetune_epochs, seeds=1))
+            m = finetune(
+                FinetuneConfig(
+                    **common,
+                    out=str(run_dir / "finetune"),
+                    label_fraction=str(cfg.label_fraction),
+                    epochs=cfg.finetune_epochs,
+                    seeds=1,
+                )
+            )
         else:
             m = probe(ProbeConfig(**common, out=str(run_dir / "probe")))
         key = "f1_micro" if m["task"] == "multi-label" else "f1"
         scores[(a, b)] = m[key]
         runs.append({"augs": [a, b] if a != b else [a], key: m[key], "folder": str(run_dir)})
     ranking = rank(augs, scores)
-    fig = figures.heatmap(matrix(augs, scores), augs, out / "heatmap.png",
-                          title=f"Probe {key} after {cfg.steps} {cfg.method} steps per augmentation pair")
+    fig = figures.heatmap(
+        matrix(augs, scores),
+        augs,
+        out / "heatmap.png",
+        title=f"Probe {key} after {cfg.steps} {cfg.method} steps per augmentation pair",
+    )
     metrics: dict[str, Any] = {
-        "command": "augsearch", "metric": key, "evaluate": cfg.evaluate, "protocol": "simclr-s2" if study else "pairs",
-        "augs": augs, "fraction": cfg.fraction, "pretrain_samples": n,
-        "subset": subset, "steps": cfg.steps, "runs": runs, "ranking": ranking,
-        "matrix": matrix(augs, scores).tolist(), "figures": {"heatmap": str(fig)},
+        "command": "augsearch",
+        "metric": key,
+        "evaluate": cfg.evaluate,
+        "protocol": "simclr-s2" if study else "pairs",
+        "augs": augs,
+        "fraction": cfg.fraction,
+        "pretrain_samples": n,
+        "subset": subset,
+        "steps": cfg.steps,
+        "runs": runs,
+        "ranking": ranking,
+        "matrix": matrix(augs, scores).tolist(),
+        "figures": {"heatmap": str(fig)},
     }
     if cfg.drop_bottom > 0:
         keep = keep_after_drop(ranking, cfg.drop_bottom)
@@ -160,7 +229,16 @@ def augsearch(cfg: AugsearchConfig) -> dict[str, Any]:
             metrics["excluded_pairs"] = [[a, b] for a, b in dropped]
             metrics["outputs"]["excluded_pairs"] = str(out / "excluded_pairs.txt")
     write_metrics(out, metrics)
-    print("augsearch ranking (mean probe " + key + "): " + ", ".join(f"{r['augmentation']} {r['mean_f1']:.3f}" for r in ranking)
-          + (f"\n  full run: rs-ssl pretrain --augs {','.join(metrics['selected'])}" if "selected" in metrics else "")
-          + f"\n  run folder: {out}")
+    print(
+        "augsearch ranking (mean probe "
+        + key
+        + "): "
+        + ", ".join(f"{r['augmentation']} {r['mean_f1']:.3f}" for r in ranking)
+        + (
+            f"\n  full run: rs-ssl pretrain --augs {','.join(metrics['selected'])}"
+            if "selected" in metrics
+            else ""
+        )
+        + f"\n  run folder: {out}"
+    )
     return metrics

@@ -35,7 +35,9 @@ def native_bands(data, fmt: str, sensor: str | None) -> BandSelection | None:
         return None
 
 
-def eval_bands(bands: str, sensor: str | None, data, fmt: str, trained: BandSelection | None) -> BandSelection:
+def eval_bands(
+    bands: str, sensor: str | None, data, fmt: str, trained: BandSelection | None
+) -> BandSelection:
     """The bands a model reads from `data`: an explicit `--bands`; else the weights' own bands when the data
     holds them all; else the data's own bands (the weights' first layer is then transferred)."""
     if trained is None or str(bands).strip().lower() != "auto":
@@ -47,8 +49,18 @@ def eval_bands(bands: str, sensor: str | None, data, fmt: str, trained: BandSele
     return found
 
 
-def load_backbone(checkpoint: str | None, random_init: bool, backbone: str, bands: str, sensor: str | None,
-                  seed: int = 0, *, data=None, fmt: str = "auto", verbose: bool = True) -> LoadedBackbone:
+def load_backbone(
+    checkpoint: str | None,
+    random_init: bool,
+    backbone: str,
+    bands: str,
+    sensor: str | None,
+    seed: int = 0,
+    *,
+    data=None,
+    fmt: str = "auto",
+    verbose: bool = True,
+) -> LoadedBackbone:
     """The backbone to evaluate on `data`. A checkpoint's safetensors metadata (`timm_model`, `bands`,
     `sensor`) overrides `backbone`; when the data lacks some of its bands (or `--bands` names others),
     its first layer is moved to the data's bands by name, then wavelength (`rs_ssl.models.transfer`),
@@ -58,7 +70,9 @@ def load_backbone(checkpoint: str | None, random_init: bool, backbone: str, band
     if random_init:
         selection = eval_bands(bands, sensor, data, fmt, None)
         torch.manual_seed(seed)
-        return LoadedBackbone(create_backbone(backbone, selection), selection, backbone, "random-init", None)
+        return LoadedBackbone(
+            create_backbone(backbone, selection), selection, backbone, "random-init", None
+        )
     path = weights_file(checkpoint)
     meta = weights_metadata(path)
     name = meta.get("timm_model", backbone)
@@ -74,7 +88,9 @@ def load_backbone(checkpoint: str | None, random_init: bool, backbone: str, band
             print(describe(trained, selection, maps))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise RsSslError(f"{path}: weights do not fit {name} with {len(selection)} bands: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        raise RsSslError(
+            f"{path}: weights do not fit {name} with {len(selection)} bands: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
     return LoadedBackbone(model, selection, name, str(path), meta.get("method"), transfer)
 
 
@@ -95,8 +111,14 @@ class FrozenEncoder(nn.Module):
         return self.backbone(self.normalize(x)).float()
 
 
-def extract(encoder: FrozenEncoder, dataset: Dataset, batch_size: int, device: torch.device,
-            progress=None, description: str = "features") -> tuple[torch.Tensor, torch.Tensor]:
+def extract(
+    encoder: FrozenEncoder,
+    dataset: Dataset,
+    batch_size: int,
+    device: torch.device,
+    progress=None,
+    description: str = "features",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(features (N, D) float32 on CPU, labels) of every item, in order; bf16 autocast on GPU."""
     encoder = encoder.to(device).eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)

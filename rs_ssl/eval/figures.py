@@ -15,10 +15,14 @@ import torch  # noqa: E402
 from rs_ssl.plots import save_figure  # noqa: E402
 
 
-def metric_bars(runs: dict[str, dict[str, float]], path: Path, title: str = "Probe metrics") -> Path:
+def metric_bars(
+    runs: dict[str, dict[str, float]], path: Path, title: str = "Probe metrics"
+) -> Path:
     """Grouped bars: one group per metric, one bar per run."""
     metrics = list(dict.fromkeys(m for v in runs.values() for m in v))
-    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(metrics) * max(1, len(runs)) ** 0.5), 3.8), dpi=120)
+    fig, ax = plt.subplots(
+        figsize=(max(5, 1.4 * len(metrics) * max(1, len(runs)) ** 0.5), 3.8), dpi=120
+    )
     width = 0.8 / max(1, len(runs))
     x = np.arange(len(metrics))
     for i, (label, vals) in enumerate(runs.items()):
@@ -34,7 +38,9 @@ def metric_bars(runs: dict[str, dict[str, float]], path: Path, title: str = "Pro
     return save_figure(fig, path)
 
 
-def confusion(cm: list[list[int]], classes: list[str], path: Path, title: str = "Confusion matrix (test)") -> Path:
+def confusion(
+    cm: list[list[int]], classes: list[str], path: Path, title: str = "Confusion matrix (test)"
+) -> Path:
     a = np.asarray(cm)
     k = len(classes)
     fig, ax = plt.subplots(figsize=(max(4, 0.45 * k + 2.5), max(3.5, 0.45 * k + 2)), dpi=120)
@@ -44,8 +50,15 @@ def confusion(cm: list[list[int]], classes: list[str], path: Path, title: str = 
     if k <= 30:
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, str(a[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if a[i, j] > a.max() / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(a[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if a[i, j] > a.max() / 2 else "black",
+                )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
@@ -62,7 +75,9 @@ def display_scale(selection) -> float | None:
     return selection.sensor.scale if selection.sensor.key in AS_IS_SENSORS else None
 
 
-def true_colour(image: torch.Tensor, rgb: list[int] | None, as_is: float | None = None) -> np.ndarray:
+def true_colour(
+    image: torch.Tensor, rgb: list[int] | None, as_is: float | None = None
+) -> np.ndarray:
     """(C, H, W) DN -> (H, W, 3) in [0, 1]: the selection's red, green, blue bands (first band as grey when
     it has none). With `as_is` (a DN -> [0, 1] factor, see `display_scale`) the image is shown as it is:
     a photograph's colours are its own, and any per-band stretch would tint it (green meadows turn pink
@@ -79,16 +94,29 @@ def true_colour(image: torch.Tensor, rgb: list[int] | None, as_is: float | None 
     return (shifted / hi).clamp(0, 1).permute(1, 2, 0).numpy()
 
 
-def sample_grid(images: list[torch.Tensor], titles: list[str], correct: list[bool], rgb: list[int] | None,
-                path: Path, title: str = "Test samples", as_is: float | None = None) -> Path:
+def sample_grid(
+    images: list[torch.Tensor],
+    titles: list[str],
+    correct: list[bool],
+    rgb: list[int] | None,
+    path: Path,
+    title: str = "Test samples",
+    as_is: float | None = None,
+) -> Path:
     """True-colour renders (`true_colour`; `as_is` for photographs) with true label / prediction, framed
     green when correct, red when not."""
     n = len(images)
     cols = min(4, max(1, n))
     rows = max(1, -(-n // cols))
     lines = max(t.count("\n") + 1 for t in titles) if titles else 1
-    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, rows * (2.6 + 0.11 * lines)), dpi=120, squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(3.0 * cols, rows * (2.6 + 0.11 * lines)),
+        dpi=120,
+        squeeze=False,
+        layout="constrained",
+    )
     for ax in axes.flat:
         ax.axis("off")
     for ax, img, t, ok in zip(axes.flat, images, titles, correct, strict=False):
@@ -106,15 +134,19 @@ def sample_grid(images: list[torch.Tensor], titles: list[str], correct: list[boo
     return path
 
 
-def label_efficiency(rows: list[dict], metric: str, path: Path, title: str = "Label efficiency") -> Path:
+def label_efficiency(
+    rows: list[dict], metric: str, path: Path, title: str = "Label efficiency"
+) -> Path:
     """Metric vs label fraction (log x) per initialisation: mean line, min-max band over seeds."""
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for init in sorted({r["init"] for r in rows}):
         rs = sorted((r for r in rows if r["init"] == init), key=lambda r: r["fraction"])
         x = [r["fraction"] for r in rs]
         mean = [r["mean"] for r in rs]
-        line, = ax.plot(x, mean, marker="o", label=f"{init} (mean of {rs[0]['seeds']} seeds)")
-        ax.fill_between(x, [r["min"] for r in rs], [r["max"] for r in rs], color=line.get_color(), alpha=0.2)
+        (line,) = ax.plot(x, mean, marker="o", label=f"{init} (mean of {rs[0]['seeds']} seeds)")
+        ax.fill_between(
+            x, [r["min"] for r in rs], [r["max"] for r in rs], color=line.get_color(), alpha=0.2
+        )
     ax.set_xscale("log")
     fr = sorted({r["fraction"] for r in rows})
     ax.set_xticks(fr, [f"{f:g}" for f in fr])
@@ -128,7 +160,9 @@ def label_efficiency(rows: list[dict], metric: str, path: Path, title: str = "La
     return save_figure(fig, path)
 
 
-def heatmap(matrix: np.ndarray, names: list[str], path: Path, title: str = "Probe F1 by augmentation pair") -> Path:
+def heatmap(
+    matrix: np.ndarray, names: list[str], path: Path, title: str = "Probe F1 by augmentation pair"
+) -> Path:
     k = len(names)
     fig, ax = plt.subplots(figsize=(max(4, 0.6 * k + 2), max(3.5, 0.6 * k + 1.5)), dpi=120)
     im = ax.imshow(matrix, cmap="viridis")
@@ -137,7 +171,9 @@ def heatmap(matrix: np.ndarray, names: list[str], path: Path, title: str = "Prob
     for i in range(k):
         for j in range(k):
             if not np.isnan(matrix[i, j]):
-                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7, color="white")
+                ax.text(
+                    j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7, color="white"
+                )
     ax.set_title("\n".join(textwrap.wrap(title, 45)), fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046)
     return save_figure(fig, path)

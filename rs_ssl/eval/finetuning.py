@@ -99,8 +99,19 @@ def predict(model: nn.Module, ds: Dataset, batch_size: int, device: torch.device
     return torch.cat(ys), torch.cat(ss)
 
 
-def fit_one(model: Classifier, train: Dataset, val: Dataset, test: Dataset, classes: list[str], multilabel: bool,
-            epochs: int, lr: float, batch_size: int, seed: int, device: torch.device) -> tuple[list[float], dict]:
+def fit_one(
+    model: Classifier,
+    train: Dataset,
+    val: Dataset,
+    test: Dataset,
+    classes: list[str],
+    multilabel: bool,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+) -> tuple[list[float], dict]:
     """AdamW (weight decay 1e-4), cosine LR, random flips; returns the validation curve and final test metrics."""
     g = torch.Generator().manual_seed(seed)
     model = model.to(device)
@@ -121,7 +132,11 @@ def fit_one(model: Classifier, train: Dataset, val: Dataset, test: Dataset, clas
                 x = x.flip(-2)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(x).float()
-            loss = F.binary_cross_entropy_with_logits(logits, y.float()) if multilabel else F.cross_entropy(logits, y)
+            loss = (
+                F.binary_cross_entropy_with_logits(logits, y.float())
+                if multilabel
+                else F.cross_entropy(logits, y)
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -137,17 +152,36 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     """Fine-tune per (initialisation, label fraction, seed); write the table, the plot and metrics.json."""
     check_common(cfg)
     if cfg.epochs <= 0 or cfg.seeds <= 0 or cfg.lr <= 0:
-        raise UsageError(f"--epochs, --seeds and --lr must be positive (got {cfg.epochs}, {cfg.seeds}, {cfg.lr})")
+        raise UsageError(
+            f"--epochs, --seeds and --lr must be positive (got {cfg.epochs}, {cfg.seeds}, {cfg.lr})"
+        )
     fractions = parse_fractions(cfg.label_fraction)
     out = prepare_out(cfg.out or default_out("finetune"))
-    probe_lb = load_backbone(cfg.checkpoint, cfg.random_init, cfg.backbone, cfg.bands, cfg.sensor, cfg.seed,
-                             data=cfg.data, fmt=data_format(cfg))
+    probe_lb = load_backbone(
+        cfg.checkpoint,
+        cfg.random_init,
+        cfg.backbone,
+        cfg.bands,
+        cfg.sensor,
+        cfg.seed,
+        data=cfg.data,
+        fmt=data_format(cfg),
+    )
     selection = probe_lb.selection
     splits = load_eval_splits(cfg, selection)
     parts = {k: (_Tensors(v) if len(v) <= PRELOAD_MAX else v) for k, v in splits.parts.items()}
     train_targets = targets_of(splits.parts["train"])
-    write_config(out, "finetune", cfg, extra={"backbone": probe_lb.name, "weights": probe_lb.source,
-                                              "bands": list(selection.names), "splits": splits.info["sizes"]})
+    write_config(
+        out,
+        "finetune",
+        cfg,
+        extra={
+            "backbone": probe_lb.name,
+            "weights": probe_lb.source,
+            "bands": list(selection.names),
+            "splits": splits.info["sizes"],
+        },
+    )
     inits = ["scratch"] if cfg.random_init else ["pretrained", "scratch"]
     device = device_for(cfg.devices)
     ml, metric = splits.multilabel, curve_metric(splits.multilabel)
@@ -161,25 +195,63 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
                 for s in range(cfg.seeds):
                     seed = cfg.seed + s
                     idx = fraction_indices(train_targets, ml, frac, seed)
-                    lb = load_backbone(cfg.checkpoint if init == "pretrained" else None, init == "scratch",
-                                       probe_lb.name, ",".join(selection.names), selection.sensor.key, seed,
-                                       verbose=False)
+                    lb = load_backbone(
+                        cfg.checkpoint if init == "pretrained" else None,
+                        init == "scratch",
+                        probe_lb.name,
+                        ",".join(selection.names),
+                        selection.sensor.key,
+                        seed,
+                        verbose=False,
+                    )
                     torch.manual_seed(seed)
                     model = Classifier(lb.model, Normalize(selection, stats), len(splits.classes))
-                    curve, test = fit_one(model, Subset(parts["train"], idx), parts["validation"], parts["test"],
-                                          splits.classes, ml, cfg.epochs, cfg.lr, cfg.batch_size, seed, device)
-                    runs.append({"init": init, "fraction": frac, "seed": seed, "train_samples": len(idx),
-                                 "val_curve": curve, "test": {k: test[k] for k in HEADLINE[ml]}})
+                    curve, test = fit_one(
+                        model,
+                        Subset(parts["train"], idx),
+                        parts["validation"],
+                        parts["test"],
+                        splits.classes,
+                        ml,
+                        cfg.epochs,
+                        cfg.lr,
+                        cfg.batch_size,
+                        seed,
+                        device,
+                    )
+                    runs.append(
+                        {
+                            "init": init,
+                            "fraction": frac,
+                            "seed": seed,
+                            "train_samples": len(idx),
+                            "val_curve": curve,
+                            "test": {k: test[k] for k in HEADLINE[ml]},
+                        }
+                    )
                     bar.advance(task)
     table = []
     for init in inits:
         for frac in fractions:
             rs = [r for r in runs if r["init"] == init and r["fraction"] == frac]
             vals = [r["test"][metric] for r in rs]
-            mean_curve = [statistics.fmean(c) for c in zip(*(r["val_curve"] for r in rs), strict=True)]
-            table.append({"init": init, "fraction": frac, "train_samples": rs[0]["train_samples"], "seeds": len(rs),
-                          "mean": statistics.fmean(vals), "std": statistics.pstdev(vals), "min": min(vals),
-                          "max": max(vals), "plateau_epoch": plateau_epoch(mean_curve), "val_curve_mean": mean_curve})
+            mean_curve = [
+                statistics.fmean(c) for c in zip(*(r["val_curve"] for r in rs), strict=True)
+            ]
+            table.append(
+                {
+                    "init": init,
+                    "fraction": frac,
+                    "train_samples": rs[0]["train_samples"],
+                    "seeds": len(rs),
+                    "mean": statistics.fmean(vals),
+                    "std": statistics.pstdev(vals),
+                    "min": min(vals),
+                    "max": max(vals),
+                    "plateau_epoch": plateau_epoch(mean_curve),
+                    "val_curve_mean": mean_curve,
+                }
+            )
     main_init, top = inits[0], max(fractions)
     headline_runs = [r for r in runs if r["init"] == main_init and r["fraction"] == top]
     metrics: dict[str, Any] = {
@@ -194,19 +266,39 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         "test_metric_epoch": "last epoch",
         "table": table,
         "runs": runs,
-        "backbone": {"name": probe_lb.name, "weights": probe_lb.source, "bands": list(selection.names),
-                     "band_transfer": probe_lb.transfer},
+        "backbone": {
+            "name": probe_lb.name,
+            "weights": probe_lb.source,
+            "bands": list(selection.names),
+            "band_transfer": probe_lb.transfer,
+        },
         "classes": splits.classes,
         "splits": {k: v for k, v in splits.info.items() if k != "data"},
         "train_seconds": round(time.perf_counter() - t0, 2),
         "device": device.type,
     }
-    fig = figures.label_efficiency(table, metric, out / "label_efficiency.png",
-                                   title=f"Label efficiency: {probe_lb.name}, {len(splits.classes)} classes")
+    fig = figures.label_efficiency(
+        table,
+        metric,
+        out / "label_efficiency.png",
+        title=f"Label efficiency: {probe_lb.name}, {len(splits.classes)} classes",
+    )
     metrics["figures"] = {"label_efficiency": str(fig)}
     write_metrics(out, metrics)
-    lines = [f"{'init':<11}{'fraction':>9}{'labels':>8}{metric + ' mean':>16}{'std':>8}{'plateau ep':>12}"]
-    lines += [f"{t['init']:<11}{t['fraction']:>9g}{t['train_samples']:>8}{t['mean']:>16.3f}{t['std']:>8.3f}{t['plateau_epoch']:>12}"
-              for t in table]
-    print("finetune (test " + metric + ", " + str(cfg.seeds) + " seeds):\n  " + "\n  ".join(lines) + f"\n  run folder: {out}")
+    lines = [
+        f"{'init':<11}{'fraction':>9}{'labels':>8}{metric + ' mean':>16}{'std':>8}{'plateau ep':>12}"
+    ]
+    lines += [
+        f"{t['init']:<11}{t['fraction']:>9g}{t['train_samples']:>8}{t['mean']:>16.3f}{t['std']:>8.3f}{t['plateau_epoch']:>12}"
+        for t in table
+    ]
+    print(
+        "finetune (test "
+        + metric
+        + ", "
+        + str(cfg.seeds)
+        + " seeds):\n  "
+        + "\n  ".join(lines)
+        + f"\n  run folder: {out}"
+    )
     return metrics

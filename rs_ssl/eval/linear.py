@@ -27,8 +27,16 @@ def scores(logits: torch.Tensor, multilabel: bool) -> torch.Tensor:
     return torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)
 
 
-def train_heads(train: Split, num_classes: int, multilabel: bool, lrs: list[float], weight_decays: list[float],
-                epochs: int = 100, batch_size: int = 256, seed: int = 0) -> list[nn.Module]:
+def train_heads(
+    train: Split,
+    num_classes: int,
+    multilabel: bool,
+    lrs: list[float],
+    weight_decays: list[float],
+    epochs: int = 100,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> list[nn.Module]:
     """One linear layer per (lr, weight decay) pair on standardised features, all trained together as one
     stacked tensor (the heads are independent: the summed loss separates), with AdamW (decoupled decay,
     PyTorch's defaults betas (0.9, 0.999), eps 1e-8) on a per-step cosine LR; softmax-CE or sigmoid-BCE."""
@@ -49,9 +57,20 @@ def train_heads(train: Split, num_classes: int, multilabel: bool, lrs: list[floa
             logits = torch.einsum("nd,hdk->hnk", x[idx], w) + b
             y = train.y[idx]
             if multilabel:
-                loss = F.binary_cross_entropy_with_logits(logits, y.float().expand_as(logits), reduction="none").mean((1, 2)).sum()
+                loss = (
+                    F.binary_cross_entropy_with_logits(
+                        logits, y.float().expand_as(logits), reduction="none"
+                    )
+                    .mean((1, 2))
+                    .sum()
+                )
             else:
-                loss = F.cross_entropy(logits.reshape(-1, num_classes), y.repeat(h), reduction="none").view(h, -1).mean(1).sum()
+                loss = (
+                    F.cross_entropy(logits.reshape(-1, num_classes), y.repeat(h), reduction="none")
+                    .view(h, -1)
+                    .mean(1)
+                    .sum()
+                )
             gw, gb = torch.autograd.grad(loss, (w, b))
             step += 1
             cos = 0.5 * (1 + math.cos(math.pi * (step - 1) / total))
@@ -90,23 +109,44 @@ def selection_score(y: torch.Tensor, s: torch.Tensor, multilabel: bool) -> float
     return float((s.argmax(1) == y).double().mean())
 
 
-def sweep_linear(train: Split, val: Split, num_classes: int, multilabel: bool, epochs: int = 100,
-                 seed: int = 0, lrs=LRS, weight_decays=WEIGHT_DECAYS) -> tuple[nn.Module, dict]:
+def sweep_linear(
+    train: Split,
+    val: Split,
+    num_classes: int,
+    multilabel: bool,
+    epochs: int = 100,
+    seed: int = 0,
+    lrs=LRS,
+    weight_decays=WEIGHT_DECAYS,
+) -> tuple[nn.Module, dict]:
     """Train one head per (lr, wd); keep the best on `val` (ties: the first, i.e. smallest lr and wd)."""
     grid = [(lr, wd) for lr in lrs for wd in weight_decays]
-    heads = train_heads(train, num_classes, multilabel, [g[0] for g in grid], [g[1] for g in grid],
-                        epochs=epochs, seed=seed)
+    heads = train_heads(
+        train,
+        num_classes,
+        multilabel,
+        [g[0] for g in grid],
+        [g[1] for g in grid],
+        epochs=epochs,
+        seed=seed,
+    )
     results = []
     with torch.no_grad():
         for (lr, wd), head in zip(grid, heads, strict=True):
             v = selection_score(val.y, scores(head(val.x), multilabel), multilabel)
             results.append({"lr": lr, "weight_decay": wd, "val_score": v})
     best = max(range(len(grid)), key=lambda i: results[i]["val_score"])
-    return heads[best], {"grid": results, "chosen": {"lr": grid[best][0], "weight_decay": grid[best][1]},
-                         "criterion": "micro mAP" if multilabel else "accuracy", "epochs": epochs}
+    return heads[best], {
+        "grid": results,
+        "chosen": {"lr": grid[best][0], "weight_decay": grid[best][1]},
+        "criterion": "micro mAP" if multilabel else "accuracy",
+        "epochs": epochs,
+    }
 
 
-def knn_scores(train: Split, query: torch.Tensor, k: int, num_classes: int, multilabel: bool) -> torch.Tensor:
+def knn_scores(
+    train: Split, query: torch.Tensor, k: int, num_classes: int, multilabel: bool
+) -> torch.Tensor:
     """Class scores from the k nearest training features by cosine similarity, uniform votes:
     the fraction of neighbours of each class (single-label) or carrying each label (multi-label)."""
     k = min(k, len(train.x))

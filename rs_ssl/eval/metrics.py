@@ -22,7 +22,9 @@ THRESHOLDS = torch.linspace(0.05, 0.95, 19)
 def confusion_matrix(target: torch.Tensor, pred: torch.Tensor, num_classes: int) -> torch.Tensor:
     """(num_classes, num_classes) counts; rows are true classes, columns predicted ones."""
     idx = target.long() * num_classes + pred.long()
-    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
 
 
 def _safe_div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -49,13 +51,17 @@ def single_label_metrics(target: torch.Tensor, pred: torch.Tensor, classes: list
     }
 
 
-def multilabel_counts(target: torch.Tensor, pred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def multilabel_counts(
+    target: torch.Tensor, pred: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-class true positives, false positives, false negatives of 0/1 matrices (N, K)."""
     t, p = target.bool(), pred.bool()
     return (t & p).sum(0).double(), (~t & p).sum(0).double(), (t & ~p).sum(0).double()
 
 
-def f1_scores(target: torch.Tensor, pred: torch.Tensor) -> tuple[float, float, torch.Tensor, torch.Tensor]:
+def f1_scores(
+    target: torch.Tensor, pred: torch.Tensor
+) -> tuple[float, float, torch.Tensor, torch.Tensor]:
     """(micro F1, macro F1 over defined classes, per-class F1, mask of defined classes) of 0/1 matrices."""
     tp, fp, fn = multilabel_counts(target, pred)
     denom = 2 * tp + fp + fn
@@ -88,7 +94,9 @@ def average_precision(target: torch.Tensor, score: torch.Tensor) -> float | None
     return float(((recall - prev) * precision).sum())
 
 
-def multilabel_metrics(target: torch.Tensor, score: torch.Tensor, classes: list[str], threshold: float) -> dict:
+def multilabel_metrics(
+    target: torch.Tensor, score: torch.Tensor, classes: list[str], threshold: float
+) -> dict:
     """Micro/macro F1 at `threshold`, micro/macro mAP (threshold-free) and per-class F1/AP of (N, K) scores in [0, 1].
 
     A label is predicted when `score >= threshold`; torchmetrics' multilabel F1 uses `score > threshold`.
@@ -106,12 +114,16 @@ def multilabel_metrics(target: torch.Tensor, score: torch.Tensor, classes: list[
         "map_macro": sum(present) / len(present) if present else 0.0,
         "threshold": float(threshold),
         "classes_with_positives": len(present),
-        "per_class_f1": {c: (float(per_class[j]) if defined[j] else None) for j, c in enumerate(classes)},
+        "per_class_f1": {
+            c: (float(per_class[j]) if defined[j] else None) for j, c in enumerate(classes)
+        },
         "per_class_ap": dict(zip(classes, aps, strict=True)),
     }
 
 
-def choose_threshold(target: torch.Tensor, score: torch.Tensor, grid: torch.Tensor = THRESHOLDS) -> float:
+def choose_threshold(
+    target: torch.Tensor, score: torch.Tensor, grid: torch.Tensor = THRESHOLDS
+) -> float:
     """The decision threshold (one for all classes) that maximises micro F1 on these (validation) scores;
     ties go to the threshold closest to 0.5."""
     best, best_t = -1.0, 0.5

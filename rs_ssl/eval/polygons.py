@@ -37,7 +37,9 @@ def read_labels(path: str | Path, field: str | None):
     if not field:
         raise UsageError(f"--labels {p}: give --label-field, one of {', '.join(fields)}")
     if field not in gdf.columns:
-        raise UsageError(f"--label-field {field}: not an attribute of {p}; its attributes are {', '.join(fields)}")
+        raise UsageError(
+            f"--label-field {field}: not an attribute of {p}; its attributes are {', '.join(fields)}"
+        )
     if gdf.crs is None:
         raise UsageError(f"--labels {p}: has no CRS; save it with one")
     gdf = gdf[gdf.geometry.notna() & gdf[field].notna()]
@@ -57,7 +59,9 @@ def coverage(raster, gdf, field: str, classes: list[str], patch: int) -> np.ndar
         shapes = [(geom, 1) for geom in local.geometry[local[field].astype(str) == c]]
         if not shapes:
             continue
-        m = rasterize(shapes, out_shape=(g.height, g.width), transform=g.transform, fill=0, dtype="uint8")
+        m = rasterize(
+            shapes, out_shape=(g.height, g.width), transform=g.transform, fill=0, dtype="uint8"
+        )
         m = m[: rows * patch, : cols * patch].reshape(rows, patch, cols, patch)
         out[:, :, j] = m.mean(axis=(1, 3))
     return out
@@ -66,8 +70,15 @@ def coverage(raster, gdf, field: str, classes: list[str], patch: int) -> np.ndar
 class PolygonPatches(Dataset):
     """Grid patches `(raster, row, col)` with their labels; items as `labelled_dataset`'s."""
 
-    def __init__(self, rasters: list, positions: list[tuple[int, int, int]], targets: list[torch.Tensor], patch: int,
-                 classes: list[str], multilabel: bool):
+    def __init__(
+        self,
+        rasters: list,
+        positions: list[tuple[int, int, int]],
+        targets: list[torch.Tensor],
+        patch: int,
+        classes: list[str],
+        multilabel: bool,
+    ):
         self.rasters, self.positions, self.targets = rasters, positions, targets
         self.patch, self.classes, self.multilabel = patch, classes, multilabel
 
@@ -77,12 +88,25 @@ class PolygonPatches(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         k, row, col = self.positions[i]
         img = self.rasters[k].read(Window(col, row, self.patch, self.patch))
-        return {"image": torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)), "label": self.targets[i]}
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)),
+            "label": self.targets[i],
+        }
 
 
-def polygon_dataset(data: str | None, fmt: str, selection: BandSelection, labels: str, field: str | None, *,
-                    patch: int, min_coverage: float, multilabel: bool, region: str | None = None,
-                    skip_bad: bool = False) -> tuple[PolygonPatches, dict]:
+def polygon_dataset(
+    data: str | None,
+    fmt: str,
+    selection: BandSelection,
+    labels: str,
+    field: str | None,
+    *,
+    patch: int,
+    min_coverage: float,
+    multilabel: bool,
+    region: str | None = None,
+    skip_bad: bool = False,
+) -> tuple[PolygonPatches, dict]:
     """Label a `patch`-pixel grid over the rasters of `data` from the polygons of `labels`."""
     from rs_ssl.data import open_rasters
 
@@ -117,31 +141,63 @@ def polygon_dataset(data: str | None, fmt: str, selection: BandSelection, labels
                 else:
                     unlabelled += 1
     if not positions:
-        raise DataError(f"--labels {labels}: no {patch} px patch of {info['data']} has a class covering "
-                        f"{min_coverage:.0%} or more (do the polygons overlap the scenes? try a lower --min-coverage)")
+        raise DataError(
+            f"--labels {labels}: no {patch} px patch of {info['data']} has a class covering "
+            f"{min_coverage:.0%} or more (do the polygons overlap the scenes? try a lower --min-coverage)"
+        )
     ds = PolygonPatches(rasters, positions, targets, patch, classes, multilabel)
-    rule = (f"every class covering >= {min_coverage:.0%} of the patch" if multilabel
-            else f"majority class by area, if it covers >= {min_coverage:.0%} of the patch")
-    return ds, {**info, "samples": len(positions), "unlabelled_patches": unlabelled, "labelling": rule,
-                "labels": str(labels), "label_field": field}
+    rule = (
+        f"every class covering >= {min_coverage:.0%} of the patch"
+        if multilabel
+        else f"majority class by area, if it covers >= {min_coverage:.0%} of the patch"
+    )
+    return ds, {
+        **info,
+        "samples": len(positions),
+        "unlabelled_patches": unlabelled,
+        "labelling": rule,
+        "labels": str(labels),
+        "label_field": field,
+    }
 
 
 def polygon_splits(cfg, selection: BandSelection) -> Splits:
     """`rs-ssl probe/finetune --labels`: a seeded stratified 60/20/20 split of the polygon-labelled patches."""
     from torch.utils.data import Subset
 
-    ds, info = polygon_dataset(cfg.data, cfg.format, selection, cfg.labels, cfg.label_field, patch=cfg.size,
-                               min_coverage=cfg.min_coverage, multilabel=cfg.multilabel, region=cfg.region,
-                               skip_bad=cfg.skip_bad)
+    ds, info = polygon_dataset(
+        cfg.data,
+        cfg.format,
+        selection,
+        cfg.labels,
+        cfg.label_field,
+        patch=cfg.size,
+        min_coverage=cfg.min_coverage,
+        multilabel=cfg.multilabel,
+        region=cfg.region,
+        skip_bad=cfg.skip_bad,
+    )
     idx = stratified_split(torch.stack(ds.targets), ds.multilabel, cfg.seed)
     if not idx["train"] or not idx["test"]:
-        raise DataError(f"--labels {cfg.labels}: too few labelled patches ({len(ds)}) for a train and a test split")
+        raise DataError(
+            f"--labels {cfg.labels}: too few labelled patches ({len(ds)}) for a train and a test split"
+        )
     val_source = "validation split"
     if not idx["validation"]:
-        idx["train"], idx["validation"], how = carve_validation(idx["train"], torch.stack(ds.targets), ds.multilabel,
-                                                                cfg.seed)
+        idx["train"], idx["validation"], how = carve_validation(
+            idx["train"], torch.stack(ds.targets), ds.multilabel, cfg.seed
+        )
         val_source = f"carved out of train: {how}"
-    return Splits({k: Subset(ds, v) for k, v in idx.items()}, ds.classes, ds.multilabel,
-                  {"split_source": f"seeded stratified 60/20/20 split of polygon-labelled patches (seed {cfg.seed})", "official": False,
-                   "validation_source": val_source, "sizes": {k: len(v) for k, v in idx.items()}, "data": info,
-                   "labelling": info["labelling"]})
+    return Splits(
+        {k: Subset(ds, v) for k, v in idx.items()},
+        ds.classes,
+        ds.multilabel,
+        {
+            "split_source": f"seeded stratified 60/20/20 split of polygon-labelled patches (seed {cfg.seed})",
+            "official": False,
+            "validation_source": val_source,
+            "sizes": {k: len(v) for k, v in idx.items()},
+            "data": info,
+            "labelling": info["labelling"],
+        },
+    )

@@ -18,7 +18,10 @@ from rs_ssl.eval.linear import Split, knn_scores, scores, sweep_linear
 from rs_ssl.eval.splits import Splits, load_splits
 from rs_ssl.runs import prepare_out, write_config, write_metrics
 
-HEADLINE = {False: ("accuracy", "precision", "recall", "f1"), True: ("f1_micro", "f1_macro", "map_micro", "map_macro")}
+HEADLINE = {
+    False: ("accuracy", "precision", "recall", "f1"),
+    True: ("f1_micro", "f1_macro", "map_micro", "map_macro"),
+}
 
 
 def device_for(devices: str) -> torch.device:
@@ -28,12 +31,23 @@ def device_for(devices: str) -> torch.device:
 def progress_bar():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+    )
 
 
-def evaluate(y_test: torch.Tensor, s_test: torch.Tensor, y_val: torch.Tensor, s_val: torch.Tensor,
-             classes: list[str], multilabel: bool) -> dict[str, Any]:
+def evaluate(
+    y_test: torch.Tensor,
+    s_test: torch.Tensor,
+    y_val: torch.Tensor,
+    s_val: torch.Tensor,
+    classes: list[str],
+    multilabel: bool,
+) -> dict[str, Any]:
     """Test metrics of class scores; the multi-label threshold is chosen on the validation scores."""
     if multilabel:
         return M.multilabel_metrics(y_test, s_test, classes, M.choose_threshold(y_val, s_val))
@@ -52,7 +66,11 @@ def check_common(cfg: ProbeConfig) -> None:
 
 def data_format(cfg: ProbeConfig) -> str:
     """`--dataset bigearthnet|millionaid` fixes the reader when `--format` is auto."""
-    return cfg.dataset if cfg.format == "auto" and cfg.dataset in ("bigearthnet", "millionaid") else cfg.format
+    return (
+        cfg.dataset
+        if cfg.format == "auto" and cfg.dataset in ("bigearthnet", "millionaid")
+        else cfg.format
+    )
 
 
 def load_eval_splits(cfg: ProbeConfig, selection) -> Splits:
@@ -62,16 +80,24 @@ def load_eval_splits(cfg: ProbeConfig, selection) -> Splits:
         return polygon_splits(cfg, selection)
     if cfg.label_field:
         raise UsageError("--label-field needs --labels VECTOR_FILE")
-    return load_splits(cfg.data, data_format(cfg), selection, patch=cfg.size, level=cfg.level, seed=cfg.seed,
-                       skip_bad=cfg.skip_bad)
+    return load_splits(
+        cfg.data,
+        data_format(cfg),
+        selection,
+        patch=cfg.size,
+        level=cfg.level,
+        seed=cfg.seed,
+        skip_bad=cfg.skip_bad,
+    )
 
 
 def _short(name: str, n: int = 18) -> str:
     return name if len(name) <= n else name[: n - 1] + "…"
 
 
-def sample_titles(y: torch.Tensor, s: torch.Tensor, classes: list[str], multilabel: bool,
-                  threshold: float) -> tuple[list[str], list[bool]]:
+def sample_titles(
+    y: torch.Tensor, s: torch.Tensor, classes: list[str], multilabel: bool, threshold: float
+) -> tuple[list[str], list[bool]]:
     """Grid captions and whether each test sample counts as correct: the predicted class (single-label),
     or a sample F1 of at least 0.5 between true and predicted label sets (multi-label)."""
     titles, ok = [], []
@@ -79,11 +105,15 @@ def sample_titles(y: torch.Tensor, s: torch.Tensor, classes: list[str], multilab
         if multilabel:
             t = {classes[j] for j in torch.nonzero(yi > 0.5).flatten().tolist()}
             p = {classes[j] for j in torch.nonzero(si >= threshold).flatten().tolist()}
-            parts = [(f"hit: {', '.join(_short(c) for c in sorted(t & p))}" if t & p else "hit: none"),
-                     *([f"missed: {', '.join(_short(c) for c in sorted(t - p))}"] if t - p else []),
-                     *([f"extra: {', '.join(_short(c) for c in sorted(p - t))}"] if p - t else [])]
+            parts = [
+                (f"hit: {', '.join(_short(c) for c in sorted(t & p))}" if t & p else "hit: none"),
+                *([f"missed: {', '.join(_short(c) for c in sorted(t - p))}"] if t - p else []),
+                *([f"extra: {', '.join(_short(c) for c in sorted(p - t))}"] if p - t else []),
+            ]
             lines = [ln for part in parts for ln in textwrap.wrap(part, 40)]
-            titles.append("\n".join(lines[:5] if len(lines) <= 5 else [*lines[:4], lines[4][:36] + " …"]))
+            titles.append(
+                "\n".join(lines[:5] if len(lines) <= 5 else [*lines[:4], lines[4][:36] + " …"])
+            )
             ok.append(2 * len(t & p) >= 0.5 * (len(t) + len(p)) and bool(t | p))
         else:
             t, p = classes[int(yi)], classes[int(si.argmax())]
@@ -106,11 +136,28 @@ def probe(cfg: ProbeConfig) -> dict[str, Any]:
     check_common(cfg)
     out = prepare_out(cfg.out or default_out("probe"))
     torch.manual_seed(cfg.seed)
-    lb = load_backbone(cfg.checkpoint, cfg.random_init, cfg.backbone, cfg.bands, cfg.sensor, cfg.seed,
-                       data=cfg.data, fmt=data_format(cfg))
+    lb = load_backbone(
+        cfg.checkpoint,
+        cfg.random_init,
+        cfg.backbone,
+        cfg.bands,
+        cfg.sensor,
+        cfg.seed,
+        data=cfg.data,
+        fmt=data_format(cfg),
+    )
     splits = load_eval_splits(cfg, lb.selection)
-    write_config(out, "probe", cfg, extra={"backbone": lb.name, "weights": lb.source, "bands": list(lb.selection.names),
-                                           "splits": splits.info["sizes"]})
+    write_config(
+        out,
+        "probe",
+        cfg,
+        extra={
+            "backbone": lb.name,
+            "weights": lb.source,
+            "bands": list(lb.selection.names),
+            "splits": splits.info["sizes"],
+        },
+    )
     device = device_for(cfg.devices)
     encoder = FrozenEncoder(lb.model, lb.selection)
     t0 = time.perf_counter()
@@ -132,8 +179,15 @@ def probe(cfg: ProbeConfig) -> dict[str, Any]:
         **{m: result[m] for m in HEADLINE[ml]},
         "linear": result,
         "sweep": sweep,
-        "backbone": {"name": lb.name, "weights": lb.source, "method": lb.method, "bands": list(lb.selection.names),
-                     "frozen": True, "feature_dim": int(feats["train"].x.shape[1]), "band_transfer": lb.transfer},
+        "backbone": {
+            "name": lb.name,
+            "weights": lb.source,
+            "method": lb.method,
+            "bands": list(lb.selection.names),
+            "frozen": True,
+            "feature_dim": int(feats["train"].x.shape[1]),
+            "band_transfer": lb.transfer,
+        },
         "classes": splits.classes,
         "splits": {k_: v for k_, v in splits.info.items() if k_ != "data"},
         "data": {k_: v for k_, v in splits.info.get("data", {}).items() if k_ != "skipped_reasons"},
@@ -147,31 +201,68 @@ def probe(cfg: ProbeConfig) -> dict[str, Any]:
         metrics["knn"] = {"k": min(cfg.knn, len(feats["train"].x)), **knn}
 
     # Test-set scores and targets, for independent re-computation and for reports.
-    torch.save({"classes": splits.classes, "multilabel": ml, "target": feats["test"].y, "score": s_test,
-                "val_target": feats["validation"].y, "val_score": s_val}, out / "predictions.pt")
+    torch.save(
+        {
+            "classes": splits.classes,
+            "multilabel": ml,
+            "target": feats["test"].y,
+            "score": s_test,
+            "val_target": feats["validation"].y,
+            "val_score": s_val,
+        },
+        out / "predictions.pt",
+    )
     # figures
     figs = {}
     headline = {m: result[m] for m in HEADLINE[ml]}
     bars = {"linear": headline}
     if cfg.knn:
         bars[f"{metrics['knn']['k']}-NN"] = {m: metrics["knn"][m] for m in HEADLINE[ml]}
-    figs["metrics"] = figures.metric_bars(bars, out / "metrics.png", title=f"Probe on {lb.name} ({Path(lb.source).parent.name or lb.source})")
+    figs["metrics"] = figures.metric_bars(
+        bars,
+        out / "metrics.png",
+        title=f"Probe on {lb.name} ({Path(lb.source).parent.name or lb.source})",
+    )
     if not ml:
-        figs["confusion"] = figures.confusion(result["confusion_matrix"], splits.classes, out / "confusion.png")
-    titles, ok = sample_titles(feats["test"].y, s_test, splits.classes, ml, result.get("threshold", 0.5))
+        figs["confusion"] = figures.confusion(
+            result["confusion_matrix"], splits.classes, out / "confusion.png"
+        )
+    titles, ok = sample_titles(
+        feats["test"].y, s_test, splits.classes, ml, result.get("threshold", 0.5)
+    )
     pick = grid_indices(ok)
     test_ds = splits.parts["test"]
-    figs["samples"] = figures.sample_grid([test_ds[i]["image"] for i in pick], [titles[i] for i in pick],
-                                          [ok[i] for i in pick], lb.selection.rgb_indices(), out / "samples.png",
-                                          title=(f"Test samples: {sum(ok)} of {len(ok)} " + ("with sample F1 >= 0.5 (green), the others red"
-                                                                 if ml else "correct (green), the others red")),
-                                          as_is=figures.display_scale(lb.selection))
+    figs["samples"] = figures.sample_grid(
+        [test_ds[i]["image"] for i in pick],
+        [titles[i] for i in pick],
+        [ok[i] for i in pick],
+        lb.selection.rgb_indices(),
+        out / "samples.png",
+        title=(
+            f"Test samples: {sum(ok)} of {len(ok)} "
+            + (
+                "with sample F1 >= 0.5 (green), the others red"
+                if ml
+                else "correct (green), the others red"
+            )
+        ),
+        as_is=figures.display_scale(lb.selection),
+    )
     metrics["figures"] = {k_: str(v) for k_, v in figs.items()}
-    metrics["outputs"] = {"predictions": str(out / "predictions.pt"), "config": str(out / "config.yaml")}
+    metrics["outputs"] = {
+        "predictions": str(out / "predictions.pt"),
+        "config": str(out / "config.yaml"),
+    }
     write_metrics(out, metrics)
     line = ", ".join(f"{m} {result[m]:.3f}" for m in HEADLINE[ml])
-    knn_line = (f"\n  {metrics['knn']['k']}-NN: " + ", ".join(f"{m} {metrics['knn'][m]:.3f}" for m in HEADLINE[ml])
-                if cfg.knn else "")
-    print(f"probe ({metrics['task']}, {k} classes, {lb.name} from {lb.source}): test {line}{knn_line}\n"
-          f"  train/val/test {splits.info['sizes']}; run folder: {out}")
+    knn_line = (
+        f"\n  {metrics['knn']['k']}-NN: "
+        + ", ".join(f"{m} {metrics['knn'][m]:.3f}" for m in HEADLINE[ml])
+        if cfg.knn
+        else ""
+    )
+    print(
+        f"probe ({metrics['task']}, {k} classes, {lb.name} from {lb.source}): test {line}{knn_line}\n"
+        f"  train/val/test {splits.info['sizes']}; run folder: {out}"
+    )
     return metrics

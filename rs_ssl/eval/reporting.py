@@ -16,8 +16,10 @@ from rs_ssl.eval import figures
 from rs_ssl.plots import loss_curve
 from rs_ssl.runs import atomic_write_text, prepare_out, read_metrics, write_config, write_metrics
 
-HEADLINE = {"single-label": ("accuracy", "precision", "recall", "f1"),
-            "multi-label": ("f1_micro", "f1_macro", "map_micro", "map_macro")}
+HEADLINE = {
+    "single-label": ("accuracy", "precision", "recall", "f1"),
+    "multi-label": ("f1_micro", "f1_macro", "map_micro", "map_macro"),
+}
 
 
 def read_run(path: Path) -> dict[str, Any]:
@@ -26,11 +28,19 @@ def read_run(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: not a run folder")
     mfile, cfile = path / "metrics.json", path / "config.yaml"
     if not mfile.is_file():
-        raise UsageError(f"{path}: no metrics.json; give folders written by rs-ssl pretrain/probe/finetune/augsearch")
+        raise UsageError(
+            f"{path}: no metrics.json; give folders written by rs-ssl pretrain/probe/finetune/augsearch"
+        )
     metrics = read_metrics(path)
     config = yaml.safe_load(cfile.read_text(encoding="utf-8")) if cfile.is_file() else {}
     command = metrics.get("command") or config.get("command")
-    return {"path": path, "name": path.name, "command": command, "metrics": metrics, "config": config or {}}
+    return {
+        "path": path,
+        "name": path.name,
+        "command": command,
+        "metrics": metrics,
+        "config": config or {},
+    }
 
 
 def _fmt(v: Any) -> str:
@@ -71,10 +81,14 @@ class Doc:
 
     def html(self) -> str:
         e = html.escape
-        out = ["<!doctype html><html><head><meta charset='utf-8'>", f"<title>{e(self.title)}</title>",
-               "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
-               "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}"
-               "figcaption{color:#555;font-size:90%}</style></head><body>", f"<h1>{e(self.title)}</h1>"]
+        out = [
+            "<!doctype html><html><head><meta charset='utf-8'>",
+            f"<title>{e(self.title)}</title>",
+            "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}"
+            "figcaption{color:#555;font-size:90%}</style></head><body>",
+            f"<h1>{e(self.title)}</h1>",
+        ]
         for b in self.blocks:
             if b[0] == "h":
                 out.append(f"<h2>{e(b[1])}</h2>")
@@ -85,7 +99,9 @@ class Doc:
                 out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in b[2]]
                 out.append("</table>")
             else:
-                out.append(f"<figure><img src='{e(b[1])}' alt='{e(b[2])}'><figcaption>{e(b[2])}</figcaption></figure>")
+                out.append(
+                    f"<figure><img src='{e(b[1])}' alt='{e(b[2])}'><figcaption>{e(b[2])}</figcaption></figure>"
+                )
         out.append("</body></html>")
         return "\n".join(out)
 
@@ -117,7 +133,16 @@ def _pretrain_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
         label = f"{r['name']} ({m.get('method')}, {r['config'].get('optimizer') or 'default opt'}, lr {r['config'].get('lr') or 'default'})"
         if steps:
             series[label] = (steps, losses)
-        rows.append([r["name"], m.get("method"), m.get("backbone"), m.get("steps"), m.get("first_loss"), m.get("final_loss")])
+        rows.append(
+            [
+                r["name"],
+                m.get("method"),
+                m.get("backbone"),
+                m.get("steps"),
+                m.get("first_loss"),
+                m.get("final_loss"),
+            ]
+        )
         epochs, n = m.get("epochs_completed") or 0, m.get("steps") or 0
         if not milestones and epochs > 1 and n:
             milestones = {f"epoch {e}": e * n // epochs for e in range(1, min(epochs, 10))}
@@ -126,13 +151,22 @@ def _pretrain_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
     if not series:
         doc.p("No logged losses were found (loss_history.csv or logs/*/metrics.csv).")
         return []
-    path = loss_curve(series, fig_dir / "loss_curves.png", title="Pretraining loss" + (" (overlaid runs)" if len(series) > 1 else ""),
-                      milestones=milestones)
-    doc.img(f"figures/{path.name}", "Pretraining loss per optimiser step" + (", epoch ends dotted" if milestones else ""))
+    path = loss_curve(
+        series,
+        fig_dir / "loss_curves.png",
+        title="Pretraining loss" + (" (overlaid runs)" if len(series) > 1 else ""),
+        milestones=milestones,
+    )
+    doc.img(
+        f"figures/{path.name}",
+        "Pretraining loss per optimiser step" + (", epoch ends dotted" if milestones else ""),
+    )
     return [path.name]
 
 
-def _embed_run_figure(doc: Doc, made: list[str], run: dict, figure: str, fig_dir: Path, caption: str) -> None:
+def _embed_run_figure(
+    doc: Doc, made: list[str], run: dict, figure: str, fig_dir: Path, caption: str
+) -> None:
     """Copy `figure` from a run folder into the report's figures (prefixed by the run name) and show it."""
     src = run["path"] / figure
     if not src.is_file():
@@ -153,8 +187,14 @@ def _probe_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
         rows, bars = [], {}
         for r in sel:
             m = r["metrics"]
-            rows.append([r["name"], m["backbone"]["weights"], *[m.get(k) for k in keys],
-                         *([m["knn"].get(keys[-1])] if "knn" in m else ["–"])])
+            rows.append(
+                [
+                    r["name"],
+                    m["backbone"]["weights"],
+                    *[m.get(k) for k in keys],
+                    *([m["knn"].get(keys[-1])] if "knn" in m else ["–"]),
+                ]
+            )
             bars[r["name"]] = {k: m[k] for k in keys}
         doc.table(["run", "weights", *keys, f"k-NN {keys[-1]}"], rows)
         name = f"probe_metrics_{task}.png"
@@ -162,8 +202,13 @@ def _probe_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
         doc.img(f"figures/{name}", f"Probe metrics per run ({task}, test split)")
         made.append(name)
     for r in runs:
-        for fig, caption in (("samples.png", "correctly (green) and incorrectly (red) classified test samples, true colour"),
-                             ("confusion.png", "confusion matrix on the test split")):
+        for fig, caption in (
+            (
+                "samples.png",
+                "correctly (green) and incorrectly (red) classified test samples, true colour",
+            ),
+            ("confusion.png", "confusion matrix on the test split"),
+        ):
             _embed_run_figure(doc, made, r, fig, fig_dir, caption)
     return made
 
@@ -173,13 +218,43 @@ def _finetune_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
     made = []
     for r in runs:
         m = r["metrics"]
-        doc.p(f"{r['name']}: test {m['metric']} by label fraction, mean ± std over {m['seeds']} seeds; "
-              "plateau = first epoch within 0.01 of the curve's best validation value.")
-        doc.table(["init", "fraction", "train labels", f"{m['metric']} mean", "std", "min", "max", "plateau epoch"],
-                  [[t["init"], t["fraction"], t["train_samples"], t["mean"], t["std"], t["min"], t["max"], t["plateau_epoch"]]
-                   for t in m["table"]])
-        _embed_run_figure(doc, made, r, "label_efficiency.png", fig_dir,
-                          "label-efficiency curves (pretrained vs scratch, band: min–max over seeds)")
+        doc.p(
+            f"{r['name']}: test {m['metric']} by label fraction, mean ± std over {m['seeds']} seeds; "
+            "plateau = first epoch within 0.01 of the curve's best validation value."
+        )
+        doc.table(
+            [
+                "init",
+                "fraction",
+                "train labels",
+                f"{m['metric']} mean",
+                "std",
+                "min",
+                "max",
+                "plateau epoch",
+            ],
+            [
+                [
+                    t["init"],
+                    t["fraction"],
+                    t["train_samples"],
+                    t["mean"],
+                    t["std"],
+                    t["min"],
+                    t["max"],
+                    t["plateau_epoch"],
+                ]
+                for t in m["table"]
+            ],
+        )
+        _embed_run_figure(
+            doc,
+            made,
+            r,
+            "label_efficiency.png",
+            fig_dir,
+            "label-efficiency curves (pretrained vs scratch, band: min–max over seeds)",
+        )
     return made
 
 
@@ -188,9 +263,13 @@ def _augsearch_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
     made = []
     for r in runs:
         m = r["metrics"]
-        doc.table(["rank", "augmentation", "mean F1 of its pairs"],
-                  [[i + 1, a["augmentation"], a["mean_f1"]] for i, a in enumerate(m.get("ranking", []))])
-        _embed_run_figure(doc, made, r, "heatmap.png", fig_dir, "probe F1 for each pair of augmentations")
+        doc.table(
+            ["rank", "augmentation", "mean F1 of its pairs"],
+            [[i + 1, a["augmentation"], a["mean_f1"]] for i, a in enumerate(m.get("ranking", []))],
+        )
+        _embed_run_figure(
+            doc, made, r, "heatmap.png", fig_dir, "probe F1 for each pair of augmentations"
+        )
     return made
 
 
@@ -205,19 +284,32 @@ def report(cfg: ReportConfig) -> dict[str, Any]:
     fig_dir.mkdir(exist_ok=True)
     doc = Doc("rs-ssl report")
     doc.p("Runs: " + ", ".join(f"{r['name']} ({r['command']})" for r in runs))
-    by = {c: [r for r in runs if r["command"] == c] for c in ("pretrain", "probe", "finetune", "augsearch")}
+    by = {
+        c: [r for r in runs if r["command"] == c]
+        for c in ("pretrain", "probe", "finetune", "augsearch")
+    }
     unknown = [r["name"] for r in runs if r["command"] not in by]
     made: list[str] = []
-    for command, section in (("pretrain", _pretrain_section), ("probe", _probe_section),
-                             ("finetune", _finetune_section), ("augsearch", _augsearch_section)):
+    for command, section in (
+        ("pretrain", _pretrain_section),
+        ("probe", _probe_section),
+        ("finetune", _finetune_section),
+        ("augsearch", _augsearch_section),
+    ):
         if by[command]:
             made += section(doc, by[command], fig_dir)
     if unknown:
         doc.p(f"Not shown (no report section for their command): {', '.join(unknown)}")
     atomic_write_text(out / "report.md", doc.markdown())
     atomic_write_text(out / "report.html", doc.html())
-    metrics = {"command": "report", "runs": {r["name"]: r["command"] for r in runs}, "figures": made,
-               "outputs": {"markdown": str(out / "report.md"), "html": str(out / "report.html")}}
+    metrics = {
+        "command": "report",
+        "runs": {r["name"]: r["command"] for r in runs},
+        "figures": made,
+        "outputs": {"markdown": str(out / "report.md"), "html": str(out / "report.html")},
+    }
     write_metrics(out, metrics)
-    print(f"report: {len(runs)} run(s), {len(made)} figure(s) -> {out / 'report.md'}, {out / 'report.html'}")
+    print(
+        f"report: {len(runs)} run(s), {len(made)} figure(s) -> {out / 'report.md'}, {out / 'report.html'}"
+    )
     return metrics

@@ -38,8 +38,9 @@ def strata(targets: torch.Tensor, multilabel: bool) -> np.ndarray:
     return out
 
 
-def stratified_split(targets: torch.Tensor, multilabel: bool, seed: int, val: float = 0.2,
-                     test: float = 0.2) -> dict[str, list[int]]:
+def stratified_split(
+    targets: torch.Tensor, multilabel: bool, seed: int, val: float = 0.2, test: float = 0.2
+) -> dict[str, list[int]]:
     """Seeded 60/20/20 split within each stratum. A stratum of n >= 2 gives the test split
     max(1, round(0.2 n)) samples and the validation split round(0.2 n) when n >= 3 (the rest train),
     so every class with two samples is both trained on and tested."""
@@ -52,12 +53,14 @@ def stratified_split(targets: torch.Tensor, multilabel: bool, seed: int, val: fl
         n_test = max(1, round(test * n)) if n >= 2 else 0
         n_val = round(val * n) if n >= 3 else 0
         out["test"] += idx[:n_test].tolist()
-        out["validation"] += idx[n_test:n_test + n_val].tolist()
-        out["train"] += idx[n_test + n_val:].tolist()
+        out["validation"] += idx[n_test : n_test + n_val].tolist()
+        out["train"] += idx[n_test + n_val :].tolist()
     return {k: sorted(v) for k, v in out.items()}
 
 
-def fraction_indices(targets: torch.Tensor, multilabel: bool, fraction: float, seed: int) -> list[int]:
+def fraction_indices(
+    targets: torch.Tensor, multilabel: bool, fraction: float, seed: int
+) -> list[int]:
     """A seeded, stratified `fraction` of the samples: round(fraction * n) of each stratum, at least one."""
     if not 0 < fraction <= 1:
         raise UsageError(f"--label-fraction {fraction}: must be in (0, 1]")
@@ -76,7 +79,9 @@ def parse_fractions(spec: str) -> list[float]:
     try:
         out = [float(v) for v in spec.split(",") if v.strip()]
     except ValueError:
-        raise UsageError(f"--label-fraction {spec!r}: expected numbers such as 0.01,0.1,1.0") from None
+        raise UsageError(
+            f"--label-fraction {spec!r}: expected numbers such as 0.01,0.1,1.0"
+        ) from None
     if not out or any(not 0 < f <= 1 for f in out):
         raise UsageError(f"--label-fraction {spec!r}: each fraction must be in (0, 1]")
     return sorted(set(out))
@@ -94,8 +99,9 @@ def targets_of(ds: Dataset) -> torch.Tensor:
     return t[list(idx)] if idx is not None else t
 
 
-def carve_validation(train: list[int], targets: torch.Tensor, multilabel: bool, seed: int,
-                     fraction: float = 0.2) -> tuple[list[int], list[int], str]:
+def carve_validation(
+    train: list[int], targets: torch.Tensor, multilabel: bool, seed: int, fraction: float = 0.2
+) -> tuple[list[int], list[int], str]:
     """A seeded stratified validation split carved out of `train`: returns (train, validation, how).
 
     Each stratum of n >= 2 training samples gives max(1, round(fraction n)) to validation; when
@@ -103,8 +109,10 @@ def carve_validation(train: list[int], targets: torch.Tensor, multilabel: bool, 
     Hyper-parameters are then never chosen on the samples the head is fitted to.
     """
     if len(train) < 2:
-        raise DataError(f"{len(train)} training sample(s): too few to hold out a validation split "
-                        "(hyper-parameters must not be chosen on the training split); give more labelled samples")
+        raise DataError(
+            f"{len(train)} training sample(s): too few to hold out a validation split "
+            "(hyper-parameters must not be chosen on the training split); give more labelled samples"
+        )
     rng = np.random.default_rng(seed)
     s = strata(targets[train], multilabel)
     val: list[int] = []
@@ -120,15 +128,25 @@ def carve_validation(train: list[int], targets: torch.Tensor, multilabel: bool, 
     return [i for i in train if i not in held], sorted(val), how
 
 
-def load_splits(data: str | None, fmt: str, selection: BandSelection, *, patch: int, level: int,
-                seed: int, skip_bad: bool) -> Splits:
+def load_splits(
+    data: str | None,
+    fmt: str,
+    selection: BandSelection,
+    *,
+    patch: int,
+    level: int,
+    seed: int,
+    skip_bad: bool,
+) -> Splits:
     """Labelled data in three splits: the data's own (split folders, split lists, BigEarthNet's
     metadata.parquet) or, where it has none, a seeded stratified 60/20/20 split. Data with train and
     test but no validation split gets one carved out of train (see `carve_validation`). Where the
     splits came from is recorded in `info` (`split_source`, `official`, `validation_source`)."""
     from rs_ssl.data import labelled_dataset
 
-    ds, info = labelled_dataset(data, fmt, selection, split=None, patch=patch, level=level, skip_bad=skip_bad)
+    ds, info = labelled_dataset(
+        data, fmt, selection, split=None, patch=patch, level=level, skip_bad=skip_bad
+    )
     records = getattr(ds, "records", [])
     official = any(getattr(r, "splits", ()) for r in records)
     if official:
@@ -143,17 +161,29 @@ def load_splits(data: str | None, fmt: str, selection: BandSelection, *, patch: 
         idx["test"], idx["validation"] = idx["validation"], []
         test_source = "the dataset's validation split (it defines no test split)"
     if not idx["train"] or not idx["test"]:
-        raise DataError(f"{info.get('data')}: {len(idx['train'])} training and {len(idx['test'])} test samples; "
-                        "need at least one of each (give more labelled samples)")
+        raise DataError(
+            f"{info.get('data')}: {len(idx['train'])} training and {len(idx['test'])} test samples; "
+            "need at least one of each (give more labelled samples)"
+        )
     val_source = "validation split" + (" of the dataset" if official else "")
     if not idx["validation"]:
-        idx["train"], idx["validation"], how = carve_validation(idx["train"], targets_of(ds), ds.multilabel, seed)
+        idx["train"], idx["validation"], how = carve_validation(
+            idx["train"], targets_of(ds), ds.multilabel, seed
+        )
         val_source = f"carved out of train: {how}"
     parts = {k: Subset(ds, v) for k, v in idx.items()}
-    overlap = {f"{a}&{b}": len(set(idx[a]) & set(idx[b])) for a, b in (("train", "validation"), ("train", "test"),
-                                                                       ("validation", "test"))}
-    split_info = {"split_source": source, "official": official, "validation_source": val_source, "test_source": test_source,
-                  "sizes": {k: len(v) for k, v in idx.items()}, "data": info}
+    overlap = {
+        f"{a}&{b}": len(set(idx[a]) & set(idx[b]))
+        for a, b in (("train", "validation"), ("train", "test"), ("validation", "test"))
+    }
+    split_info = {
+        "split_source": source,
+        "official": official,
+        "validation_source": val_source,
+        "test_source": test_source,
+        "sizes": {k: len(v) for k, v in idx.items()},
+        "data": info,
+    }
     if any(overlap.values()):
         split_info["overlap"] = overlap  # TorchGeo's fixtures list the same files in several splits
     return Splits(parts, list(ds.classes), bool(ds.multilabel), split_info)

@@ -20,7 +20,9 @@ def _no_autocast(x: torch.Tensor):
     return torch.autocast(device_type=x.device.type, enabled=False)
 
 
-def info_nce_queue(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+def info_nce_queue(
+    q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float = 0.2
+) -> torch.Tensor:
     """MoCo v1/v2 loss: each query's positive is its key, negatives are the queue (He et al. 2020, Alg. 1).
 
     q, k: (N, D) L2-normalised; queue: (K, D) L2-normalised keys of earlier batches.
@@ -35,7 +37,9 @@ def info_nce_queue(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temper
         return F.cross_entropy(logits, labels)
 
 
-def info_nce(q: torch.Tensor, k: torch.Tensor, temperature: float = 0.2, offset: int = 0) -> torch.Tensor:
+def info_nce(
+    q: torch.Tensor, k: torch.Tensor, temperature: float = 0.2, offset: int = 0
+) -> torch.Tensor:
     """MoCo v3 loss: keys of the same batch (all ranks) are the negatives (Chen, Xie, He 2021, Alg. 1).
 
     Returns `CE(q k^T / t) * 2t` as in the reference code (moco-v3 `builder.contrastive_loss`), whose
@@ -66,8 +70,14 @@ def nt_xent_all_ranks(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0
     return nt_xent(z1, z2, temperature, z1_all, z2_all, offset)
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1,
-            z1_all: torch.Tensor | None = None, z2_all: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:
+def nt_xent(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    temperature: float = 0.1,
+    z1_all: torch.Tensor | None = None,
+    z2_all: torch.Tensor | None = None,
+    offset: int = 0,
+) -> torch.Tensor:
     """SimCLR's NT-Xent (Chen et al. 2020, Alg. 1): 2N views, positives are the other view of each image.
 
     z1, z2: (N, D) projections of this rank. z1_all, z2_all: the same gathered over all ranks (default:
@@ -84,8 +94,14 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1,
         return _nt_xent_normalised(z1, z2, z1_all, z2_all, temperature, offset)
 
 
-def _nt_xent_normalised(z1: torch.Tensor, z2: torch.Tensor, z1_all: torch.Tensor, z2_all: torch.Tensor,
-                        temperature: float, offset: int) -> torch.Tensor:
+def _nt_xent_normalised(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    z1_all: torch.Tensor,
+    z2_all: torch.Tensor,
+    temperature: float,
+    offset: int,
+) -> torch.Tensor:
     n, big_n = z1.shape[0], z1_all.shape[0]
     keys = torch.cat([z1_all, z2_all], dim=0)  # (2M, D)
     idx = torch.arange(n, device=z1.device) + offset

@@ -88,7 +88,9 @@ def warmup_cosine(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def build_optimizer(kind: str, groups: list[dict[str, Any]], lr: float, precision: str = "32-true") -> torch.optim.Optimizer:
+def build_optimizer(
+    kind: str, groups: list[dict[str, Any]], lr: float, precision: str = "32-true"
+) -> torch.optim.Optimizer:
     """The optimiser `kind` over `groups`.
 
     Fused kernels: one launch for all parameters, and the NaN guard's on-device `found_inf` flag
@@ -112,20 +114,37 @@ class SSLMethod(L.LightningModule):
     name: ClassVar[str] = ""
     defaults: ClassVar[MethodDefaults]
 
-    def __init__(self, *, backbone: nn.Module, selection: BandSelection, stats: BandStats, views: nn.Module,
-                 lr: float | None = None, weight_decay: float | None = None, temperature: float | None = None,
-                 batch_size: int = 256, warmup_epochs: float | None = None, proj_dim: int | None = None,
-                 optimizer: str | None = None, lr_scaling: str = "auto", **method_kwargs: Any):
+    def __init__(
+        self,
+        *,
+        backbone: nn.Module,
+        selection: BandSelection,
+        stats: BandStats,
+        views: nn.Module,
+        lr: float | None = None,
+        weight_decay: float | None = None,
+        temperature: float | None = None,
+        batch_size: int = 256,
+        warmup_epochs: float | None = None,
+        proj_dim: int | None = None,
+        optimizer: str | None = None,
+        lr_scaling: str = "auto",
+        **method_kwargs: Any,
+    ):
         super().__init__()
         self.backbone = backbone
         self.normalize = Normalize(selection, stats)
         self.views = views
         self.optimizer_name = self.defaults.optimizer if optimizer is None else optimizer
         if self.optimizer_name not in OPTIMIZERS:
-            raise UsageError(f"--optimizer {self.optimizer_name}: choose one of {', '.join(OPTIMIZERS)}")
+            raise UsageError(
+                f"--optimizer {self.optimizer_name}: choose one of {', '.join(OPTIMIZERS)}"
+            )
         if lr is None and self.optimizer_name == "lars" and self.defaults.optimizer != "lars":
             if self.defaults.lars_lr is None:
-                raise UsageError(f"--optimizer lars: {self.name} has no paper learning rate for LARS; give --lr")
+                raise UsageError(
+                    f"--optimizer lars: {self.name} has no paper learning rate for LARS; give --lr"
+                )
             lr = self.defaults.lars_lr
         self.base_lr = self.defaults.lr if lr is None else lr
         self.weight_decay = self.defaults.weight_decay if weight_decay is None else weight_decay
@@ -182,13 +201,17 @@ class SSLMethod(L.LightningModule):
 
     @property
     def backbone_is_cnn(self) -> bool:
-        return any(isinstance(m, nn.Conv2d) for m in self.backbone.children()) or hasattr(self.backbone, "layer1")
+        return any(isinstance(m, nn.Conv2d) for m in self.backbone.children()) or hasattr(
+            self.backbone, "layer1"
+        )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, feats = self.ssl_step(batch["v1"], batch["v2"])
         # Collapse monitor: per-dimension std of L2-normalised features; ~1/sqrt(D) when healthy, -> 0 when collapsed.
         with torch.no_grad():
-            fstd = torch.nn.functional.normalize(feats.float(), dim=1).std(dim=0).mean() * math.sqrt(feats.shape[1])
+            fstd = torch.nn.functional.normalize(feats.float(), dim=1).std(
+                dim=0
+            ).mean() * math.sqrt(feats.shape[1])
         # Logged as tensors, not on the progress bar: no host sync in the step (Lightning reads them
         # at logging time, every --log-every steps; the bar reads the loss itself, once a second).
         self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=feats.shape[0])
@@ -209,15 +232,22 @@ class SSLMethod(L.LightningModule):
             if not p.requires_grad:
                 continue
             (no_decay if p.ndim <= 1 or n.endswith(".bias") else decay).append(p)
-        return [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        return [
+            {"params": decay, "weight_decay": self.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
 
     def configure_optimizers(self):
         lr = self.scaled_lr()
         precision = str(self._trainer.precision) if self._trainer is not None else "32-true"
         opt = build_optimizer(self.optimizer_name, self.param_groups(), lr, precision)
         # The schedule spans the run's real length (set by pretrain.run, which knows --max-steps).
-        total = getattr(self, "total_steps", None) or max(1, int(self.trainer.estimated_stepping_batches))
-        steps_per_epoch = getattr(self, "steps_per_epoch", None) or max(1, total // max(1, self.trainer.max_epochs or 1))
+        total = getattr(self, "total_steps", None) or max(
+            1, int(self.trainer.estimated_stepping_batches)
+        )
+        steps_per_epoch = getattr(self, "steps_per_epoch", None) or max(
+            1, total // max(1, self.trainer.max_epochs or 1)
+        )
         warmup = int(self.warmup_epochs * steps_per_epoch)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total, warmup))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -20,7 +20,9 @@ from rs_ssl.models.heads import mlp
 
 class MoCoV2(SSLMethod):
     name = "mocov2"
-    defaults = MethodDefaults(lr=0.03, weight_decay=1e-4, temperature=0.2, preset="mocov2", optimizer="sgd")
+    defaults = MethodDefaults(
+        lr=0.03, weight_decay=1e-4, temperature=0.2, preset="mocov2", optimizer="sgd"
+    )
 
     def configure_models(self) -> None:
         d = self.feature_dim
@@ -40,7 +42,12 @@ class MoCoV2(SSLMethod):
     def param_groups(self):
         """Weight decay on every parameter, biases and BatchNorm included: moco main_moco.py builds
         `SGD(model.parameters(), lr, momentum=0.9, weight_decay=1e-4)` with no exclusions."""
-        return [{"params": [p for p in self.parameters() if p.requires_grad], "weight_decay": self.weight_decay}]
+        return [
+            {
+                "params": [p for p in self.parameters() if p.requires_grad],
+                "weight_decay": self.weight_decay,
+            }
+        ]
 
     def momentum_pairs(self):
         return [(self.backbone, self.key_backbone), (self.projector, self.key_projector)]

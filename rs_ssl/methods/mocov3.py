@@ -38,7 +38,9 @@ def freeze_random_patch_embed(backbone: nn.Module) -> None:
     as a linear layer of fan-in C*p*p and fan-out D) initialisation and is never trained (Sec. 5.1)."""
     proj = getattr(getattr(backbone, "patch_embed", None), "proj", None)
     if not isinstance(proj, nn.Conv2d):
-        raise ValueError(f"freeze_patch_embed needs a ViT with patch_embed.proj; {type(backbone).__name__} has none")
+        raise ValueError(
+            f"freeze_patch_embed needs a ViT with patch_embed.proj; {type(backbone).__name__} has none"
+        )
     fan_in = proj.in_channels * reduce(mul, proj.kernel_size, 1)
     val = math.sqrt(6.0 / float(fan_in + proj.out_channels))
     with torch.no_grad():
@@ -51,8 +53,15 @@ def freeze_random_patch_embed(backbone: nn.Module) -> None:
 
 class MoCoV3(SSLMethod):
     name = "mocov3"
-    defaults = MethodDefaults(lr=1.5e-4, weight_decay=0.1, temperature=0.2, preset="mocov3", optimizer="adamw",
-                              warmup_epochs=40, proj_dim=256)
+    defaults = MethodDefaults(
+        lr=1.5e-4,
+        weight_decay=0.1,
+        temperature=0.2,
+        preset="mocov3",
+        optimizer="adamw",
+        warmup_epochs=40,
+        proj_dim=256,
+    )
 
     def configure_models(self) -> None:
         kw = self.method_kwargs
@@ -63,7 +72,9 @@ class MoCoV3(SSLMethod):
         if kw.get("freeze_patch_embed"):
             freeze_random_patch_embed(self.backbone)
         d, out = self.feature_dim, self.proj_dim
-        self.projector = mlp([d, hidden, hidden, out], batchnorm=[True, True, True], last_bn_affine=False)
+        self.projector = mlp(
+            [d, hidden, hidden, out], batchnorm=[True, True, True], last_bn_affine=False
+        )
         self.predictor = mlp([out, hidden, out], batchnorm=[True, False], bias=False)
         # The momentum encoder is a copy (builder.py: `param_m.data.copy_(param_b.data)`).
         self.key_backbone = copy.deepcopy(self.backbone)
@@ -74,7 +85,9 @@ class MoCoV3(SSLMethod):
         # features whether the views go through it together or apart, so both go in one forward
         # (bigger matmuls, half the kernel launches). With BatchNorm the views stay apart, as in the
         # reference, whose BN statistics are per view. The heads always see one view at a time.
-        self.one_forward = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.backbone.modules())
+        self.one_forward = not any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.backbone.modules()
+        )
 
     def _features(self, backbone: nn.Module, v1: torch.Tensor, v2: torch.Tensor):
         if self.one_forward:
@@ -111,5 +124,11 @@ class MoCoV3(SSLMethod):
         # A float would be copied to the device by Lightning (`torch.tensor(x, device=...)`, a sync);
         # `torch.full` is a fill kernel with the value as its argument.
         momentum = torch.full((), self.momentum, device=self.device)
-        self.log("train/momentum", momentum, on_step=True, on_epoch=False, batch_size=batch["v1"].shape[0])
+        self.log(
+            "train/momentum",
+            momentum,
+            on_step=True,
+            on_epoch=False,
+            batch_size=batch["v1"].shape[0],
+        )
         return loss

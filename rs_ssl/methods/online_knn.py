@@ -15,7 +15,9 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, Dataset, Subset
 
 
-def loo_knn_scores(x: torch.Tensor, y: torch.Tensor, k: int, num_classes: int, multilabel: bool) -> torch.Tensor:
+def loo_knn_scores(
+    x: torch.Tensor, y: torch.Tensor, k: int, num_classes: int, multilabel: bool
+) -> torch.Tensor:
     """Class scores of every row from its k nearest *other* rows (leave-one-out)."""
     x = torch.nn.functional.normalize(x.float(), dim=1)
     sim = x @ x.T
@@ -40,10 +42,19 @@ def knn_metric(scores: torch.Tensor, y: torch.Tensor, multilabel: bool) -> float
 class OnlineKNN(Callback):
     """Logs `train/knn_accuracy` (or `train/knn_f1_micro`) at every epoch end; keeps the history."""
 
-    def __init__(self, dataset: Dataset, k: int = 20, batch_size: int = 64, max_samples: int = 2000, seed: int = 0):
+    def __init__(
+        self,
+        dataset: Dataset,
+        k: int = 20,
+        batch_size: int = 64,
+        max_samples: int = 2000,
+        seed: int = 0,
+    ):
         if len(dataset) > max_samples:
             g = torch.Generator().manual_seed(seed)
-            dataset = Subset(dataset, torch.randperm(len(dataset), generator=g)[:max_samples].tolist())
+            dataset = Subset(
+                dataset, torch.randperm(len(dataset), generator=g)[:max_samples].tolist()
+            )
         self.dataset, self.k, self.batch_size = dataset, k, batch_size
         base = dataset.dataset if isinstance(dataset, Subset) else dataset
         self.classes, self.multilabel = list(base.classes), bool(base.multilabel)
@@ -58,7 +69,9 @@ class OnlineKNN(Callback):
         feats, labels = [], []
         try:
             # Own generator: creating a loader iterator must not draw from the global RNG (exact resume).
-            loader = DataLoader(self.dataset, batch_size=self.batch_size, num_workers=0, generator=torch.Generator())
+            loader = DataLoader(
+                self.dataset, batch_size=self.batch_size, num_workers=0, generator=torch.Generator()
+            )
             for batch in loader:
                 x = pl_module.normalize(batch["image"].to(pl_module.device))
                 feats.append(backbone(x).float().cpu())
@@ -66,8 +79,16 @@ class OnlineKNN(Callback):
         finally:
             backbone.train(was_training)
         x, y = torch.cat(feats), torch.cat(labels)
-        value = knn_metric(loo_knn_scores(x, y, self.k, len(self.classes), self.multilabel), y, self.multilabel)
-        self.history.append({"epoch": trainer.current_epoch, "step": trainer.global_step, self.key.split("/")[1]: value})
+        value = knn_metric(
+            loo_knn_scores(x, y, self.k, len(self.classes), self.multilabel), y, self.multilabel
+        )
+        self.history.append(
+            {
+                "epoch": trainer.current_epoch,
+                "step": trainer.global_step,
+                self.key.split("/")[1]: value,
+            }
+        )
         pl_module.log(self.key, value, on_step=False, on_epoch=True, rank_zero_only=True)
 
     def state_dict(self) -> dict[str, Any]:

@@ -17,9 +17,18 @@ class LARS(torch.optim.Optimizer):
     clipping, where Lightning unscales the gradients itself and refuses optimisers that do).
     """
 
-    def __init__(self, params, lr: float = 0.0, weight_decay: float = 0.0, momentum: float = 0.9,
-                 trust_coefficient: float = 0.001, amp_scaling: bool = True):
-        defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, trust_coefficient=trust_coefficient)
+    def __init__(
+        self,
+        params,
+        lr: float = 0.0,
+        weight_decay: float = 0.0,
+        momentum: float = 0.9,
+        trust_coefficient: float = 0.001,
+        amp_scaling: bool = True,
+    ):
+        defaults = dict(
+            lr=lr, weight_decay=weight_decay, momentum=momentum, trust_coefficient=trust_coefficient
+        )
         super().__init__(params, defaults)
         self._step_supports_amp_scaling = amp_scaling
 
@@ -43,9 +52,13 @@ class LARS(torch.optim.Optimizer):
                     param_norm = torch.norm(p)
                     update_norm = torch.norm(dp)
                     one = torch.ones_like(param_norm)
-                    q = torch.where(param_norm > 0.0,
-                                    torch.where(update_norm > 0, g["trust_coefficient"] * param_norm / update_norm, one),
-                                    one)
+                    q = torch.where(
+                        param_norm > 0.0,
+                        torch.where(
+                            update_norm > 0, g["trust_coefficient"] * param_norm / update_norm, one
+                        ),
+                        one,
+                    )
                     dp = dp.mul(q)
                 state = self.state[p]
                 if "mu" not in state:

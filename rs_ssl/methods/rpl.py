@@ -25,7 +25,9 @@ from rs_ssl.models.heads import mlp
 
 # Neighbour (row, col) in the 3 x 3 grid for labels 0..7: row-major order without the centre (1, 1),
 # as the paper's Fig. 2 numbering.
-NEIGHBOURS: tuple[tuple[int, int], ...] = tuple((r, c) for r in range(3) for c in range(3) if (r, c) != (1, 1))
+NEIGHBOURS: tuple[tuple[int, int], ...] = tuple(
+    (r, c) for r in range(3) for c in range(3) if (r, c) != (1, 1)
+)
 
 
 def grid_geometry(size: int) -> tuple[int, int, int, int]:
@@ -39,8 +41,9 @@ def grid_geometry(size: int) -> tuple[int, int, int, int]:
     return patch, gap, jitter, offset
 
 
-def sample_pairs(batch: int, size: int, device: torch.device | str,
-                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_pairs(
+    batch: int, size: int, device: torch.device | str, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random labels (B,) in 0..7 and jitters (B, 2, 2) in [-j, j]: [b, 0] centre (dy, dx), [b, 1] neighbour."""
     j = grid_geometry(size)[2]
     labels = torch.randint(0, 8, (batch,), device=device, generator=generator)
@@ -48,12 +51,16 @@ def sample_pairs(batch: int, size: int, device: torch.device | str,
     return labels, jit
 
 
-def cut_pairs(x: torch.Tensor, labels: torch.Tensor, jitter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def cut_pairs(
+    x: torch.Tensor, labels: torch.Tensor, jitter: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cut (centre, neighbour) patches (B, C, p, p) from views x (B, C, S, S), in one gather on the device."""
     b, _, s, _ = x.shape
     patch, gap, _, offset = grid_geometry(s)
     step = patch + gap
-    nb = torch.as_tensor(NEIGHBOURS, device=x.device)[labels]  # (B, 2) grid row, col of the neighbour
+    nb = torch.as_tensor(NEIGHBOURS, device=x.device)[
+        labels
+    ]  # (B, 2) grid row, col of the neighbour
     centre = torch.ones_like(nb)
     cells = torch.stack([centre, nb], dim=1)  # (B, 2 patches, 2 coords)
     top_left = offset + cells * step + jitter  # (B, 2, 2)
@@ -69,7 +76,9 @@ def cut_pairs(x: torch.Tensor, labels: torch.Tensor, jitter: torch.Tensor) -> tu
 class RelativePatchLocation(SSLMethod):
     name = "rpl"
     # Not from the paper (Caffe SGD with its own schedule): MoCo v2's SGD setup, cosine schedule.
-    defaults = MethodDefaults(lr=0.05, weight_decay=1e-4, temperature=1.0, preset="s2", optimizer="sgd")
+    defaults = MethodDefaults(
+        lr=0.05, weight_decay=1e-4, temperature=1.0, preset="s2", optimizer="sgd"
+    )
 
     @classmethod
     def backbone_input_size(cls, size: int) -> int:
@@ -81,7 +90,9 @@ class RelativePatchLocation(SSLMethod):
         # features are concatenated -> Linear + BN + ReLU (hidden d) -> Linear to the 8 positions.
         self.classifier = mlp([2 * d, d, 8], batchnorm=[True, False])
 
-    def logits(self, centre: torch.Tensor, neighbour: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def logits(
+        self, centre: torch.Tensor, neighbour: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """8-way logits and the centre patches' features; one backbone forward over both patch sets."""
         n = centre.shape[0]
         f = self.backbone(torch.cat([centre, neighbour], dim=0))

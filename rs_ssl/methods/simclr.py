@@ -23,8 +23,9 @@ class SimCLR(SSLMethod):
     # accuracy of an 8-epoch 64 px AID run from 0.310 to 0.345 (benchmarks/RESULTS.md, issue 15);
     # `--augs simclr` gives the paper's views.
     # LARS: "learning rate of 4.8 (= 0.3 x BatchSize/256) and weight decay of 1e-6" (SimCLR Sec. B.6).
-    defaults = MethodDefaults(lr=1e-3, weight_decay=1e-6, temperature=0.1, preset="light", optimizer="adam",
-                              lars_lr=0.3)
+    defaults = MethodDefaults(
+        lr=1e-3, weight_decay=1e-6, temperature=0.1, preset="light", optimizer="adam", lars_lr=0.3
+    )
 
     def configure_models(self) -> None:
         d = self.feature_dim

@@ -20,12 +20,22 @@ _RGB_COMMON = ("red", "green", "blue")
 def takes_img_size(name: str) -> bool:
     """Whether timm's model `name` is built for a fixed input size (`img_size`: ViT, Swin, ...)."""
     mod = sys.modules[timm.models.model_entrypoint(name).__module__]
-    return any(isinstance(c, type) and issubclass(c, nn.Module) and c.__module__ == mod.__name__
-               and "img_size" in inspect.signature(c.__init__).parameters for c in vars(mod).values())
+    return any(
+        isinstance(c, type)
+        and issubclass(c, nn.Module)
+        and c.__module__ == mod.__name__
+        and "img_size" in inspect.signature(c.__init__).parameters
+        for c in vars(mod).values()
+    )
 
 
-def create_backbone(name: str, selection: BandSelection, init: str | Path | None = None,
-                    img_size: int | None = None, **kwargs) -> nn.Module:
+def create_backbone(
+    name: str,
+    selection: BandSelection,
+    init: str | Path | None = None,
+    img_size: int | None = None,
+    **kwargs,
+) -> nn.Module:
     """`timm.create_model(name, in_chans=len(selection), num_classes=0)`, optionally from local weights.
 
     Never downloads: `pretrained=False` always; `init` is a local file. `img_size` is passed to
@@ -36,10 +46,14 @@ def create_backbone(name: str, selection: BandSelection, init: str | Path | None
     if img_size is not None and takes_img_size(name):
         kwargs = {"img_size": img_size, **kwargs}
     try:
-        model = timm.create_model(name, pretrained=False, in_chans=len(selection), num_classes=0, **kwargs)
+        model = timm.create_model(
+            name, pretrained=False, in_chans=len(selection), num_classes=0, **kwargs
+        )
     except RuntimeError as e:
         if "Unknown model" in str(e):
-            raise UsageError(f"--backbone {name}: not a timm model ({e}); see timm.list_models()") from None
+            raise UsageError(
+                f"--backbone {name}: not a timm model ({e}); see timm.list_models()"
+            ) from None
         raise
     if init is not None:
         path = weights_file(init, "--init")
@@ -81,8 +95,12 @@ def _resize_pos_embed(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[
     from timm.layers import resample_abs_pos_embed
 
     prefix = 0 if getattr(model, "no_embed_class", False) else model.num_prefix_tokens
-    return {**state, "pos_embed": resample_abs_pos_embed(pe, new_size=list(model.patch_embed.grid_size),
-                                                        num_prefix_tokens=prefix)}
+    return {
+        **state,
+        "pos_embed": resample_abs_pos_embed(
+            pe, new_size=list(model.patch_embed.grid_size), num_prefix_tokens=prefix
+        ),
+    }
 
 
 def _is_classifier_key(model: nn.Module, key: str) -> bool:
@@ -98,8 +116,10 @@ def weights_file(checkpoint: str | Path, option: str = "--checkpoint") -> Path:
         for f in (p / "backbone.safetensors", p / "model.safetensors"):
             if f.is_file():
                 return f
-        raise UsageError(f"{option} {p}: no backbone.safetensors or model.safetensors in this folder; "
-                         "give a pretraining run folder, its model/ folder or a weights file")
+        raise UsageError(
+            f"{option} {p}: no backbone.safetensors or model.safetensors in this folder; "
+            "give a pretraining run folder, its model/ folder or a weights file"
+        )
     if not p.is_file():
         raise UsageError(f"{option} {p}: no such file or folder")
     return p
@@ -139,7 +159,9 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def adapt_first_conv(model: nn.Module, state: dict[str, torch.Tensor], selection: BandSelection) -> dict[str, torch.Tensor]:
+def adapt_first_conv(
+    model: nn.Module, state: dict[str, torch.Tensor], selection: BandSelection
+) -> dict[str, torch.Tensor]:
     """Adapt 3-band (RGB) first-layer filters to the selected bands by wavelength.
 
     Bands whose `common` name is red/green/blue take the RGB filter of that colour (the file's order
@@ -154,7 +176,9 @@ def adapt_first_conv(model: nn.Module, state: dict[str, torch.Tensor], selection
     if w.shape[1] == len(selection):
         return state
     if w.shape[1] != 3:
-        raise RsSslError(f"first layer {key} has {w.shape[1]} input channels; only 3-band (RGB) weights can be adapted to {len(selection)} bands")
+        raise RsSslError(
+            f"first layer {key} has {w.shape[1]} input channels; only 3-band (RGB) weights can be adapted to {len(selection)} bands"
+        )
     mean = w.mean(dim=1)
     chans = []
     for band in selection.bands:
@@ -166,7 +190,9 @@ def adapt_first_conv(model: nn.Module, state: dict[str, torch.Tensor], selection
     return {**state, key: new}
 
 
-def export_backbone(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+def export_backbone(
+    model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None
+) -> Path:
     """Save the backbone's state dict as safetensors, loadable with
     `timm.create_model(name, in_chans=C, num_classes=0, checkpoint_path=path)`."""
     from safetensors.torch import save_file

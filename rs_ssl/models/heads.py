@@ -5,7 +5,9 @@ from __future__ import annotations
 from torch import nn
 
 
-def mlp(dims: list[int], batchnorm: list[bool], last_bn_affine: bool = True, bias: bool = True) -> nn.Sequential:
+def mlp(
+    dims: list[int], batchnorm: list[bool], last_bn_affine: bool = True, bias: bool = True
+) -> nn.Sequential:
     """Linear layers between consecutive `dims`; BatchNorm where `batchnorm[i]`; ReLU between layers.
 
     `batchnorm` has one entry per linear layer. The last layer has no ReLU; if it has BatchNorm,

@@ -39,12 +39,20 @@ def map_bands(source: BandSelection, target: BandSelection) -> tuple[BandMap, ..
     src = source.bands
     out = []
     for band in target.bands:
-        same = [b for b in src if b.name == band.name and abs(b.wavelength_nm - band.wavelength_nm) <= SAME_BAND_NM]
+        same = [
+            b
+            for b in src
+            if b.name == band.name and abs(b.wavelength_nm - band.wavelength_nm) <= SAME_BAND_NM
+        ]
         if same:
-            out.append(BandMap(band.name, same[0].name, "name", band.wavelength_nm - same[0].wavelength_nm))
+            out.append(
+                BandMap(band.name, same[0].name, "name", band.wavelength_nm - same[0].wavelength_nm)
+            )
             continue
         near = min(src, key=lambda b: abs(b.wavelength_nm - band.wavelength_nm))
-        out.append(BandMap(band.name, near.name, "wavelength", band.wavelength_nm - near.wavelength_nm))
+        out.append(
+            BandMap(band.name, near.name, "wavelength", band.wavelength_nm - near.wavelength_nm)
+        )
     return tuple(out)
 
 
@@ -53,12 +61,15 @@ def dropped_bands(source: BandSelection, maps: tuple[BandMap, ...]) -> list[str]
     return [n for n in source.names if n not in used]
 
 
-def transfer_weight(weight: torch.Tensor, source: BandSelection, target: BandSelection,
-                    maps: tuple[BandMap, ...]) -> torch.Tensor:
+def transfer_weight(
+    weight: torch.Tensor, source: BandSelection, target: BandSelection, maps: tuple[BandMap, ...]
+) -> torch.Tensor:
     """(out, C_source, ...) first-layer kernel -> (out, C_target, ...) by `maps`, rescaled by C_s / C_t."""
     if weight.shape[1] != len(source):
-        raise RsSslError(f"first-layer kernel has {weight.shape[1]} input channels, but the weights' band metadata "
-                         f"lists {len(source)} bands ({','.join(source.names)})")
+        raise RsSslError(
+            f"first-layer kernel has {weight.shape[1]} input channels, but the weights' band metadata "
+            f"lists {len(source)} bands ({','.join(source.names)})"
+        )
     idx = torch.tensor([source.names.index(m.source) for m in maps])
     new = weight.index_select(1, idx)
     if tuple(source.names) != tuple(target.names):
@@ -72,8 +83,9 @@ def first_conv_key(model: nn.Module) -> str:
     return (first[0] if isinstance(first, list | tuple) else first) + ".weight"
 
 
-def transfer_state(model: nn.Module, state: dict[str, torch.Tensor], source: BandSelection,
-                   target: BandSelection) -> tuple[dict[str, torch.Tensor], tuple[BandMap, ...]]:
+def transfer_state(
+    model: nn.Module, state: dict[str, torch.Tensor], source: BandSelection, target: BandSelection
+) -> tuple[dict[str, torch.Tensor], tuple[BandMap, ...]]:
     """The state dict with its first layer moved from `source` to `target` bands, and the mapping used."""
     key = first_conv_key(model)
     if key not in state:
@@ -84,8 +96,10 @@ def transfer_state(model: nn.Module, state: dict[str, torch.Tensor], source: Ban
 
 def describe(source: BandSelection, target: BandSelection, maps: tuple[BandMap, ...]) -> str:
     """Lines saying which band's filter each new band took, and which were dropped."""
-    lines = [f"band transfer: weights trained on {len(source)} bands ({source.sensor.key}) -> "
-             f"{len(target)} bands ({target.sensor.key}); first layer rescaled by {len(source)}/{len(target)}"]
+    lines = [
+        f"band transfer: weights trained on {len(source)} bands ({source.sensor.key}) -> "
+        f"{len(target)} bands ({target.sensor.key}); first layer rescaled by {len(source)}/{len(target)}"
+    ]
     for m in maps:
         how = "same name" if m.rule == "name" else f"nearest wavelength, {m.delta_nm:+.0f} nm"
         lines.append(f"  {m.target:>4} <- {m.source} ({how})")
@@ -97,8 +111,15 @@ def describe(source: BandSelection, target: BandSelection, maps: tuple[BandMap, 
 
 def mapping_record(source: BandSelection, target: BandSelection, maps: tuple[BandMap, ...]) -> dict:
     """The mapping for metrics.json."""
-    return {"source_bands": list(source.names), "source_sensor": source.sensor.key,
-            "target_bands": list(target.names), "target_sensor": target.sensor.key,
-            "scale": len(source) / len(target),
-            "map": {m.target: {"from": m.source, "rule": m.rule, "delta_nm": round(m.delta_nm, 1)} for m in maps},
-            "dropped": dropped_bands(source, maps)}
+    return {
+        "source_bands": list(source.names),
+        "source_sensor": source.sensor.key,
+        "target_bands": list(target.names),
+        "target_sensor": target.sensor.key,
+        "scale": len(source) / len(target),
+        "map": {
+            m.target: {"from": m.source, "rule": m.rule, "delta_nm": round(m.delta_nm, 1)}
+            for m in maps
+        },
+        "dropped": dropped_bands(source, maps),
+    }

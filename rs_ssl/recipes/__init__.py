@@ -37,9 +37,13 @@ class Recipe:
         """The recipe's option values for `command`, checked and typed as `cls`; the recipe named."""
         if command not in self.sections:
             defined = ", ".join(self.sections) or "none"
-            raise UsageError(f"--recipe {self.name}: the study defines no `{command}` step (it has: {defined}); "
-                             f"see `rs-ssl recipes {self.name}`")
-        values = validate_values(cls, self.sections[command], f"recipe {self.path}, section {command}")
+            raise UsageError(
+                f"--recipe {self.name}: the study defines no `{command}` step (it has: {defined}); "
+                f"see `rs-ssl recipes {self.name}`"
+            )
+        values = validate_values(
+            cls, self.sections[command], f"recipe {self.path}, section {command}"
+        )
         return values | {"recipe": self.name}
 
 
@@ -51,10 +55,14 @@ def _read(path: Path) -> Recipe:
     unknown = set(raw) - {*_FACTS, *COMMANDS}
     missing = [k for k in _FACTS if not raw.get(k)]
     if unknown or missing:
-        raise UsageError(f"recipe {path}: unknown keys {sorted(unknown)} / missing facts {missing}; "
-                         f"a recipe has {', '.join(_FACTS)} and sections {', '.join(COMMANDS)}")
+        raise UsageError(
+            f"recipe {path}: unknown keys {sorted(unknown)} / missing facts {missing}; "
+            f"a recipe has {', '.join(_FACTS)} and sections {', '.join(COMMANDS)}"
+        )
     sections = {c: dict(raw[c]) for c in COMMANDS if raw.get(c)}
-    return Recipe(path.stem, str(raw["summary"]), str(raw["source"]), str(raw["dataset"]), path, sections)
+    return Recipe(
+        path.stem, str(raw["summary"]), str(raw["source"]), str(raw["dataset"]), path, sections
+    )
 
 
 def available() -> dict[str, Recipe]:
@@ -65,7 +73,9 @@ def available() -> dict[str, Recipe]:
 def load(name: str) -> Recipe:
     path = RECIPE_DIR / f"{name}.yaml"
     if not path.is_file():
-        raise UsageError(f"--recipe {name}: no such recipe; available: {', '.join(available())} (see `rs-ssl recipes`)")
+        raise UsageError(
+            f"--recipe {name}: no such recipe; available: {', '.join(available())} (see `rs-ssl recipes`)"
+        )
     return _read(path)
 
 
