@@ -20,6 +20,7 @@ from rs_ssl.data.manifest_file import META_KEY, check_inside_root, read_manifest
 from rs_ssl.data.readers import crs_name, file_band_names, open_raster
 from rs_ssl.data.registry import get_format
 from rs_ssl.data.sentinel2 import band_files, check_band_extents
+from rs_ssl.data.stats import band_stats
 from rs_ssl.errors import DataError
 
 __all__ = [
@@ -224,42 +225,6 @@ def summarise(catalog: Catalog, rows: list[dict], problems: list[str]) -> dict:
     }
 
 
-def band_stats(catalog: Catalog, selection, seed: int, max_items: int = 256) -> dict:
-    """Per-band mean/std in reflectance (DN * scale + offset), streamed over a seeded sample."""
-    from rs_ssl.data import datasets as D
-    from rs_ssl.data.patches import RandomPatchDataset
-    from rs_ssl.data.stats import RunningStats
-
-    sens = selection.sensor
-    rs = RunningStats(len(selection), nodata=None)
-    if catalog.kind == "rasters":
-        rasters, _ = D.open_rasters(catalog, selection)
-        patch = min(256, *(min(r.grid.width, r.grid.height) for r in rasters))
-        ds = RandomPatchDataset(rasters, patch, min(max_items, 64), seed=seed)
-        arrays = (ds[i]["image"].numpy() for i in range(len(ds)))
-        n = len(ds)
-    else:
-        recs = D.subset(catalog.records, max_items, seed)
-        ds = D.SampleDataset(catalog, recs, selection, patch=1)
-        arrays = (ds.read(i) for i in range(len(ds)))
-        n = len(ds)
-    for a in arrays:
-        a = a.astype(np.float64)
-        if sens.nodata is not None:
-            a[:, (a == sens.nodata).all(0)] = np.nan  # pixels that are nodata in every band
-        rs.update(a * sens.scale + sens.offset)
-    return {
-        "sensor": sens.key,
-        "units": "reflectance (DN * scale + offset, see bands.yaml)",
-        "items": n,
-        "pixels": int(rs.n.min()),
-        "bands": {
-            b: {"mean": round(float(m), 6), "std": round(float(s), 6)}
-            for b, m, s in zip(selection.names, rs.mean, rs.std, strict=True)
-        },
-    }
-
-
 def run(cfg) -> None:
     """`rs-ssl manifest`: write manifest.parquet, summary.json, config.yaml, metrics.json into --out."""
     import time
@@ -280,7 +245,7 @@ def run(cfg) -> None:
     if cfg.check:
         summary["broken"] = problems
     if cfg.stats:
-        table = band_stats(catalog, selection, cfg.seed)
+        table = band_stats(catalog, selection, cfg.seed)  # the shipped tables' routine
         atomic_write_text(
             out / "stats.yaml",
             yaml.safe_dump(
