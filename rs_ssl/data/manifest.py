@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rs_ssl.data.base import Catalog, Record
+from rs_ssl.data.base import Catalog, Record, split_sort_key
 from rs_ssl.data.manifest_file import META_KEY, check_inside_root, read_manifest, write_manifest
 from rs_ssl.data.readers import crs_name, file_band_names, open_raster
 from rs_ssl.data.registry import get_format
@@ -202,8 +202,7 @@ def build(
 def split_counts(rows: list[dict]) -> dict[str, int]:
     """Rows per split; a sample in several splits counts in each (the total `count` counts it once)."""
     c = Counter(s for r in rows for s in r["splits"])
-    order = {"train": 0, "validation": 1, "test": 2}
-    return dict(sorted(c.items(), key=lambda kv: (order.get(kv[0], 9), kv[0])))
+    return dict(sorted(c.items(), key=lambda kv: split_sort_key(kv[0])))
 
 
 def summarise(catalog: Catalog, rows: list[dict], problems: list[str]) -> dict:

@@ -18,14 +18,14 @@ from rs_ssl.errors import UsageError
 from rs_ssl.eval import figures
 from rs_ssl.eval.features import load_backbone
 from rs_ssl.eval.linear import scores
-from rs_ssl.eval.probing import (
+from rs_ssl.eval.probing import check_common
+from rs_ssl.eval.protocol import (
     HEADLINE,
-    check_common,
-    data_format,
     device_for,
     evaluate,
-    load_eval_splits,
+    load_backbone_and_splits,
     progress_bar,
+    task_name,
 )
 from rs_ssl.eval.splits import fraction_indices, parse_fractions, targets_of
 from rs_ssl.methods.base import Normalize
@@ -157,18 +157,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         )
     fractions = parse_fractions(cfg.label_fraction)
     out = prepare_out(cfg.out or default_out("finetune"))
-    probe_lb = load_backbone(
-        cfg.checkpoint,
-        cfg.random_init,
-        cfg.backbone,
-        cfg.bands,
-        cfg.sensor,
-        cfg.seed,
-        data=cfg.data,
-        fmt=data_format(cfg),
-    )
+    probe_lb, splits = load_backbone_and_splits(cfg)
     selection = probe_lb.selection
-    splits = load_eval_splits(cfg, selection)
     parts = {k: (_Tensors(v) if len(v) <= PRELOAD_MAX else v) for k, v in splits.parts.items()}
     train_targets = targets_of(splits.parts["train"])
     write_config(
@@ -256,7 +246,7 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     headline_runs = [r for r in runs if r["init"] == main_init and r["fraction"] == top]
     metrics: dict[str, Any] = {
         "command": "finetune",
-        "task": "multi-label" if ml else "single-label",
+        "task": task_name(ml),
         **{k: statistics.fmean(r["test"][k] for r in headline_runs) for k in HEADLINE[ml]},
         "headline": f"{main_init} backbone, label fraction {top}, mean over {cfg.seeds} seeds, test split",
         "metric": metric,
