@@ -37,11 +37,11 @@ COMMANDS: dict[str, Command] = {
         "self-supervised pretraining of a timm backbone on any band count",
     ),
     "probe": Command(
-        C.ProbeConfig, "rs_ssl.eval:probe", "linear probe (and k-NN) on frozen features"
+        C.ProbeConfig, "rs_ssl.eval.probing:probe", "linear probe (and k-NN) on frozen features"
     ),
     "finetune": Command(
         C.FinetuneConfig,
-        "rs_ssl.eval:finetune",
+        "rs_ssl.eval.finetuning:finetune",
         "fine-tune with a fraction of the labels, against random initialisation",
     ),
     "embed": Command(
@@ -68,12 +68,12 @@ COMMANDS: dict[str, Command] = {
     ),
     "augsearch": Command(
         C.AugsearchConfig,
-        "rs_ssl.eval:augsearch",
+        "rs_ssl.eval.augment_search:augsearch",
         "short pretrain + probe for every pair of augmentations: F1 heatmap and ranking",
     ),
     "report": Command(
         C.ReportConfig,
-        "rs_ssl.eval:report",
+        "rs_ssl.eval.reporting:report",
         "collect runs into report.md / report.html with figures",
         (("runs", "RUN_DIR", "*"),),
     ),

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from rs_ssl.errors import UsageError
+from rs_ssl.split_names import SPLIT_ALIASES
 
 
 def opt(
@@ -84,7 +85,7 @@ class PretrainConfig(CommonConfig):
     split: str = opt(
         "auto",
         "samples to pretrain on: train, val, test, or all; auto = train when the data defines splits (split folders, lists or metadata), else all",
-        choices=("auto", "train", "val", "validation", "test", "all"),
+        choices=("auto", *SPLIT_ALIASES, "all"),
     )
     subset: int | None = opt(
         None,

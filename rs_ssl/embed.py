@@ -488,7 +488,7 @@ def peak_rss_mb() -> float:
 
 def run(cfg: EmbedConfig) -> dict[str, Any]:
     from rs_ssl.eval.features import FrozenEncoder, load_backbone
-    from rs_ssl.eval.probing import device_for, progress_bar
+    from rs_ssl.eval.protocol import device_for, progress_bar
 
     for name, v in (
         ("size", cfg.size),

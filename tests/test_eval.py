@@ -107,7 +107,7 @@ def test_probe_bigearthnet_multilabel_metrics_match_sklearn(ben_random: Path):
 def test_probe_checkpoint_keeps_weights_frozen_and_differs_from_random_init(
     ben: Path, ben_random: Path, checkpoint_run: Path, tmp_path: Path, monkeypatch
 ):
-    import rs_ssl.eval.probing as P
+    import rs_ssl.eval.features as P  # read by eval.protocol at call time
 
     seen = {}
     real = P.load_backbone

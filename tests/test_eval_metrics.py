@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from rs_ssl.eval import metrics as M
-from rs_ssl.eval.linear import Split, knn_scores, scores, sweep_linear
+from rs_ssl.eval.knn import knn_scores
+from rs_ssl.eval.linear import Split, scores, sweep_linear
 from rs_ssl.eval.splits import fraction_indices, stratified_split
 
 sk = pytest.importorskip("sklearn.metrics")
@@ -129,7 +130,7 @@ def test_knn_matches_sklearn():
     x = torch.randn(50, 8, generator=g)
     y = torch.randint(0, 4, (50,), generator=g)
     q = torch.randn(20, 8, generator=g)
-    ours = knn_scores(Split(x, y), q, 5, 4, False).argmax(1)
+    ours = knn_scores(x, y, q, 5, 4, False).argmax(1)
     ref = (
         KNeighborsClassifier(5, metric="cosine", algorithm="brute")
         .fit(x.numpy(), y.numpy())
@@ -137,7 +138,7 @@ def test_knn_matches_sklearn():
     )
     assert ours.tolist() == ref.tolist()
     ym = (torch.rand(50, 3, generator=g) < 0.4).float()
-    s = knn_scores(Split(x, ym), q, 5, 3, True)
+    s = knn_scores(x, ym, q, 5, 3, True)
     from sklearn.neighbors import NearestNeighbors
 
     idx = (

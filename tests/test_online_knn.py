@@ -5,7 +5,11 @@ import json
 import torch
 
 from rs_ssl import cli
-from rs_ssl.methods.online_knn import knn_metric, loo_knn_scores
+from rs_ssl.eval.knn import knn_metric, knn_scores
+
+
+def loo_knn_scores(x, y, k, num_classes, multilabel):
+    return knn_scores(x, y, None, k, num_classes, multilabel)
 
 
 def test_leave_one_out_never_counts_the_sample_itself():
@@ -17,6 +21,21 @@ def test_leave_one_out_never_counts_the_sample_itself():
     # labels crossed between clusters: leave-one-out must then be always wrong (self-match would hide it)
     y2 = torch.tensor([0, 1, 0, 1])
     assert knn_metric(loo_knn_scores(x, y2, k=1, num_classes=2, multilabel=False), y2, False) == 0.0
+
+
+def test_online_leave_one_out_equals_probe_scoring_without_the_sample():
+    """The monitor and `rs-ssl probe --knn` score alike: leave-one-out over a bank is the probe's
+    scoring of each sample against the bank without it (single- and multi-label)."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(30, 6, generator=g)
+    y = torch.randint(0, 3, (30,), generator=g)
+    ym = (torch.rand(30, 4, generator=g) < 0.5).float()
+    for labels, k, ml in ((y, 3, False), (ym, 4, True)):
+        loo = knn_scores(x, labels, None, 5, k, ml)
+        for i in range(len(x)):
+            rest = torch.cat([torch.arange(i), torch.arange(i + 1, len(x))])
+            ref = knn_scores(x[rest], labels[rest], x[i : i + 1], 5, k, ml)
+            assert torch.equal(loo[i : i + 1], ref)
 
 
 def test_multilabel_votes_and_micro_f1():

@@ -349,46 +349,40 @@ class RandomCrop(RandomResizedCrop):
         return {"crop": crop, "output_size": out}
 
 
-class RandomHorizontalFlip(AffineAugmentation):
+class _AxisFlip(AffineAugmentation):
+    """Mirror along one image axis with probability `p` (0 = columns: left-right, 1 = rows)."""
+
+    AXIS: int
+
+    def __init__(
+        self, p: float = 0.5, same_on_batch: bool = False, padding_mode: str = "reflection"
+    ) -> None:
+        super().__init__(p=p, same_on_batch=same_on_batch, padding_mode=padding_mode)
+
+    def leaves_box(self, in_hw: tuple[int, int]) -> bool:
+        return False
+
+    def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
+        return {}
+
+    def src_from_dst(self, params: dict[str, Tensor], in_hw: tuple[int, int]) -> Tensor:
+        mat = _eye(*_batch_device(params))
+        a = self.AXIS
+        mat[:, a, a] = -1.0
+        mat[:, a, 2] = float(in_hw[1 - a])  # x' = W - x, or y' = H - y
+        return mat
+
+
+class RandomHorizontalFlip(_AxisFlip):
     """Mirror left-right with probability `p` (0.5 in every SSL recipe)."""
 
-    def __init__(
-        self, p: float = 0.5, same_on_batch: bool = False, padding_mode: str = "reflection"
-    ) -> None:
-        super().__init__(p=p, same_on_batch=same_on_batch, padding_mode=padding_mode)
-
-    def leaves_box(self, in_hw: tuple[int, int]) -> bool:
-        return False
-
-    def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
-        return {}
-
-    def src_from_dst(self, params: dict[str, Tensor], in_hw: tuple[int, int]) -> Tensor:
-        mat = _eye(*_batch_device(params))
-        mat[:, 0, 0] = -1.0
-        mat[:, 0, 2] = float(in_hw[1])
-        return mat
+    AXIS = 0
 
 
-class RandomVerticalFlip(AffineAugmentation):
+class RandomVerticalFlip(_AxisFlip):
     """Mirror top-bottom with probability `p`: overhead imagery has no 'up' (added to RGB recipes)."""
 
-    def __init__(
-        self, p: float = 0.5, same_on_batch: bool = False, padding_mode: str = "reflection"
-    ) -> None:
-        super().__init__(p=p, same_on_batch=same_on_batch, padding_mode=padding_mode)
-
-    def leaves_box(self, in_hw: tuple[int, int]) -> bool:
-        return False
-
-    def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
-        return {}
-
-    def src_from_dst(self, params: dict[str, Tensor], in_hw: tuple[int, int]) -> Tensor:
-        mat = _eye(*_batch_device(params))
-        mat[:, 1, 1] = -1.0
-        mat[:, 1, 2] = float(in_hw[0])
-        return mat
+    AXIS = 1
 
 
 def _rotation_about_centre(cos: Tensor, sin: Tensor, in_hw: tuple[int, int]) -> Tensor:

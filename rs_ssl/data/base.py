@@ -13,26 +13,15 @@ from typing import Any
 
 from rs_ssl.errors import UsageError
 
+# Split names live in one torch-free table shared with the CLI; re-exported for the data layer.
+from rs_ssl.split_names import (  # noqa: F401
+    SPLIT_ALIASES,
+    SPLIT_ORDER,
+    canonical_split,
+    split_sort_key,
+)
+
 IMAGE_SUFFIXES = (".tif", ".tiff", ".jpg", ".jpeg", ".png", ".jp2")
-
-# Split names as datasets spell them -> the names rs-ssl uses (`validation`, as BigEarthNet v2's
-# metadata.parquet and the evaluation code do).
-SPLIT_ALIASES = {
-    "train": "train",
-    "val": "validation",
-    "valid": "validation",
-    "validation": "validation",
-    "test": "test",
-}
-SPLIT_ORDER = ("train", "validation", "test")
-
-
-def canonical_split(name: str | None) -> str | None:
-    """`val`/`valid` -> `validation`; other names are kept (lower-cased)."""
-    if name is None or str(name).strip() == "" or str(name) == "None":
-        return None
-    s = str(name).strip().lower()
-    return SPLIT_ALIASES.get(s, s)
 
 
 @dataclass(frozen=True)
@@ -89,12 +78,7 @@ class Catalog:
         for r in self.records:
             for s in r.splits:
                 out[s] = out.get(s, 0) + 1
-        return dict(
-            sorted(
-                out.items(),
-                key=lambda kv: (SPLIT_ORDER.index(kv[0]) if kv[0] in SPLIT_ORDER else 9, kv[0]),
-            )
-        )
+        return dict(sorted(out.items(), key=lambda kv: split_sort_key(kv[0])))
 
 
 def record_labels(r: Record, level: int = 1) -> tuple[str, ...]:

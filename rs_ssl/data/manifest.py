@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from rs_ssl.data.base import Catalog, Record
+from rs_ssl.data.base import Catalog, Record, split_sort_key
 from rs_ssl.data.manifest_file import META_KEY, check_inside_root, read_manifest, write_manifest
 from rs_ssl.data.readers import crs_name, file_band_names, open_raster
 from rs_ssl.data.registry import get_format
 from rs_ssl.data.sentinel2 import band_files, check_band_extents
+from rs_ssl.data.stats import band_stats
 from rs_ssl.errors import DataError
 
 __all__ = [
@@ -201,8 +202,7 @@ def build(
 def split_counts(rows: list[dict]) -> dict[str, int]:
     """Rows per split; a sample in several splits counts in each (the total `count` counts it once)."""
     c = Counter(s for r in rows for s in r["splits"])
-    order = {"train": 0, "validation": 1, "test": 2}
-    return dict(sorted(c.items(), key=lambda kv: (order.get(kv[0], 9), kv[0])))
+    return dict(sorted(c.items(), key=lambda kv: split_sort_key(kv[0])))
 
 
 def summarise(catalog: Catalog, rows: list[dict], problems: list[str]) -> dict:
@@ -221,42 +221,6 @@ def summarise(catalog: Catalog, rows: list[dict], problems: list[str]) -> dict:
         "multilabel": catalog.multilabel,
         "skipped": len(problems) + len(catalog.notes.get("split_problems", [])),
         "problems": problems + list(catalog.notes.get("split_problems", [])),
-    }
-
-
-def band_stats(catalog: Catalog, selection, seed: int, max_items: int = 256) -> dict:
-    """Per-band mean/std in reflectance (DN * scale + offset), streamed over a seeded sample."""
-    from rs_ssl.data import datasets as D
-    from rs_ssl.data.patches import RandomPatchDataset
-    from rs_ssl.data.stats import RunningStats
-
-    sens = selection.sensor
-    rs = RunningStats(len(selection), nodata=None)
-    if catalog.kind == "rasters":
-        rasters, _ = D.open_rasters(catalog, selection)
-        patch = min(256, *(min(r.grid.width, r.grid.height) for r in rasters))
-        ds = RandomPatchDataset(rasters, patch, min(max_items, 64), seed=seed)
-        arrays = (ds[i]["image"].numpy() for i in range(len(ds)))
-        n = len(ds)
-    else:
-        recs = D.subset(catalog.records, max_items, seed)
-        ds = D.SampleDataset(catalog, recs, selection, patch=1)
-        arrays = (ds.read(i) for i in range(len(ds)))
-        n = len(ds)
-    for a in arrays:
-        a = a.astype(np.float64)
-        if sens.nodata is not None:
-            a[:, (a == sens.nodata).all(0)] = np.nan  # pixels that are nodata in every band
-        rs.update(a * sens.scale + sens.offset)
-    return {
-        "sensor": sens.key,
-        "units": "reflectance (DN * scale + offset, see bands.yaml)",
-        "items": n,
-        "pixels": int(rs.n.min()),
-        "bands": {
-            b: {"mean": round(float(m), 6), "std": round(float(s), 6)}
-            for b, m, s in zip(selection.names, rs.mean, rs.std, strict=True)
-        },
     }
 
 
@@ -280,7 +244,7 @@ def run(cfg) -> None:
     if cfg.check:
         summary["broken"] = problems
     if cfg.stats:
-        table = band_stats(catalog, selection, cfg.seed)
+        table = band_stats(catalog, selection, cfg.seed)  # the shipped tables' routine
         atomic_write_text(
             out / "stats.yaml",
             yaml.safe_dump(

@@ -40,17 +40,9 @@ def load_region(spec: str):
             f"--region {spec}: not a known region ({', '.join(region_names())}), an existing vector file, "
             "or a bbox minx,miny,maxx,maxy"
         )
-    import geopandas as gpd
+    from rs_ssl.data.vectors import read_vector
 
-    try:
-        gdf = gpd.read_file(path)
-    except Exception as e:  # noqa: BLE001 - pyogrio raises several types for unreadable files
-        raise UsageError(f"--region {path}: cannot be read as a vector file ({e})") from None
-    if gdf.empty:
-        raise UsageError(f"--region {path}: contains no features")
-    if gdf.crs is None:
-        raise UsageError(f"--region {path}: has no CRS; save it with one (e.g. EPSG:4326)")
-    return unary_union(gdf.to_crs(4326).geometry.values)
+    return unary_union(read_vector(path, "--region").to_crs(4326).geometry.values)
 
 
 def allowed_corners(raster, region_4326, patch: int) -> np.ndarray:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from rs_ssl.data.base import IMAGE_SUFFIXES, Source
+from rs_ssl.data.base import IMAGE_SUFFIXES, SPLIT_ALIASES, Source
 from rs_ssl.errors import DataError
 
 # `x.zip`, `x.tar.gz`, `x.tar.gzaa` (split with `split`), `x.tar.gz.partaa`, `x.7z`, `x.zip.001`
@@ -32,7 +32,7 @@ _DOC = re.compile(
 SPLIT_LIST = re.compile(
     r"^(?P<prefix>.*?)[-_]?(?P<split>train|val|valid|validation|test)\.(txt|csv)$", re.IGNORECASE
 )
-SPLIT_FOLDERS = ("train", "val", "validation", "test")
+SPLIT_FOLDERS = tuple(SPLIT_ALIASES)  # folder names that are splits, not classes
 _ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray")
 
 

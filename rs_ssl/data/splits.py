@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from rs_ssl.data.base import Catalog, Record, Source, canonical_split
+from rs_ssl.data.base import Catalog, Record, Source, canonical_split, split_sort_key
 from rs_ssl.data.roots import SPLIT_LIST
 from rs_ssl.errors import DataError
 
@@ -116,17 +116,14 @@ def apply_split_lists(catalog: Catalog, src: Source, extra: tuple[Path, ...] = (
             problems.append(msg)
     recs = []
     for i, r in enumerate(catalog.records):
-        listed = tuple(
-            s for s in ("train", "validation", "test") if s in member.get(i, [])
-        ) + tuple(s for s in member.get(i, []) if s not in ("train", "validation", "test"))
+        listed = tuple(sorted(set(member.get(i, [])), key=split_sort_key))
         if r.splits and listed and not set(r.splits) <= set(listed):
             raise DataError(
                 f"{r.path}: in split folder {'/'.join(r.splits)} but {chosen[listed[0]]} puts it in "
                 f"{', '.join(listed)}; the split folders and split lists disagree: keep one of them"
             )
         recs.append(replace(r, splits=listed or r.splits))
-    order = {"train": 0, "validation": 1, "test": 2}
-    lists = sorted(chosen.items(), key=lambda kv: order.get(kv[0], 9))
+    lists = sorted(chosen.items(), key=lambda kv: split_sort_key(kv[0]))
     tags = [SPLIT_LIST.match(p.name)["split"] for _, p in lists]
     suffixes = "/".join(sorted({p.suffix for _, p in lists}))
     notes = {

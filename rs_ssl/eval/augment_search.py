@@ -21,6 +21,7 @@ import numpy as np
 from rs_ssl.config import AugsearchConfig, FinetuneConfig, PretrainConfig, ProbeConfig, default_out
 from rs_ssl.errors import UsageError
 from rs_ssl.eval import figures
+from rs_ssl.eval.protocol import task_name
 from rs_ssl.runs import atomic_write_text, prepare_out, write_config, write_metrics
 
 
@@ -193,7 +194,7 @@ def augsearch(cfg: AugsearchConfig) -> dict[str, Any]:
             )
         else:
             m = probe(ProbeConfig(**common, out=str(run_dir / "probe")))
-        key = "f1_micro" if m["task"] == "multi-label" else "f1"
+        key = "f1_micro" if m["task"] == task_name(True) else "f1"
         scores[(a, b)] = m[key]
         runs.append({"augs": [a, b] if a != b else [a], key: m[key], "folder": str(run_dir)})
     ranking = rank(augs, scores)

@@ -16,17 +16,10 @@ from rs_ssl.bands import load_stats
 from rs_ssl.config import FinetuneConfig, default_out
 from rs_ssl.errors import UsageError
 from rs_ssl.eval import figures
+from rs_ssl.eval import protocol as P
 from rs_ssl.eval.features import load_backbone
 from rs_ssl.eval.linear import scores
-from rs_ssl.eval.probing import (
-    HEADLINE,
-    check_common,
-    data_format,
-    device_for,
-    evaluate,
-    load_eval_splits,
-    progress_bar,
-)
+from rs_ssl.eval.probing import check_common
 from rs_ssl.eval.splits import fraction_indices, parse_fractions, targets_of
 from rs_ssl.methods.base import Normalize
 from rs_ssl.models.backbone import output_dim
@@ -142,10 +135,10 @@ def fit_one(
             opt.step()
             sched.step()
         yv, sv = predict(model, val, batch_size, device, multilabel)
-        curve.append(evaluate(yv, sv, yv, sv, classes, multilabel)[metric])
+        curve.append(P.evaluate(yv, sv, yv, sv, classes, multilabel)[metric])
     yv, sv = predict(model, val, batch_size, device, multilabel)
     yt, st = predict(model, test, batch_size, device, multilabel)
-    return curve, evaluate(yt, st, yv, sv, classes, multilabel)
+    return curve, P.evaluate(yt, st, yv, sv, classes, multilabel)
 
 
 def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
@@ -157,18 +150,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         )
     fractions = parse_fractions(cfg.label_fraction)
     out = prepare_out(cfg.out or default_out("finetune"))
-    probe_lb = load_backbone(
-        cfg.checkpoint,
-        cfg.random_init,
-        cfg.backbone,
-        cfg.bands,
-        cfg.sensor,
-        cfg.seed,
-        data=cfg.data,
-        fmt=data_format(cfg),
-    )
+    probe_lb, splits = P.load_backbone_and_splits(cfg)
     selection = probe_lb.selection
-    splits = load_eval_splits(cfg, selection)
     parts = {k: (_Tensors(v) if len(v) <= PRELOAD_MAX else v) for k, v in splits.parts.items()}
     train_targets = targets_of(splits.parts["train"])
     write_config(
@@ -183,12 +166,12 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         },
     )
     inits = ["scratch"] if cfg.random_init else ["pretrained", "scratch"]
-    device = device_for(cfg.devices)
+    device = P.device_for(cfg.devices)
     ml, metric = splits.multilabel, curve_metric(splits.multilabel)
     stats = load_stats(selection)
     runs: list[dict] = []
     t0 = time.perf_counter()
-    with progress_bar() as bar:
+    with P.progress_bar() as bar:
         task = bar.add_task("fine-tuning", total=len(inits) * len(fractions) * cfg.seeds)
         for init in inits:
             for frac in fractions:
@@ -226,7 +209,7 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
                             "seed": seed,
                             "train_samples": len(idx),
                             "val_curve": curve,
-                            "test": {k: test[k] for k in HEADLINE[ml]},
+                            "test": {k: test[k] for k in P.HEADLINE[ml]},
                         }
                     )
                     bar.advance(task)
@@ -256,8 +239,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     headline_runs = [r for r in runs if r["init"] == main_init and r["fraction"] == top]
     metrics: dict[str, Any] = {
         "command": "finetune",
-        "task": "multi-label" if ml else "single-label",
-        **{k: statistics.fmean(r["test"][k] for r in headline_runs) for k in HEADLINE[ml]},
+        "task": P.task_name(ml),
+        **{k: statistics.fmean(r["test"][k] for r in headline_runs) for k in P.HEADLINE[ml]},
         "headline": f"{main_init} backbone, label fraction {top}, mean over {cfg.seeds} seeds, test split",
         "metric": metric,
         "seeds": cfg.seeds,

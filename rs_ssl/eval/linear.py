@@ -1,4 +1,5 @@
-"""Classifiers on frozen feature tensors: a linear layer with a small LR x weight-decay sweep, and k-NN."""
+"""Linear classifiers on frozen feature tensors: one layer per point of a small LR x weight-decay sweep
+(k-NN is in `rs_ssl.eval.knn`)."""
 
 from __future__ import annotations
 
@@ -142,17 +143,3 @@ def sweep_linear(
         "criterion": "micro mAP" if multilabel else "accuracy",
         "epochs": epochs,
     }
-
-
-def knn_scores(
-    train: Split, query: torch.Tensor, k: int, num_classes: int, multilabel: bool
-) -> torch.Tensor:
-    """Class scores from the k nearest training features by cosine similarity, uniform votes:
-    the fraction of neighbours of each class (single-label) or carrying each label (multi-label)."""
-    k = min(k, len(train.x))
-    sim = F.normalize(query, dim=1) @ F.normalize(train.x, dim=1).T
-    nn_idx = sim.topk(k, dim=1).indices
-    if multilabel:
-        return train.y.float()[nn_idx].mean(1)
-    votes = F.one_hot(train.y[nn_idx], num_classes).float()
-    return votes.mean(1)

@@ -19,20 +19,15 @@ from torch.utils.data import Dataset
 
 from rs_ssl.bands import BandSelection
 from rs_ssl.errors import DataError, UsageError
-from rs_ssl.eval.splits import Splits, carve_validation, stratified_split
+from rs_ssl.eval.splits import Splits, ensure_validation, stratified_split
 
 
 def read_labels(path: str | Path, field: str | None):
     """The vector file as a GeoDataFrame with a `field` column; errors name the file and the fields."""
-    import geopandas as gpd
+    from rs_ssl.data.vectors import read_vector
 
     p = Path(path)
-    if not p.exists():
-        raise UsageError(f"--labels {p}: no such file")
-    try:
-        gdf = gpd.read_file(p)
-    except Exception as e:  # noqa: BLE001 - pyogrio raises several types for unreadable files
-        raise UsageError(f"--labels {p}: cannot be read as a vector file ({e})") from None
+    gdf = read_vector(p, "--labels")
     fields = [c for c in gdf.columns if c != "geometry"]
     if not field:
         raise UsageError(f"--labels {p}: give --label-field, one of {', '.join(fields)}")
@@ -40,8 +35,6 @@ def read_labels(path: str | Path, field: str | None):
         raise UsageError(
             f"--label-field {field}: not an attribute of {p}; its attributes are {', '.join(fields)}"
         )
-    if gdf.crs is None:
-        raise UsageError(f"--labels {p}: has no CRS; save it with one")
     gdf = gdf[gdf.geometry.notna() & gdf[field].notna()]
     gdf = gdf[gdf.geom_type.isin(["Polygon", "MultiPolygon"])]
     if gdf.empty:
@@ -182,12 +175,7 @@ def polygon_splits(cfg, selection: BandSelection) -> Splits:
         raise DataError(
             f"--labels {cfg.labels}: too few labelled patches ({len(ds)}) for a train and a test split"
         )
-    val_source = "validation split"
-    if not idx["validation"]:
-        idx["train"], idx["validation"], how = carve_validation(
-            idx["train"], torch.stack(ds.targets), ds.multilabel, cfg.seed
-        )
-        val_source = f"carved out of train: {how}"
+    val_source = ensure_validation(idx, torch.stack(ds.targets), ds.multilabel, cfg.seed)
     return Splits(
         {k: Subset(ds, v) for k, v in idx.items()},
         ds.classes,

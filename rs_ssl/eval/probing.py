@@ -12,46 +12,18 @@ import torch
 from rs_ssl.config import ProbeConfig, default_out
 from rs_ssl.errors import UsageError
 from rs_ssl.eval import figures
-from rs_ssl.eval import metrics as M
-from rs_ssl.eval.features import FrozenEncoder, extract, load_backbone
-from rs_ssl.eval.linear import Split, knn_scores, scores, sweep_linear
-from rs_ssl.eval.splits import Splits, load_splits
+from rs_ssl.eval.features import FrozenEncoder, extract
+from rs_ssl.eval.knn import knn_scores
+from rs_ssl.eval.linear import Split, scores, sweep_linear
+from rs_ssl.eval.protocol import (
+    HEADLINE,
+    device_for,
+    evaluate,
+    load_backbone_and_splits,
+    progress_bar,
+    task_name,
+)
 from rs_ssl.runs import prepare_out, write_config, write_metrics
-
-HEADLINE = {
-    False: ("accuracy", "precision", "recall", "f1"),
-    True: ("f1_micro", "f1_macro", "map_micro", "map_macro"),
-}
-
-
-def device_for(devices: str) -> torch.device:
-    return torch.device("cuda" if devices != "cpu" and torch.cuda.is_available() else "cpu")
-
-
-def progress_bar():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=True,
-    )
-
-
-def evaluate(
-    y_test: torch.Tensor,
-    s_test: torch.Tensor,
-    y_val: torch.Tensor,
-    s_val: torch.Tensor,
-    classes: list[str],
-    multilabel: bool,
-) -> dict[str, Any]:
-    """Test metrics of class scores; the multi-label threshold is chosen on the validation scores."""
-    if multilabel:
-        return M.multilabel_metrics(y_test, s_test, classes, M.choose_threshold(y_val, s_val))
-    return M.single_label_metrics(y_test, s_test.argmax(1), classes)
 
 
 def check_common(cfg: ProbeConfig) -> None:
@@ -62,33 +34,6 @@ def check_common(cfg: ProbeConfig) -> None:
         raise UsageError(f"--knn must be 0 (off) or positive, got {cfg.knn}")
     if cfg.level not in (1, 2, 3):
         raise UsageError(f"--level {cfg.level}: MillionAID levels are 1, 2 or 3")
-
-
-def data_format(cfg: ProbeConfig) -> str:
-    """`--dataset bigearthnet|millionaid` fixes the reader when `--format` is auto."""
-    return (
-        cfg.dataset
-        if cfg.format == "auto" and cfg.dataset in ("bigearthnet", "millionaid")
-        else cfg.format
-    )
-
-
-def load_eval_splits(cfg: ProbeConfig, selection) -> Splits:
-    if cfg.labels:
-        from rs_ssl.eval.polygons import polygon_splits
-
-        return polygon_splits(cfg, selection)
-    if cfg.label_field:
-        raise UsageError("--label-field needs --labels VECTOR_FILE")
-    return load_splits(
-        cfg.data,
-        data_format(cfg),
-        selection,
-        patch=cfg.size,
-        level=cfg.level,
-        seed=cfg.seed,
-        skip_bad=cfg.skip_bad,
-    )
 
 
 def _short(name: str, n: int = 18) -> str:
@@ -136,17 +81,7 @@ def probe(cfg: ProbeConfig) -> dict[str, Any]:
     check_common(cfg)
     out = prepare_out(cfg.out or default_out("probe"))
     torch.manual_seed(cfg.seed)
-    lb = load_backbone(
-        cfg.checkpoint,
-        cfg.random_init,
-        cfg.backbone,
-        cfg.bands,
-        cfg.sensor,
-        cfg.seed,
-        data=cfg.data,
-        fmt=data_format(cfg),
-    )
-    splits = load_eval_splits(cfg, lb.selection)
+    lb, splits = load_backbone_and_splits(cfg)
     write_config(
         out,
         "probe",
@@ -175,7 +110,7 @@ def probe(cfg: ProbeConfig) -> dict[str, Any]:
     result = evaluate(feats["test"].y, s_test, feats["validation"].y, s_val, splits.classes, ml)
     metrics: dict[str, Any] = {
         "command": "probe",
-        "task": "multi-label" if ml else "single-label",
+        "task": task_name(ml),
         **{m: result[m] for m in HEADLINE[ml]},
         "linear": result,
         "sweep": sweep,
@@ -195,8 +130,9 @@ def probe(cfg: ProbeConfig) -> dict[str, Any]:
         "device": device.type,
     }
     if cfg.knn:
-        kv = knn_scores(feats["train"], feats["validation"].x, cfg.knn, k, ml)
-        kt = knn_scores(feats["train"], feats["test"].x, cfg.knn, k, ml)
+        bank = (feats["train"].x, feats["train"].y)
+        kv = knn_scores(*bank, feats["validation"].x, cfg.knn, k, ml)
+        kt = knn_scores(*bank, feats["test"].x, cfg.knn, k, ml)
         knn = evaluate(feats["test"].y, kt, feats["validation"].y, kv, splits.classes, ml)
         metrics["knn"] = {"k": min(cfg.knn, len(feats["train"].x)), **knn}
 

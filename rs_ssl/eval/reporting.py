@@ -13,13 +13,9 @@ import yaml
 from rs_ssl.config import ReportConfig, default_out
 from rs_ssl.errors import UsageError
 from rs_ssl.eval import figures
+from rs_ssl.eval.protocol import HEADLINE, task_name
 from rs_ssl.plots import loss_curve
 from rs_ssl.runs import atomic_write_text, prepare_out, read_metrics, write_config, write_metrics
-
-HEADLINE = {
-    "single-label": ("accuracy", "precision", "recall", "f1"),
-    "multi-label": ("f1_micro", "f1_macro", "map_micro", "map_macro"),
-}
 
 
 def read_run(path: Path) -> dict[str, Any]:
@@ -180,7 +176,8 @@ def _embed_run_figure(
 def _probe_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
     doc.h("Linear probes (frozen features)")
     made = []
-    for task, keys in HEADLINE.items():
+    for ml, keys in HEADLINE.items():
+        task = task_name(ml)
         sel = [r for r in runs if r["metrics"].get("task") == task]
         if not sel:
             continue

@@ -10,8 +10,7 @@ from torch.utils.data import Dataset, Subset
 
 from rs_ssl.bands import BandSelection
 from rs_ssl.errors import DataError, UsageError
-
-SPLITS = ("train", "validation", "test")
+from rs_ssl.split_names import SPLIT_ORDER
 
 
 @dataclass
@@ -46,7 +45,7 @@ def stratified_split(
     so every class with two samples is both trained on and tested."""
     rng = np.random.default_rng(seed)
     s = strata(targets, multilabel)
-    out: dict[str, list[int]] = {k: [] for k in SPLITS}
+    out: dict[str, list[int]] = {k: [] for k in SPLIT_ORDER}
     for c in np.unique(s):
         idx = rng.permutation(np.flatnonzero(s == c))
         n = len(idx)
@@ -128,6 +127,17 @@ def carve_validation(
     return [i for i in train if i not in held], sorted(val), how
 
 
+def ensure_validation(
+    idx: dict[str, list[int]], targets: torch.Tensor, multilabel: bool, seed: int
+) -> str:
+    """Give `idx` a validation split when it has none (carved out of train, in place); returns
+    where the validation split comes from, for `Splits.info["validation_source"]`."""
+    if idx["validation"]:
+        return "validation split"
+    idx["train"], idx["validation"], how = carve_validation(idx["train"], targets, multilabel, seed)
+    return f"carved out of train: {how}"
+
+
 def load_splits(
     data: str | None,
     fmt: str,
@@ -150,7 +160,7 @@ def load_splits(
     records = getattr(ds, "records", [])
     official = any(getattr(r, "splits", ()) for r in records)
     if official:
-        idx = {k: [i for i, r in enumerate(records) if k in r.splits] for k in SPLITS}
+        idx = {k: [i for i, r in enumerate(records) if k in r.splits] for k in SPLIT_ORDER}
         source = info.get("split_source") or "the dataset's own split"
     else:
         idx = stratified_split(targets_of(ds), ds.multilabel, seed)
@@ -165,12 +175,9 @@ def load_splits(
             f"{info.get('data')}: {len(idx['train'])} training and {len(idx['test'])} test samples; "
             "need at least one of each (give more labelled samples)"
         )
-    val_source = "validation split" + (" of the dataset" if official else "")
-    if not idx["validation"]:
-        idx["train"], idx["validation"], how = carve_validation(
-            idx["train"], targets_of(ds), ds.multilabel, seed
-        )
-        val_source = f"carved out of train: {how}"
+    val_source = ensure_validation(idx, targets_of(ds), ds.multilabel, seed)
+    if official and not val_source.startswith("carved"):
+        val_source += " of the dataset"
     parts = {k: Subset(ds, v) for k, v in idx.items()}
     overlap = {
         f"{a}&{b}": len(set(idx[a]) & set(idx[b]))

@@ -2,7 +2,7 @@
 
 At every epoch end the backbone (eval mode, no gradients) embeds a labelled set once, and each
 sample is classified by its k nearest other samples (leave-one-out, cosine similarity, uniform
-votes; the same scoring as `rs-ssl probe --knn`). Single-label data reports accuracy, multi-label
+votes; `rs_ssl.eval.knn`, the scoring of `rs-ssl probe --knn`). Single-label data reports accuracy, multi-label
 data micro F1 at a 0.5 vote threshold.
 """
 
@@ -14,29 +14,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, Dataset, Subset
 
-
-def loo_knn_scores(
-    x: torch.Tensor, y: torch.Tensor, k: int, num_classes: int, multilabel: bool
-) -> torch.Tensor:
-    """Class scores of every row from its k nearest *other* rows (leave-one-out)."""
-    x = torch.nn.functional.normalize(x.float(), dim=1)
-    sim = x @ x.T
-    sim.fill_diagonal_(float("-inf"))
-    k = max(1, min(k, len(x) - 1))
-    idx = sim.topk(k, dim=1).indices
-    if multilabel:
-        return y.float()[idx].mean(1)
-    return torch.nn.functional.one_hot(y[idx], num_classes).float().mean(1)
-
-
-def knn_metric(scores: torch.Tensor, y: torch.Tensor, multilabel: bool) -> float:
-    if multilabel:
-        pred = scores >= 0.5
-        tp = (pred & (y > 0.5)).sum().item()
-        fp = (pred & (y <= 0.5)).sum().item()
-        fn = (~pred & (y > 0.5)).sum().item()
-        return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-    return (scores.argmax(1) == y).float().mean().item()
+from rs_ssl.eval.knn import knn_metric, knn_scores
 
 
 class OnlineKNN(Callback):
@@ -79,9 +57,8 @@ class OnlineKNN(Callback):
         finally:
             backbone.train(was_training)
         x, y = torch.cat(feats), torch.cat(labels)
-        value = knn_metric(
-            loo_knn_scores(x, y, self.k, len(self.classes), self.multilabel), y, self.multilabel
-        )
+        scores = knn_scores(x, y, None, self.k, len(self.classes), self.multilabel)
+        value = knn_metric(scores, y, self.multilabel)
         self.history.append(
             {
                 "epoch": trainer.current_epoch,
