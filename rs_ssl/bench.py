@@ -187,7 +187,7 @@ def _real_patches(cfg: BenchConfig, selection, n: int) -> torch.Tensor:
 
 
 def run(cfg: BenchConfig) -> dict[str, Any]:
-    from rs_ssl.pretrain import build_method, gradient_clip, true_colour_for_s2
+    from rs_ssl.pretrain import build_method, true_colour_for_s2
 
     if cfg.steps <= 0 or cfg.warmup <= 0 or cfg.rounds <= 0:
         raise UsageError("--steps, --warmup and --rounds must be positive")
@@ -232,8 +232,15 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
 
     def fresh_method():
         torch.manual_seed(cfg.seed)
-        m = build_method(pcfg, selection, load_stats(selection))
-        m.total_steps, m.steps_per_epoch = cfg.warmup + cfg.steps, cfg.warmup + cfg.steps
+        steps = cfg.warmup + cfg.steps
+        m = build_method(
+            pcfg,
+            selection,
+            load_stats(selection),
+            samples=total,
+            total_steps=steps,
+            steps_per_epoch=steps,
+        )
         if cfg.compile:
             m.backbone = torch.compile(
                 m.backbone
@@ -250,7 +257,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
             device,
             precision,
             callbacks=_pretrain_callbacks(),
-            clip=gradient_clip(cfg.method),
+            clip=method.defaults.gradient_clip,
             log_dir=out,
         )
 

@@ -18,12 +18,16 @@ from typing import Any
 import yaml
 
 from rs_ssl.errors import UsageError
+from rs_ssl.methods.table import LR_SCALINGS, OPTIMIZERS, defaults_text, method_names
 
 
 def opt(
-    default: Any, help: str, *, choices: tuple | None = None, short: str | None = None, **kw: Any
+    default: Any, help: str, *, choices: Any = None, short: str | None = None, **kw: Any
 ) -> Any:
-    """A config field with its CLI help text (and optional choices)."""
+    """A config field with its CLI help text (and optional choices: any container, read when parsing).
+
+    `method_option=True`: a hyper-parameter of some methods; `build_method` refuses it, set, for a
+    method whose class does not take it."""
     md = {"help": help, "choices": choices, "short": short} | kw
     if isinstance(default, list | dict):
         return field(default_factory=lambda: type(default)(default), metadata=md)
@@ -69,7 +73,7 @@ class PretrainConfig(CommonConfig):
     method: str = opt(
         "simclr",
         "SSL method (SimCLR learns visibly within the demo's few minutes; MoCo v2 needs longer runs to fill its queue)",
-        choices=("mocov2", "mocov3", "simclr", "rpl"),
+        choices=method_names(),
     )
     backbone: str = opt(
         "resnet18", "timm model name; its first layer takes the selected band count"
@@ -93,36 +97,64 @@ class PretrainConfig(CommonConfig):
     max_steps: int = opt(-1, "stop after this many optimiser steps (-1: run all epochs)")
     lr: float | None = opt(
         None,
-        "base learning rate at batch size 256, scaled to --batch-size x devices by --lr-scaling (default: the method's)",
+        "base learning rate at batch size 256, scaled to --batch-size x devices by --lr-scaling "
+        f"(default: the method's: {defaults_text('lr')})",
+        method_option=True,
     )
     lr_scaling: str = opt(
         "auto",
         "batch scaling of --lr: auto = linear for SGD/LARS, square root for Adam/AdamW; linear (moco-v3's rule for AdamW too); sqrt; none",
-        choices=("auto", "linear", "sqrt", "none"),
+        choices=LR_SCALINGS,
+        method_option=True,
     )
-    weight_decay: float | None = opt(None, "weight decay (default: the method's paper value)")
-    warmup_epochs: float = opt(0.0, "linear warm-up length in epochs before the cosine schedule")
+    weight_decay: float | None = opt(
+        None,
+        f"weight decay (default: the method's paper value: {defaults_text('weight_decay')})",
+        method_option=True,
+    )
+    warmup_epochs: float = opt(
+        0.0,
+        "linear warm-up length in epochs before the cosine schedule "
+        f"(0: the method's, {defaults_text('warmup_epochs')})",
+        method_option=True,
+    )
     augs: str | None = opt(
         None,
-        "augmentation preset (mocov2, mocov3, simclr, s2, simclr-s2: the SimCLR-S2 study's two-of-nine protocol; simclr-s2:shift+zoom: that pair only) or list such as speckle,gain,flip (default: the method's preset)",
+        "augmentation preset (mocov2, mocov3, simclr, s2, simclr-s2: the SimCLR-S2 study's two-of-nine protocol; simclr-s2:shift+zoom: that pair only) or list such as speckle,gain,flip "
+        f"(default: the method's preset: {defaults_text('preset')})",
     )
     temperature: float | None = opt(
-        None, "contrastive temperature (default: 0.2 for MoCo v2/v3, 0.1 for SimCLR)"
+        None,
+        f"contrastive temperature (default: {defaults_text('temperature')})",
+        method_option=True,
     )
-    queue_size: int = opt(16384, "MoCo v2 queue of negatives (65536 in the paper)")
+    queue_size: int | None = opt(
+        None,
+        f"queue of negatives (default: {defaults_text('queue_size')}; MoCo v2's paper: 65536), "
+        "at most half an epoch's samples",
+        method_option=True,
+    )
     momentum: float | None = opt(
         None,
-        "momentum of the key encoder (default: 0.999 for MoCo v2; MoCo v3 starts at 0.99 and rises to 1 on a per-step cosine)",
+        f"momentum of the key encoder (default: {defaults_text('momentum')}; "
+        "MoCo v3's rises from it to 1 on a per-step cosine)",
+        method_option=True,
     )
-    proj_dim: int | None = opt(None, "projection output dimension (default: 128; 256 for MoCo v3)")
+    proj_dim: int | None = opt(
+        None,
+        f"projection output dimension (default: {defaults_text('proj_dim')})",
+        method_option=True,
+    )
     optimizer: str | None = opt(
         None,
-        "optimizer (default: the method's: SGD for MoCo v2, AdamW for MoCo v3, Adam for SimCLR); lars for large batches",
-        choices=("sgd", "adamw", "adam", "lars"),
+        f"optimizer (default: the method's: {defaults_text('optimizer')}); lars for large batches",
+        choices=OPTIMIZERS,
+        method_option=True,
     )
     freeze_patch_embed: bool = opt(
         False,
         "MoCo v3 with a ViT: keep the patch embedding random and frozen (the paper's stability trick)",
+        method_option=True,
     )
     resume: bool = opt(
         False,
@@ -270,9 +302,7 @@ class AugsearchConfig(CommonConfig):
         0.03, "--evaluate finetune: fraction of the training labels (SimCLR-S2: a few percent)"
     )
     finetune_epochs: int = opt(5, "--evaluate finetune: fine-tuning epochs per run")
-    method: str = opt(
-        "simclr", "SSL method of the short runs", choices=("mocov2", "mocov3", "simclr", "rpl")
-    )
+    method: str = opt("simclr", "SSL method of the short runs", choices=method_names())
     backbone: str = opt("resnet18", "timm model name")
     size: int = opt(64, "patch size in pixels (pretraining and probe)")
     batch_size: int = opt(32, "pretraining batch size")
@@ -319,7 +349,7 @@ class ReportConfig(CommonConfig):
 class BenchConfig(CommonConfig):
     """`rs-ssl bench`: images/s of the full training step."""
 
-    method: str = opt("simclr", "SSL method", choices=("mocov2", "mocov3", "simclr", "rpl"))
+    method: str = opt("simclr", "SSL method", choices=method_names())
     backbone: str = opt("resnet18", "timm model name")
     size: int = opt(64, "image size in pixels")
     batch_size: int = opt(32, "batch size")

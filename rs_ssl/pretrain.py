@@ -68,34 +68,55 @@ def online_knn(cfg: PretrainConfig, selection):
     return OnlineKNN(dataset, k=cfg.knn_k, batch_size=cfg.batch_size, seed=cfg.seed)
 
 
-def effective_queue_size(cfg: PretrainConfig, samples: int | None = None) -> int:
-    """MoCo's queue must hold keys of *other* images: at most half an epoch's distinct samples.
+def method_options(cfg: PretrainConfig, cls: type) -> dict[str, Any]:
+    """The options of `cfg` that `cls` takes; an option it does not take, set, is a UsageError.
 
-    A queue larger than the data (the 16384 default on the 512-patch demo) fills with random
-    initial keys and with earlier keys of the query's own image, so it is clamped, with a notice.
-    `samples` is the epoch's length (patch datasets use every sample, not --samples-per-epoch).
+    A method option is "set" when it differs from its config default (None: the method's own).
     """
-    n = cfg.samples_per_epoch if samples is None else samples
-    limit = max(cfg.batch_size, (n // 2) // cfg.batch_size * cfg.batch_size)
-    if cfg.method == "mocov2" and cfg.queue_size > limit:
-        print(
-            f"note: --queue-size {cfg.queue_size} exceeds half of the {n} samples per epoch; using {limit}"
-        )
-        return limit
-    return cfg.queue_size
+    from rs_ssl.methods import METHODS
+
+    accepted = cls.accepted_options()
+    out = {}
+    for f in dataclasses.fields(cfg):
+        if not f.metadata.get("method_option"):
+            continue
+        value = getattr(cfg, f.name)
+        if f.name in accepted:
+            out[f.name] = value
+        elif value != f.default:
+            takers = [n for n in METHODS if f.name in METHODS[n].accepted_options()]
+            raise UsageError(
+                f"--{f.name.replace('_', '-')} {value}: does not apply to --method {cfg.method}"
+                f" (it applies to {', '.join(takers) or 'no method'}); remove it"
+            )
+    # 0 means "the method's warm-up" (moco-v3 warms up 40 epochs).
+    if out.get("warmup_epochs") is not None and out["warmup_epochs"] <= 0:
+        out["warmup_epochs"] = None
+    return out
 
 
-def build_method(cfg: PretrainConfig, selection, stats, samples: int | None = None):
-    """The LightningModule for cfg.method, with backbone and device-side views."""
+def build_method(
+    cfg: PretrainConfig,
+    selection,
+    stats,
+    *,
+    samples: int | None = None,
+    total_steps: int | None = None,
+    steps_per_epoch: int | None = None,
+):
+    """The LightningModule for cfg.method, with backbone and device-side views.
+
+    `samples`: distinct samples per epoch (None: not known; MoCo v2's queue is then not clamped);
+    `total_steps`, `steps_per_epoch`: the run's length, for the schedules.
+    """
     from rs_ssl.augment import is_preset, make_views
     from rs_ssl.methods import METHODS
+    from rs_ssl.methods.table import spec
     from rs_ssl.models import create_backbone
 
-    if cfg.method not in METHODS:
-        raise UsageError(
-            f"--method {cfg.method}: not implemented yet; available: {', '.join(METHODS)}"
-        )
+    spec(cfg.method)  # a UsageError naming the registered methods
     cls = METHODS[cfg.method]
+    options = method_options(cfg, cls)
     augs = cfg.augs or cls.defaults.preset
     # Gain, speckle and the solarize threshold act on reflectance, and spectral jitter follows
     # wavelength order, so the views need the bands' statistics and wavelengths.
@@ -125,17 +146,11 @@ def build_method(cfg: PretrainConfig, selection, stats, samples: int | None = No
         selection=selection,
         stats=stats,
         views=views,
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        temperature=cfg.temperature,
         batch_size=cfg.batch_size,
-        warmup_epochs=cfg.warmup_epochs if cfg.warmup_epochs > 0 else None,
-        proj_dim=cfg.proj_dim,
-        optimizer=cfg.optimizer,
-        lr_scaling=cfg.lr_scaling,
-        queue_size=effective_queue_size(cfg, samples),
-        momentum=cfg.momentum,
-        freeze_patch_embed=cfg.freeze_patch_embed,
+        total_steps=total_steps,
+        steps_per_epoch=steps_per_epoch,
+        epoch_samples=samples,
+        **options,
     )
 
 
@@ -159,11 +174,6 @@ def world_size(accelerator: str, devices: Any, num_nodes: int) -> int:
         else (torch.cuda.device_count() if accelerator == "gpu" else 1)
     )
     return max(1, per_node) * num_nodes
-
-
-def gradient_clip(method: str) -> float | None:
-    """Gradient-norm clip of pretraining: none for MoCo v3 (its reference has none), 3.0 otherwise."""
-    return None if method == "mocov3" else 3.0
 
 
 class _StopAtStep:
@@ -252,21 +262,12 @@ def dry_run(cfg: PretrainConfig) -> dict[str, Any]:
         print(f"data: {info['data']} ({info['format']}): bands {','.join(selection.names)} found")
     stats = load_stats(selection)
     # The dataset's length is not read: MoCo's queue is shown unclamped (the run clamps it to the data).
-    method = build_method(
-        cfg, selection, stats, samples=max(cfg.samples_per_epoch, 2 * cfg.queue_size)
-    )
+    method = build_method(cfg, selection, stats)
     resolved = {
         "lr_effective": method.scaled_lr(),  # the method's own batch scaling, on one device
-        "optimizer": method.optimizer_name,
-        "weight_decay": method.weight_decay,
-        "temperature": method.temperature,
-        "warmup_epochs": method.warmup_epochs,
-        "proj_dim": method.proj_dim,
+        **method.resolved_hyper_parameters(),
         "augs": method.views.config.get("preset", cfg.augs),
-        "gradient_clip": gradient_clip(cfg.method),
-        # Momentum methods: the key encoder's (starting) momentum and the queue they built.
-        "momentum": getattr(method, "base_momentum", getattr(method, "m", None)),
-        "queue_size": int(method.queue.shape[0]) if hasattr(method, "queue") else None,
+        "gradient_clip": method.defaults.gradient_clip,
         "parameters": sum(p.numel() for p in method.parameters()),
         "backbone_parameters": sum(p.numel() for p in method.backbone.parameters()),
         "bands": ",".join(selection.names),
@@ -356,7 +357,26 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
     )
     _print_data(data_info, selection, cfg)
     stats = load_stats(selection)
-    method = build_method(cfg, selection, stats, samples=len(dataset))
+    accelerator, devices = _accelerator(cfg.devices)
+    world = world_size(accelerator, devices, cfg.num_nodes)
+    steps_per_epoch = len(dataset) // world // cfg.batch_size
+    if steps_per_epoch == 0:
+        raise UsageError(
+            f"{len(dataset)} samples over {world} device(s) make no full batch of {cfg.batch_size}"
+        )
+    total_steps = (
+        steps_per_epoch * cfg.epochs
+        if cfg.max_steps <= 0
+        else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
+    )
+    method = build_method(
+        cfg,
+        selection,
+        stats,
+        samples=len(dataset),
+        total_steps=total_steps,
+        steps_per_epoch=steps_per_epoch,
+    )
 
     sampler = EpochSampler(len(dataset), seed=cfg.seed, dataset=dataset)
     workers = max(0, cfg.workers)
@@ -373,19 +393,6 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
         persistent_workers=False,
         prefetch_factor=4 if workers else None,
     )
-    accelerator, devices = _accelerator(cfg.devices)
-    world = world_size(accelerator, devices, cfg.num_nodes)
-    steps_per_epoch = len(dataset) // world // cfg.batch_size
-    if steps_per_epoch == 0:
-        raise UsageError(
-            f"{len(dataset)} samples over {world} device(s) make no full batch of {cfg.batch_size}"
-        )
-    method.total_steps = (
-        steps_per_epoch * cfg.epochs
-        if cfg.max_steps <= 0
-        else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
-    )
-    method.steps_per_epoch = steps_per_epoch
     precision = (
         cfg.precision
         if cfg.precision != "auto"
@@ -441,7 +448,7 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
         log_every_n_steps=max(1, min(cfg.log_every, steps_per_epoch)),
-        gradient_clip_val=gradient_clip(cfg.method),
+        gradient_clip_val=method.defaults.gradient_clip,
         sync_batchnorm=world
         > 1,  # whenever DDP runs, `--devices auto` on a multi-GPU host included
         enable_model_summary=False,

@@ -496,8 +496,7 @@ def test_mocov3_resume_restores_momentum_encoder_and_schedule(tmp_path):
         nonlocal stop_at
         stop_at = steps
         torch.manual_seed(0)
-        m = make(MoCoV3, mlp_dim=16, batch_size=4)
-        m.total_steps = 6  # the run's length, as pretrain.run sets it
+        m = make(MoCoV3, mlp_dim=16, batch_size=4, total_steps=6)  # the run's length
         trainer = L.Trainer(
             accelerator="cpu",
             max_epochs=2,
