@@ -19,7 +19,7 @@ from rs_ssl.errors import UsageError
 from rs_ssl.methods import METHODS
 from rs_ssl.methods.base import SSLMethod
 from rs_ssl.methods.table import METHOD_TABLE, MethodDefaults, MethodSpec
-from rs_ssl.pretrain import build_method
+from rs_ssl.training import build_method
 
 # Defaults that only some methods have: a method has a value in the table iff its class takes it.
 OWN = ("temperature", "proj_dim", "momentum", "queue_size", "mlp_dim")

@@ -486,7 +486,7 @@ def test_mocov3_resume_restores_momentum_encoder_and_schedule(tmp_path):
             seen[trainer.global_step - 1] = module.momentum
             if (
                 trainer.global_step >= stop_at
-            ):  # pretrain's _StopAtStep (Lightning's max_steps breaks resume)
+            ):  # rs_ssl.callbacks.StopAtStep (Lightning's max_steps breaks resume)
                 trainer.should_stop = True
 
     data = [{"image": 1000 + 100 * torch.rand(BANDS, 16, 16)} for _ in range(12)]

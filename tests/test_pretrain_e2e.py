@@ -81,7 +81,7 @@ def test_resume_continues_to_the_same_step_count(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["steps"] == 8 and m["resumed_from"]
     # the loss curve holds both segments: steps 0..7, no gap, no repeat
-    from rs_ssl.pretrain import read_loss_history
+    from rs_ssl.runs import read_loss_history
 
     steps, losses = read_loss_history(out)
     assert steps == list(range(8)) and len(losses) == 8

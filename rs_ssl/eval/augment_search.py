@@ -100,7 +100,7 @@ def augsearch(cfg: AugsearchConfig) -> dict[str, Any]:
     from rs_ssl.data import resolve_data_bands
     from rs_ssl.eval.finetuning import finetune
     from rs_ssl.eval.probing import probe
-    from rs_ssl.pretrain import run as pretrain
+    from rs_ssl.training import train as pretrain
 
     study = study_names(cfg.augs)
     augs = study or [a.strip() for a in cfg.augs.split(",") if a.strip()]

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from rs_ssl.bands import load_stats
 from rs_ssl.config import FinetuneConfig, default_out
+from rs_ssl.data.normalize import Normalize
 from rs_ssl.errors import UsageError
 from rs_ssl.eval import figures
 from rs_ssl.eval.features import load_backbone
@@ -28,7 +29,6 @@ from rs_ssl.eval.probing import (
     progress_bar,
 )
 from rs_ssl.eval.splits import fraction_indices, parse_fractions, targets_of
-from rs_ssl.methods.base import Normalize
 from rs_ssl.models.backbone import output_dim
 from rs_ssl.runs import prepare_out, write_config, write_metrics
 

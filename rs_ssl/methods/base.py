@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from rs_ssl.bands import BandSelection, BandStats
+from rs_ssl.data.normalize import Normalize
 from rs_ssl.errors import UsageError
 from rs_ssl.methods.optim import LARS
 from rs_ssl.methods.table import LR_SCALINGS, OPTIMIZERS, MethodDefaults, spec
@@ -39,26 +40,6 @@ def scale_lr(base_lr: float, global_batch: int, optimizer: str, rule: str = "aut
         rule = "sqrt" if optimizer in ("adam", "adamw") else "linear"
     k = global_batch / 256
     return base_lr * {"linear": k, "sqrt": math.sqrt(k), "none": 1.0}[rule]
-
-
-class Normalize(nn.Module):
-    """DN -> reflectance (`DN * scale + offset`) -> standardised with the sensor's per-band mean/std.
-
-    Non-finite values (NaN nodata) become 0 after standardisation, i.e. the band mean.
-    """
-
-    def __init__(self, selection: BandSelection, stats: BandStats):
-        super().__init__()
-        s = selection.sensor
-        mean = torch.as_tensor(stats.mean).view(1, -1, 1, 1)
-        std = torch.as_tensor(stats.std).view(1, -1, 1, 1)
-        # Fold both affine steps into one multiply-add: x * a + b.
-        self.register_buffer("a", s.scale / std, persistent=False)
-        self.register_buffer("b", (s.offset - mean) / std, persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.addcmul(self.b, x.float(), self.a)
-        return torch.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def warmup_cosine(step: int, total: int, warmup: int) -> float:
