@@ -164,8 +164,6 @@ def _real_patches(cfg: BenchConfig, selection, n: int) -> torch.Tensor:
 def run(cfg: BenchConfig) -> dict[str, Any]:
     from rs_ssl.training import build_method, precision_for, select_bands, step_callbacks
 
-    if cfg.steps <= 0 or cfg.warmup <= 0 or cfg.rounds <= 0:
-        raise UsageError("--steps, --warmup and --rounds must be positive")
     if cfg.compare == "torchgeo" and cfg.method not in TORCHGEO_TASKS:
         raise UsageError(
             f"--compare torchgeo: TorchGeo has no task for --method {cfg.method} (it has {', '.join(TORCHGEO_TASKS)})"

@@ -213,14 +213,6 @@ def select_bands(cfg: Any) -> BandSelection:
 
 def check(cfg: PretrainConfig) -> None:
     """Options that only make sense together (each option's own range is checked by the config)."""
-    for name, v in (
-        ("size", cfg.size),
-        ("batch-size", cfg.batch_size),
-        ("epochs", cfg.epochs),
-        ("samples-per-epoch", cfg.samples_per_epoch),
-    ):
-        if v <= 0:
-            raise UsageError(f"--{name} must be positive, got {v}")
     if cfg.samples_per_epoch < cfg.batch_size:
         raise UsageError(
             f"--samples-per-epoch {cfg.samples_per_epoch} is smaller than --batch-size {cfg.batch_size}"

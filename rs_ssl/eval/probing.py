@@ -54,16 +54,6 @@ def evaluate(
     return M.single_label_metrics(y_test, s_test.argmax(1), classes)
 
 
-def check_common(cfg: ProbeConfig) -> None:
-    for name, v in (("size", cfg.size), ("batch-size", cfg.batch_size)):
-        if v <= 0:
-            raise UsageError(f"--{name} must be positive, got {v}")
-    if cfg.knn < 0:
-        raise UsageError(f"--knn must be 0 (off) or positive, got {cfg.knn}")
-    if cfg.level not in (1, 2, 3):
-        raise UsageError(f"--level {cfg.level}: MillionAID levels are 1, 2 or 3")
-
-
 def data_format(cfg: ProbeConfig) -> str:
     """`--dataset bigearthnet|millionaid` fixes the reader when `--format` is auto."""
     return (
@@ -133,7 +123,6 @@ def grid_indices(ok: list[bool], n: int = 8) -> list[int]:
 
 def probe(cfg: ProbeConfig) -> dict[str, Any]:
     """Extract frozen features once, sweep a linear head on validation, report test metrics."""
-    check_common(cfg)
     out = prepare_out(cfg.out or default_out("probe"))
     torch.manual_seed(cfg.seed)
     lb = load_backbone(
