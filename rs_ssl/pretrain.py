@@ -9,7 +9,7 @@ from rs_ssl.bands import load_stats
 from rs_ssl.config import PretrainConfig, default_out
 from rs_ssl.data import resolve_data_bands
 from rs_ssl.runs import prepare_out, write_config
-from rs_ssl.training import build_method, check, select_bands, train
+from rs_ssl.training import build_method, check, pretrain_data, select_bands, train
 
 
 def dry_run(cfg: PretrainConfig) -> dict[str, Any]:
@@ -26,20 +26,10 @@ def dry_run(cfg: PretrainConfig) -> dict[str, Any]:
             "note: no --data given: data checks skipped (the recipe's dataset path is yours: give --data PATH to check its bands)"
         )
     else:
-        from rs_ssl.data import pretrain_dataset
-
         selection = select_bands(cfg)
-        _, info = pretrain_dataset(
-            cfg.data,
-            cfg.format,
-            selection,
-            patch=cfg.size,
-            samples_per_epoch=cfg.batch_size,
-            seed=cfg.seed,
-            region=cfg.region,
-            skip_bad=cfg.skip_bad,
-            subset=1,
-            zoom=cfg.zoom,
+        # One batch of one sample checks the bands; --split is not applied (any sample will do).
+        _, info = pretrain_data(
+            cfg, selection, samples_per_epoch=cfg.batch_size, subset=1, split=None
         )
         data_info = {"checked": True, "data": info["data"], "format": info["format"]}
         print(f"data: {info['data']} ({info['format']}): bands {','.join(selection.names)} found")

@@ -211,6 +211,23 @@ def select_bands(cfg: Any) -> BandSelection:
     )
 
 
+def pretrain_data(cfg: PretrainConfig, selection: BandSelection, **override: Any):
+    """(dataset, info) of the run's data options; `override` replaces some (the dry run's one batch)."""
+    from rs_ssl.data import pretrain_dataset
+
+    kw = {
+        "patch": cfg.size,
+        "samples_per_epoch": cfg.samples_per_epoch,
+        "seed": cfg.seed,
+        "region": cfg.region,
+        "skip_bad": cfg.skip_bad,
+        "subset": cfg.subset,
+        "zoom": cfg.zoom,
+        "split": cfg.split,
+    }
+    return pretrain_dataset(cfg.data, cfg.format, selection, **(kw | override))
+
+
 def check(cfg: PretrainConfig) -> None:
     """Options that only make sense together (each option's own range is checked by the config)."""
     if cfg.samples_per_epoch < cfg.batch_size:
@@ -426,7 +443,6 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     """Pretrain as `cfg` says; writes the run folder and returns its metrics ({} off rank 0)."""
     import lightning as L
 
-    from rs_ssl.data import pretrain_dataset
     from rs_ssl.plots import loss_curve
 
     check(cfg)
@@ -438,19 +454,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     resume_from = _resume_checkpoint(cfg, ckpt_dir)
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    dataset, data_info = pretrain_dataset(
-        cfg.data,
-        cfg.format,
-        selection,
-        patch=cfg.size,
-        samples_per_epoch=cfg.samples_per_epoch,
-        seed=cfg.seed,
-        region=cfg.region,
-        skip_bad=cfg.skip_bad,
-        subset=cfg.subset,
-        zoom=cfg.zoom,
-        split=cfg.split,
-    )
+    dataset, data_info = pretrain_data(cfg, selection)
     _print_data(data_info, selection, cfg)
     stats = load_stats(selection)
     acc, devices = accelerator(cfg.devices)
