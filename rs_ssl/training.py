@@ -1,7 +1,7 @@
 """Training assembly: bands, method, loader, callbacks, trainer, export, from a PretrainConfig.
 
-`rs-ssl pretrain` (`train`) and `rs-ssl augsearch` train through `train`; `rs-ssl bench` builds its
-method, per-step callbacks and precision from the same functions, so it times the step pretrain runs.
+`rs-ssl pretrain` and `rs-ssl augsearch` train through `train`; `rs-ssl bench` builds its method,
+per-step callbacks and precision from the same functions, so it times the step pretrain runs.
 """
 
 from __future__ import annotations
@@ -286,7 +286,7 @@ def step_callbacks(nonfinite_patience: int = 10) -> list:
 class RunCallbacks:
     """Every callback of a pretraining run, and the ones whose state the run reads at the end."""
 
-    all: list
+    callbacks: list
     guard: Any
     history: Any
     knn: Any
@@ -443,8 +443,6 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     """Pretrain as `cfg` says; writes the run folder and returns its metrics ({} off rank 0)."""
     import lightning as L
 
-    from rs_ssl.plots import loss_curve
-
     check(cfg)
     selection = select_bands(cfg)
     if cfg.resume and not cfg.out:
@@ -480,7 +478,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
         devices=devices,
         world=world,
         precision=precision,
-        callbacks=cbs.all,
+        callbacks=cbs.callbacks,
         steps_per_epoch=steps_per_epoch,
         gradient_clip=method.defaults.gradient_clip,
     )
@@ -513,6 +511,41 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     if not trainer.is_global_zero:
         return {}
 
+    return finish(
+        cfg,
+        out,
+        method,
+        trainer,
+        cbs,
+        selection=selection,
+        stats=stats,
+        data_info=data_info,
+        bad_reads=dataset.bad_reads.total,
+        world=world,
+        elapsed=elapsed,
+        resume_from=resume_from,
+    )
+
+
+def finish(
+    cfg: PretrainConfig,
+    out: Path,
+    method,
+    trainer,
+    cbs: RunCallbacks,
+    *,
+    selection,
+    stats,
+    data_info: dict,
+    bad_reads: int,
+    world: int,
+    elapsed: float,
+    resume_from: Path | None,
+) -> dict[str, Any]:
+    """After fit, on rank 0: weights, model folder, loss history and curve, metrics.json; a summary line."""
+    from rs_ssl.plots import loss_curve
+
+    ckpt_dir = out / "checkpoints"
     exported = export(out, method, cfg, selection, stats, data_info, int(trainer.global_step))
     steps, losses = cbs.history.history()
     write_loss_history(out, steps, losses)
@@ -544,7 +577,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
         "resumed_from": str(resume_from) if resume_from else None,
         "data": {k: v for k, v in data_info.items() if k != "skipped_reasons"},
         "skipped": data_info["skipped"],
-        "bad_patches_replaced": dataset.bad_reads.total,  # NaN/all-nodata reads redrawn under --skip-bad
+        "bad_patches_replaced": bad_reads,  # NaN/all-nodata reads redrawn under --skip-bad
         "outputs": {
             "checkpoint": str(ckpt_dir / "last.ckpt"),
             "backbone": str(exported["backbone"]),

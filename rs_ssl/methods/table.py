@@ -12,6 +12,8 @@ import importlib
 from dataclasses import dataclass, fields
 from typing import Any
 
+from rs_ssl.errors import UsageError
+
 OPTIMIZERS = ("sgd", "adamw", "adam", "lars")
 LR_SCALINGS = ("auto", "linear", "sqrt", "none")
 
@@ -116,8 +118,7 @@ def method_names() -> Any:
 
 
 def spec(name: str) -> MethodSpec:
-    from rs_ssl.errors import UsageError
-
+    """The registered method `name`, or a UsageError listing the registered ones."""
     if name not in METHOD_TABLE:
         raise UsageError(f"--method {name}: unknown; available: {', '.join(METHOD_TABLE)}")
     return METHOD_TABLE[name]
