@@ -112,7 +112,7 @@ def load_images(tree: Path, size: int) -> torch.Tensor:
 def normaliser():
     """The probe's input normalisation (`FrozenEncoder`): DN -> standardised with the RGB statistics."""
     from rs_ssl.bands import load_stats, resolve_bands
-    from rs_ssl.methods.base import Normalize
+    from rs_ssl.data.normalize import Normalize
 
     sel = resolve_bands("3")
     return Normalize(sel, load_stats(sel)), sel

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from rs_ssl.bands import load_stats
+from rs_ssl.callbacks import StepTimer
 from rs_ssl.config import BenchConfig, PretrainConfig, default_out
 from rs_ssl.errors import UsageError
 from rs_ssl.runs import prepare_out, write_config, write_metrics
@@ -52,25 +53,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timer_callback(warmup: int, device: torch.device):
-    from lightning.pytorch.callbacks import Callback
-
-    class StepTimer(Callback):
-        """Wall time between the ends of consecutive optimiser steps, after `warmup` steps."""
-
-        def __init__(self) -> None:
-            self.ends: list[float] = []
-
-        def on_train_batch_end(self, trainer, *args) -> None:
-            _sync(device)
-            self.ends.append(time.perf_counter())
-
-        def seconds(self) -> float:
-            return self.ends[-1] - self.ends[warmup - 1]
-
-    return StepTimer()
-
-
 def _fit_timed(
     module,
     loader,
@@ -88,7 +70,7 @@ def _fit_timed(
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
-    timer = _timer_callback(warmup, device)
+    timer = StepTimer(warmup, device)
     logger = CSVLogger(log_dir, name="logs") if log_dir is not None else False
     trainer = L.Trainer(
         accelerator="gpu" if device.type == "cuda" else "cpu",
@@ -107,13 +89,6 @@ def _fit_timed(
     )
     trainer.fit(module, train_dataloaders=loader)
     return timer.seconds()
-
-
-def _pretrain_callbacks() -> list:
-    """The per-step callbacks `rs-ssl pretrain` runs (none of them syncs with the device per step)."""
-    from rs_ssl.checkpoints import LossHistory, NonFiniteGuard, RNGState
-
-    return [NonFiniteGuard(), LossHistory(), RNGState()]
 
 
 def _handwritten_seconds(
@@ -187,10 +162,8 @@ def _real_patches(cfg: BenchConfig, selection, n: int) -> torch.Tensor:
 
 
 def run(cfg: BenchConfig) -> dict[str, Any]:
-    from rs_ssl.pretrain import build_method, gradient_clip, true_colour_for_s2
+    from rs_ssl.training import build_method, precision_for, select_bands, step_callbacks
 
-    if cfg.steps <= 0 or cfg.warmup <= 0 or cfg.rounds <= 0:
-        raise UsageError("--steps, --warmup and --rounds must be positive")
     if cfg.compare == "torchgeo" and cfg.method not in TORCHGEO_TASKS:
         raise UsageError(
             f"--compare torchgeo: TorchGeo has no task for --method {cfg.method} (it has {', '.join(TORCHGEO_TASKS)})"
@@ -202,19 +175,9 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
         else "cpu"
     )
-    precision = (
-        cfg.precision
-        if cfg.precision != "auto"
-        else ("bf16-mixed" if device.type == "cuda" else "32-true")
-    )
+    precision = precision_for(cfg.precision, "gpu" if device.type == "cuda" else "cpu")
     channels_last = cfg.channels_last and device.type == "cuda"
-    from rs_ssl.data import resolve_data_bands
-
-    selection = true_colour_for_s2(
-        resolve_data_bands(cfg.bands, cfg.sensor, cfg.data, cfg.format, cfg.zoom),
-        cfg.data,
-        cfg.format,
-    )
+    selection = select_bands(cfg)
     out = prepare_out(cfg.out or default_out("bench"))
     write_config(out, "bench", cfg)
     torch.manual_seed(cfg.seed)
@@ -232,8 +195,15 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
 
     def fresh_method():
         torch.manual_seed(cfg.seed)
-        m = build_method(pcfg, selection, load_stats(selection))
-        m.total_steps, m.steps_per_epoch = cfg.warmup + cfg.steps, cfg.warmup + cfg.steps
+        steps = cfg.warmup + cfg.steps
+        m = build_method(
+            pcfg,
+            selection,
+            load_stats(selection),
+            samples=total,
+            total_steps=steps,
+            steps_per_epoch=steps,
+        )
         if cfg.compile:
             m.backbone = torch.compile(
                 m.backbone
@@ -249,8 +219,8 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
             cfg.warmup,
             device,
             precision,
-            callbacks=_pretrain_callbacks(),
-            clip=gradient_clip(cfg.method),
+            callbacks=step_callbacks(),
+            clip=method.defaults.gradient_clip,
             log_dir=out,
         )
 

@@ -109,12 +109,17 @@ def _fmt_default(v: Any) -> str:
 
 def _add_options(parser: argparse.ArgumentParser, cls: type, positional: set[str]) -> None:
     types_ = C.field_types(cls)
-    common = {f.name for f in dataclasses.fields(C.CommonConfig)}
+    shared = C.shared_option_names()
     groups = {
         True: parser.add_argument_group("shared options"),
         False: parser.add_argument_group(f"{parser.prog.split()[-1]} options"),
     }
-    for f in dataclasses.fields(cls):
+    # Shared options first, in one order for every command; then the command's own, as declared.
+    fields = sorted(
+        dataclasses.fields(cls),
+        key=lambda f: shared.index(f.name) if f.name in shared else len(shared),
+    )
+    for f in fields:
         if f.name in positional:
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
@@ -122,6 +127,8 @@ def _add_options(parser: argparse.ArgumentParser, cls: type, positional: set[str
         flag = "--" + f.name.replace("_", "-")
         kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
         help_ = md.get("help", "")
+        if md.get("range") is not None:
+            help_ += f"; {md['range']}"
         if "(default:" not in help_:
             help_ += f" (default: {_fmt_default(default)})"
         tp = types_[f.name]
@@ -132,8 +139,8 @@ def _add_options(parser: argparse.ArgumentParser, cls: type, positional: set[str
             kw["metavar"] = f.name.upper()
             if md.get("choices"):
                 kw["choices"] = md["choices"]
-                kw["metavar"] = "{" + ",".join(md["choices"]) + "}"
-        groups[f.name in common].add_argument(flag, help=help_, **kw)
+                kw["metavar"] = "{" + ",".join(map(str, md["choices"])) + "}"
+        groups[f.name in shared].add_argument(flag, help=help_, **kw)
     parser.add_argument(
         "--config",
         metavar="FILE.yaml",

@@ -18,22 +18,71 @@ from typing import Any
 import yaml
 
 from rs_ssl.errors import UsageError
+from rs_ssl.methods.table import LR_SCALINGS, OPTIMIZERS, defaults_text, method_names
 from rs_ssl.split_names import SPLIT_ALIASES
 
 
 def opt(
-    default: Any, help: str, *, choices: tuple | None = None, short: str | None = None, **kw: Any
+    default: Any, help: str, *, choices: Any = None, short: str | None = None, **kw: Any
 ) -> Any:
-    """A config field with its CLI help text (and optional choices)."""
+    """A config field with its CLI help text (and optional choices: any container, read when parsing).
+
+    `range=POSITIVE` (a `Range`): the values it accepts, checked whenever the config is built.
+    `method_option=True`: a hyper-parameter of some methods; `build_method` refuses it, set, for a
+    method whose class does not take it."""
     md = {"help": help, "choices": choices, "short": short} | kw
     if isinstance(default, list | dict):
         return field(default_factory=lambda: type(default)(default), metadata=md)
     return field(default=default, metadata=md)
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values an option accepts: `lo`..`hi` (None: unbounded), each end open or closed."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, v: float) -> bool:
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
+            return False
+        return self.hi is None or (v < self.hi if self.hi_open else v <= self.hi)
+
+    def __str__(self) -> str:
+        if self.hi is None:
+            return ("> " if self.lo_open else ">= ") + f"{self.lo:g}"
+        return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+
+
+POSITIVE = Range(0, lo_open=True)
+NON_NEGATIVE = Range(0)
+FRACTION = Range(0, 1, lo_open=True)  # (0, 1]
+
+
+def check_ranges(cfg: Any) -> None:
+    """Every option's declared `range` (field metadata), checked whenever a config is built."""
+    for f in dataclasses.fields(cfg):
+        r = f.metadata.get("range")
+        v = getattr(cfg, f.name)
+        if r is not None and v is not None and v not in r:
+            raise UsageError(f"--{f.name.replace('_', '-')} {v}: must be {r}")
+
+
 @dataclass
-class CommonConfig:
-    """Options shared by every command."""
+class Options:
+    """Base of every command's options: the declared ranges are checked when one is built."""
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+
+
+# Shared options, one small class each (or per group always used together); a command's config
+# inherits those it uses, so its --help lists nothing it ignores.
+@dataclass
+class DataOptions(Options):
+    """The input and its bands."""
 
     data: str | None = opt(
         None,
@@ -47,40 +96,88 @@ class CommonConfig:
     sensor: str | None = opt(
         None, "sensor of the band names when ambiguous (s2_l1c, s2_l2a, landsat_oli, rgb)"
     )
-    region: str | None = opt(
-        None,
-        "keep patches inside: a region name from data_manifests/regions (e.g. california), a vector file, or a lon/lat bbox minx,miny,maxx,maxy",
-    )
-    out: str | None = opt(None, "output folder (default: runs/<command>-<timestamp>)")
-    seed: int = opt(0, "random seed for sampling, augmentation and initialisation")
-    devices: str = opt("auto", "devices for Lightning: `auto`, a count (e.g. 4) or `cpu`")
-    skip_bad: bool = opt(
-        False,
-        "skip unreadable or inconsistent input files (counted in metrics.json) instead of stopping",
-    )
+
+
+@dataclass
+class ZoomOption(Options):
     zoom: int | None = opt(
         None, "zoom level of an XYZ/TMS tile directory z/x/y.png (default: the deepest)"
     )
 
 
 @dataclass
-class PretrainConfig(CommonConfig):
+class SkipBadOption(Options):
+    skip_bad: bool = opt(
+        False,
+        "skip unreadable or inconsistent input files (counted in metrics.json) instead of stopping",
+    )
+
+
+@dataclass
+class RegionOption(Options):
+    region: str | None = opt(
+        None,
+        "keep patches inside: a region name from data_manifests/regions (e.g. california), a vector file, or a lon/lat bbox minx,miny,maxx,maxy",
+    )
+
+
+@dataclass
+class OutOption(Options):
+    out: str | None = opt(None, "output folder (default: runs/<command>-<timestamp>)")
+
+
+@dataclass
+class SeedOption(Options):
+    seed: int = opt(0, "random seed for sampling, augmentation and initialisation")
+
+
+@dataclass
+class DevicesOption(Options):
+    devices: str = opt("auto", "devices for Lightning: `auto`, a count (e.g. 4) or `cpu`")
+
+
+SHARED = (
+    DataOptions,
+    ZoomOption,
+    SkipBadOption,
+    RegionOption,
+    OutOption,
+    SeedOption,
+    DevicesOption,
+)
+
+
+def shared_option_names() -> tuple[str, ...]:
+    """The shared options in the order --help shows them."""
+    return tuple(f.name for c in SHARED for f in dataclasses.fields(c))
+
+
+@dataclass
+class TrainingInputs(
+    DataOptions, ZoomOption, SkipBadOption, RegionOption, OutOption, SeedOption, DevicesOption
+):
+    """Every shared option: the commands that read data and train or run a model on it."""
+
+
+@dataclass
+class PretrainConfig(TrainingInputs):
     """`rs-ssl pretrain`: self-supervised pretraining of a timm backbone."""
 
     method: str = opt(
         "simclr",
         "SSL method (SimCLR learns visibly within the demo's few minutes; MoCo v2 needs longer runs to fill its queue)",
-        choices=("mocov2", "mocov3", "simclr", "rpl"),
+        choices=method_names(),
     )
     backbone: str = opt(
         "resnet18", "timm model name; its first layer takes the selected band count"
     )
-    size: int = opt(64, "patch size in pixels fed to the network")
-    batch_size: int = opt(32, "images per optimiser step (per device)")
-    epochs: int = opt(4, "passes over --samples-per-epoch patches")
+    size: int = opt(64, "patch size in pixels fed to the network", range=POSITIVE)
+    batch_size: int = opt(32, "images per optimiser step (per device)", range=POSITIVE)
+    epochs: int = opt(4, "passes over --samples-per-epoch patches", range=POSITIVE)
     samples_per_epoch: int = opt(
         512,
         "random patches drawn per epoch from georeferenced scenes (patch datasets use every sample)",
+        range=POSITIVE,
     )
     split: str = opt(
         "auto",
@@ -94,36 +191,64 @@ class PretrainConfig(CommonConfig):
     max_steps: int = opt(-1, "stop after this many optimiser steps (-1: run all epochs)")
     lr: float | None = opt(
         None,
-        "base learning rate at batch size 256, scaled to --batch-size x devices by --lr-scaling (default: the method's)",
+        "base learning rate at batch size 256, scaled to --batch-size x devices by --lr-scaling "
+        f"(default: the method's: {defaults_text('lr')})",
+        method_option=True,
     )
     lr_scaling: str = opt(
         "auto",
         "batch scaling of --lr: auto = linear for SGD/LARS, square root for Adam/AdamW; linear (moco-v3's rule for AdamW too); sqrt; none",
-        choices=("auto", "linear", "sqrt", "none"),
+        choices=LR_SCALINGS,
+        method_option=True,
     )
-    weight_decay: float | None = opt(None, "weight decay (default: the method's paper value)")
-    warmup_epochs: float = opt(0.0, "linear warm-up length in epochs before the cosine schedule")
+    weight_decay: float | None = opt(
+        None,
+        f"weight decay (default: the method's paper value: {defaults_text('weight_decay')})",
+        method_option=True,
+    )
+    warmup_epochs: float = opt(
+        0.0,
+        "linear warm-up length in epochs before the cosine schedule "
+        f"(0: the method's, {defaults_text('warmup_epochs')})",
+        method_option=True,
+    )
     augs: str | None = opt(
         None,
-        "augmentation preset (mocov2, mocov3, simclr, s2, simclr-s2: the SimCLR-S2 study's two-of-nine protocol; simclr-s2:shift+zoom: that pair only) or list such as speckle,gain,flip (default: the method's preset)",
+        "augmentation preset (mocov2, mocov3, simclr, s2, simclr-s2: the SimCLR-S2 study's two-of-nine protocol; simclr-s2:shift+zoom: that pair only) or list such as speckle,gain,flip "
+        f"(default: the method's preset: {defaults_text('preset')})",
     )
     temperature: float | None = opt(
-        None, "contrastive temperature (default: 0.2 for MoCo v2/v3, 0.1 for SimCLR)"
+        None,
+        f"contrastive temperature (default: {defaults_text('temperature')})",
+        method_option=True,
     )
-    queue_size: int = opt(16384, "MoCo v2 queue of negatives (65536 in the paper)")
+    queue_size: int | None = opt(
+        None,
+        f"queue of negatives (default: {defaults_text('queue_size')}; MoCo v2's paper: 65536), "
+        "at most half an epoch's samples",
+        method_option=True,
+    )
     momentum: float | None = opt(
         None,
-        "momentum of the key encoder (default: 0.999 for MoCo v2; MoCo v3 starts at 0.99 and rises to 1 on a per-step cosine)",
+        f"momentum of the key encoder (default: {defaults_text('momentum')}; "
+        "MoCo v3's rises from it to 1 on a per-step cosine)",
+        method_option=True,
     )
-    proj_dim: int | None = opt(None, "projection output dimension (default: 128; 256 for MoCo v3)")
+    proj_dim: int | None = opt(
+        None,
+        f"projection output dimension (default: {defaults_text('proj_dim')})",
+        method_option=True,
+    )
     optimizer: str | None = opt(
         None,
-        "optimizer (default: the method's: SGD for MoCo v2, AdamW for MoCo v3, Adam for SimCLR); lars for large batches",
-        choices=("sgd", "adamw", "adam", "lars"),
+        f"optimizer (default: the method's: {defaults_text('optimizer')}); lars for large batches",
+        choices=OPTIMIZERS,
+        method_option=True,
     )
     freeze_patch_embed: bool = opt(
         False,
         "MoCo v3 with a ViT: keep the patch embedding random and frozen (the paper's stability trick)",
+        method_option=True,
     )
     resume: bool = opt(
         False,
@@ -170,7 +295,7 @@ class PretrainConfig(CommonConfig):
 
 
 @dataclass
-class ProbeConfig(CommonConfig):
+class ProbeConfig(DataOptions, SkipBadOption, RegionOption, OutOption, SeedOption, DevicesOption):
     """`rs-ssl probe`: linear probe on frozen features."""
 
     checkpoint: str | None = opt(
@@ -182,20 +307,24 @@ class ProbeConfig(CommonConfig):
     dataset: str = opt(
         "folder", "labelled dataset layout", choices=("bigearthnet", "millionaid", "folder")
     )
-    level: int = opt(1, "MillionAID label hierarchy level")
+    level: int = opt(1, "MillionAID label hierarchy level", choices=(1, 2, 3))
     label_fraction: str = opt("1.0", "fraction(s) of training labels, comma-separated")
-    knn: int = opt(0, "also report a k-nearest-neighbour classifier with this k (0: off)")
+    knn: int = opt(
+        0, "also report a k-nearest-neighbour classifier with this k (0: off)", range=NON_NEGATIVE
+    )
     labels: str | None = opt(None, "vector file of label polygons (California-style probe)")
     label_field: str | None = opt(None, "attribute of --labels holding the class")
     min_coverage: float = opt(
-        0.3, "--labels: a class must cover at least this fraction of a patch to label it"
+        0.3,
+        "--labels: a class must cover at least this fraction of a patch to label it",
+        range=FRACTION,
     )
     multilabel: bool = opt(
         False,
         "--labels: label each patch with every class above --min-coverage (default: the majority class by area)",
     )
-    size: int = opt(64, "patch size in pixels")
-    batch_size: int = opt(64, "batch size for feature extraction")
+    size: int = opt(64, "patch size in pixels", range=POSITIVE)
+    batch_size: int = opt(64, "batch size for feature extraction", range=POSITIVE)
     recipe: str | None = opt(
         None,
         "a shipped study recipe (list: `rs-ssl recipes`) whose evaluation this command runs; --config and options override it",
@@ -206,13 +335,13 @@ class ProbeConfig(CommonConfig):
 class FinetuneConfig(ProbeConfig):
     """`rs-ssl finetune`: fine-tuning with a fraction of the labels, against random initialisation."""
 
-    epochs: int = opt(10, "fine-tuning epochs")
-    lr: float = opt(1e-3, "learning rate")
-    seeds: int = opt(3, "repetitions with different seeds per label fraction")
+    epochs: int = opt(10, "fine-tuning epochs", range=POSITIVE)
+    lr: float = opt(1e-3, "learning rate", range=POSITIVE)
+    seeds: int = opt(3, "repetitions with different seeds per label fraction", range=POSITIVE)
 
 
 @dataclass
-class EmbedConfig(CommonConfig):
+class EmbedConfig(TrainingInputs):
     """`rs-ssl embed`: frozen backbone features of every patch of a regular grid over georeferenced rasters
     (or of every sample of a patch dataset), written as embeddings.parquet (GeoParquet),
     embeddings.gpkg (GeoPackage) and embedding_rgb.tif (first three principal components, one pixel per
@@ -235,7 +364,7 @@ class EmbedConfig(CommonConfig):
 
 
 @dataclass
-class SimilarConfig(CommonConfig):
+class SimilarConfig(OutOption):
     """`rs-ssl similar --embeddings DIR --query LON,LAT|ROW_ID`: the patches nearest to one patch by cosine
     similarity of their embeddings, written as similar.parquet (GeoParquet) and similar.gpkg."""
 
@@ -248,7 +377,7 @@ class SimilarConfig(CommonConfig):
 
 
 @dataclass
-class AugsearchConfig(CommonConfig):
+class AugsearchConfig(TrainingInputs):
     """`rs-ssl augsearch`: short pretrain + linear probe for every pair of augmentations; heatmap and ranking."""
 
     augs: str = opt(
@@ -256,11 +385,14 @@ class AugsearchConfig(CommonConfig):
         "augmentations to pair (names as in `pretrain --augs`); each pair, and each one alone, is one run. `simclr-s2` (or `simclr-s2:shift,zoom,...`): the SimCLR-S2 study's search over pairs of its nine ops, both applied to every view, no runs alone",
     )
     fraction: float = opt(
-        0.03, "fraction of the pretraining samples each short run uses (seeded subset)"
+        0.03,
+        "fraction of the pretraining samples each short run uses (seeded subset)",
+        range=FRACTION,
     )
     drop_bottom: float = opt(
         0.0,
         "write augmentations.txt without this fraction of the lowest-ranked augmentations (e.g. 0.25); with --augs simclr-s2 also excluded_pairs.txt, the lowest-ranked fraction of the pairs (the study dropped a quarter)",
+        range=Range(0, 1, hi_open=True),
     )
     evaluate: str = opt(
         "probe",
@@ -268,16 +400,16 @@ class AugsearchConfig(CommonConfig):
         choices=("probe", "finetune"),
     )
     label_fraction: float = opt(
-        0.03, "--evaluate finetune: fraction of the training labels (SimCLR-S2: a few percent)"
+        0.03,
+        "--evaluate finetune: fraction of the training labels (SimCLR-S2: a few percent)",
+        range=FRACTION,
     )
-    finetune_epochs: int = opt(5, "--evaluate finetune: fine-tuning epochs per run")
-    method: str = opt(
-        "simclr", "SSL method of the short runs", choices=("mocov2", "mocov3", "simclr", "rpl")
-    )
+    finetune_epochs: int = opt(5, "--evaluate finetune: fine-tuning epochs per run", range=POSITIVE)
+    method: str = opt("simclr", "SSL method of the short runs", choices=method_names())
     backbone: str = opt("resnet18", "timm model name")
     size: int = opt(64, "patch size in pixels (pretraining and probe)")
     batch_size: int = opt(32, "pretraining batch size")
-    steps: int = opt(100, "optimiser steps of each short pretraining run")
+    steps: int = opt(100, "optimiser steps of each short pretraining run", range=POSITIVE)
     probe_data: str | None = opt(None, "labelled data for the probes (default: --data)")
     dataset: str = opt(
         "folder", "layout of the labelled data", choices=("bigearthnet", "millionaid", "folder")
@@ -285,7 +417,7 @@ class AugsearchConfig(CommonConfig):
 
 
 @dataclass
-class RecipesConfig:
+class RecipesConfig(Options):
     """`rs-ssl recipes [NAME]`: list the shipped study recipes, or print one recipe's YAML."""
 
     name: str | None = opt(
@@ -294,7 +426,7 @@ class RecipesConfig:
 
 
 @dataclass
-class ManifestConfig(CommonConfig):
+class ManifestConfig(DataOptions, ZoomOption, SkipBadOption, OutOption, SeedOption):
     """`rs-ssl manifest PATH`: scan a dataset once and summarise it."""
 
     stats: bool = opt(False, "also compute per-band mean/std (streaming) for normalisation")
@@ -302,7 +434,7 @@ class ManifestConfig(CommonConfig):
 
 
 @dataclass
-class ConvertConfig(CommonConfig):
+class ConvertConfig(DataOptions, ZoomOption, SkipBadOption, OutOption):
     """`rs-ssl convert PATH --to zarr OUT`: convert a supported input to a chunked zarr store."""
 
     to: str = opt("zarr", "output format", choices=("zarr",))
@@ -310,25 +442,26 @@ class ConvertConfig(CommonConfig):
 
 
 @dataclass
-class ReportConfig(CommonConfig):
+class ReportConfig(OutOption):
     """`rs-ssl report RUN_DIR...`: collect runs into report.md/report.html with figures."""
 
     runs: list = opt([], "run folders to collect")
 
 
 @dataclass
-class BenchConfig(CommonConfig):
+class BenchConfig(DataOptions, ZoomOption, OutOption, SeedOption):
     """`rs-ssl bench`: images/s of the full training step."""
 
-    method: str = opt("simclr", "SSL method", choices=("mocov2", "mocov3", "simclr", "rpl"))
+    method: str = opt("simclr", "SSL method", choices=method_names())
     backbone: str = opt("resnet18", "timm model name")
     size: int = opt(64, "image size in pixels")
     batch_size: int = opt(32, "batch size")
-    steps: int = opt(10, "timed steps (after warm-up)")
-    warmup: int = opt(3, "untimed warm-up steps")
+    steps: int = opt(10, "timed steps (after warm-up)", range=POSITIVE)
+    warmup: int = opt(3, "untimed warm-up steps", range=POSITIVE)
     rounds: int = opt(
         1,
         "time every variant this many times, alternating, and report medians (steadier on a shared machine)",
+        range=POSITIVE,
     )
     device: str = opt("auto", "cpu, cuda or auto")
     compare: str | None = opt(
@@ -423,7 +556,7 @@ def build_config(cls: type, file_values: dict[str, Any], cli_values: dict[str, A
         v = getattr(cfg, f.name)
         if choices and v is not None and v not in choices:
             raise UsageError(
-                f"--{f.name.replace('_', '-')} {v!r}: choose one of {', '.join(choices)}"
+                f"--{f.name.replace('_', '-')} {v!r}: choose one of {', '.join(map(str, choices))}"
             )
     return cfg
 

@@ -1,7 +1,9 @@
-"""Run folders: writability check up front, resolved config.yaml, metrics.json, atomic writes."""
+"""Run folders: writability check up front, resolved config.yaml, metrics.json, the loss history,
+atomic writes; and the readers of what a run folder holds."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import tempfile
@@ -12,7 +14,7 @@ import yaml
 
 from rs_ssl import __version__
 from rs_ssl.config import to_dict
-from rs_ssl.errors import RsSslError
+from rs_ssl.errors import RsSslError, UsageError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -92,6 +94,62 @@ def write_metrics(out: Path, metrics: dict[str, Any]) -> Path:
 def read_metrics(out: Path) -> dict[str, Any]:
     """The metrics.json that `write_metrics` wrote into a run folder."""
     return json.loads((Path(out) / "metrics.json").read_text(encoding="utf-8"))
+
+
+def write_loss_history(out: Path, steps: list[int], losses: list[float]) -> Path:
+    """`loss_history.csv` (step,loss; every optimiser step) at the end of a pretraining run."""
+    path = Path(out) / "loss_history.csv"
+    atomic_write_text(
+        path,
+        "step,loss\n" + "".join(f"{s},{v!r}\n" for s, v in zip(steps, losses, strict=True)),
+    )
+    return path
+
+
+def read_loss_history(out: Path) -> tuple[list[int], list[float]]:
+    """(steps, losses) of a run folder, from the `loss_history.csv` written at the end of a run."""
+    steps, losses = [], []
+    with open(Path(out) / "loss_history.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            steps.append(int(row["step"]))
+            losses.append(float(row["loss"]))
+    return steps, losses
+
+
+def read_run(path: Path) -> dict[str, Any]:
+    """A run folder's command, config and metrics."""
+    if not path.is_dir():
+        raise UsageError(f"{path}: not a run folder")
+    mfile, cfile = path / "metrics.json", path / "config.yaml"
+    if not mfile.is_file():
+        raise UsageError(
+            f"{path}: no metrics.json; give folders written by rs-ssl pretrain/probe/finetune/augsearch"
+        )
+    metrics = read_metrics(path)
+    config = yaml.safe_load(cfile.read_text(encoding="utf-8")) if cfile.is_file() else {}
+    command = metrics.get("command") or config.get("command")
+    return {
+        "path": path,
+        "name": path.name,
+        "command": command,
+        "metrics": metrics,
+        "config": config or {},
+    }
+
+
+def losses_of(run: Path) -> tuple[list[int], list[float]]:
+    """(steps, losses) of a pretraining run: its loss_history.csv, or for runs written before that file
+    existed, the `train/loss_step` column of Lightning's logs/*/metrics.csv."""
+    if (run / "loss_history.csv").is_file():
+        return read_loss_history(run)
+    merged = {}
+    for path in sorted((run / "logs").rglob("metrics.csv")):
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("train/loss_step") not in (None, ""):
+                    merged[int(row["step"])] = float(row["train/loss_step"])
+    keys = sorted(merged)
+    return keys, [merged[k] for k in keys]
 
 
 def _json_default(o: Any) -> Any:

@@ -1,5 +1,6 @@
 """Option parsing, config round-trip and the exit-code contract."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -7,7 +8,9 @@ import pytest
 import yaml
 
 from rs_ssl import cli
-from rs_ssl.config import CommonConfig, PretrainConfig
+from rs_ssl import config as C
+from rs_ssl.config import AugsearchConfig, PretrainConfig
+from rs_ssl.errors import UsageError
 from rs_ssl.runs import write_config
 
 
@@ -84,32 +87,59 @@ def test_unknown_band_name_exits_2_and_lists_valid(tmp_path):
     assert "B13" in p.stderr and "B8A" in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
-def test_every_command_has_help_with_defaults():
+def test_every_command_has_help_with_defaults_listing_only_the_options_it_uses():
+    shared = set(C.shared_option_names())
     for name, command in cli.COMMANDS.items():
-        if not issubclass(command.config, CommonConfig):  # `recipes` only lists files
-            continue
         p = subprocess.run(
             [sys.executable, "-m", "rs_ssl", name, "--help"], capture_output=True, text=True
         )
         assert p.returncode == 0, (name, p.stderr)
         text = " ".join(p.stdout.split())
-        for opt in (
-            "--out",
-            "--config",
-            "--seed",
-            "--bands",
-            "--data",
-            "--skip-bad",
-            "--devices",
-            "--region",
-        ):
-            assert opt in text, (name, opt)
-        assert text.count("(default:") >= 9, name
+        own = {f.name for f in dataclasses.fields(command.config)} - {"runs"}
+        assert "--config" in text, name
+        for opt in own:
+            assert f"--{opt.replace('_', '-')} " in text, (name, opt)
+        for opt in shared - own:  # a shared option the command does not use is not offered
+            assert f"--{opt.replace('_', '-')} " not in text, (name, opt)
+        assert text.count("(default:") >= len(own), name
+    for name in ("pretrain", "probe", "embed", "augsearch"):
+        assert shared <= {f.name for f in dataclasses.fields(cli.COMMANDS[name].config)} | {
+            "zoom"
+        }, name
+    report = {f.name for f in dataclasses.fields(cli.COMMANDS["report"].config)}
+    assert report == {"out", "runs"}  # was given nine input/run options it ignored
     top = subprocess.run(
         [sys.executable, "-m", "rs_ssl", "--help"], capture_output=True, text=True
     ).stdout
     for name in cli.COMMANDS:
         assert name in top
+
+
+def test_option_ranges_are_declared_once_and_checked_on_every_path(tmp_path, capsys):
+    with pytest.raises(UsageError, match="--size 0: must be > 0"):
+        cli.parse(["pretrain", "--size", "0"])
+    f = tmp_path / "c.yaml"
+    f.write_text("fraction: 1.5\n")
+    assert cli.main(["augsearch", "--config", str(f)]) == 2
+    assert "--fraction 1.5: must be in (0, 1]" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="--drop-bottom 1.0: must be in \\[0, 1\\)"):
+        AugsearchConfig(drop_bottom=1.0)  # built in code, as augsearch builds its runs' configs
+    with pytest.raises(UsageError, match="--level 4: choose one of 1, 2, 3"):
+        cli.parse(["probe", "--config", str(_yaml(tmp_path, "level: 4"))])
+    assert cli.main(["bench", "--rounds", "0"]) == 2
+    assert "--knn -1: must be >= 0" in _usage_error(["probe", "--knn=-1"])
+
+
+def _yaml(tmp_path, text):
+    f = tmp_path / "opts.yaml"
+    f.write_text(text + "\n")
+    return f
+
+
+def _usage_error(argv) -> str:
+    with pytest.raises(UsageError) as e:
+        cli.parse(argv)
+    return str(e.value)
 
 
 def test_out_is_a_file(tmp_path, capsys):

@@ -12,7 +12,7 @@ from rs_ssl.eval import metrics as M
 from rs_ssl.losses import info_nce, info_nce_queue, nt_xent
 from rs_ssl.methods import MoCoV2, MoCoV3, SimCLR
 from rs_ssl.methods.base import scale_lr, warmup_cosine
-from rs_ssl.pretrain import world_size
+from rs_ssl.training import world_size
 
 BANDS = 13
 

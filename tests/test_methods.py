@@ -486,7 +486,7 @@ def test_mocov3_resume_restores_momentum_encoder_and_schedule(tmp_path):
             seen[trainer.global_step - 1] = module.momentum
             if (
                 trainer.global_step >= stop_at
-            ):  # pretrain's _StopAtStep (Lightning's max_steps breaks resume)
+            ):  # rs_ssl.callbacks.StopAtStep (Lightning's max_steps breaks resume)
                 trainer.should_stop = True
 
     data = [{"image": 1000 + 100 * torch.rand(BANDS, 16, 16)} for _ in range(12)]
@@ -496,8 +496,7 @@ def test_mocov3_resume_restores_momentum_encoder_and_schedule(tmp_path):
         nonlocal stop_at
         stop_at = steps
         torch.manual_seed(0)
-        m = make(MoCoV3, mlp_dim=16, batch_size=4)
-        m.total_steps = 6  # the run's length, as pretrain.run sets it
+        m = make(MoCoV3, mlp_dim=16, batch_size=4, total_steps=6)  # the run's length
         trainer = L.Trainer(
             accelerator="cpu",
             max_epochs=2,

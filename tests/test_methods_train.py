@@ -15,7 +15,7 @@ SIZE = 32
 def real_views():
     """Two fixed augmented views of 8 patches from the embedded L1C sample, normalised as in training."""
     from rs_ssl.data import pretrain_dataset
-    from rs_ssl.methods.base import Normalize
+    from rs_ssl.data.normalize import Normalize
 
     sel = resolve_bands("13")
     ds, _ = pretrain_dataset(None, "auto", sel, patch=SIZE, samples_per_epoch=64)

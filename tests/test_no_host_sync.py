@@ -21,7 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from rs_ssl import pretrain
 from rs_ssl.augment import pixel
-from rs_ssl.checkpoints import LossProgressBar
+from rs_ssl.callbacks import LossProgressBar
 from rs_ssl.config import PretrainConfig
 
 # Ops that copy a device value to the host, or whose output shape depends on device data.

@@ -81,7 +81,7 @@ def test_resume_continues_to_the_same_step_count(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["steps"] == 8 and m["resumed_from"]
     # the loss curve holds both segments: steps 0..7, no gap, no repeat
-    from rs_ssl.pretrain import read_loss_history
+    from rs_ssl.runs import read_loss_history
 
     steps, losses = read_loss_history(out)
     assert steps == list(range(8)) and len(losses) == 8
@@ -171,10 +171,9 @@ def test_bands_3_on_sentinel2_means_true_colour(tmp_path, capsys):
 
 
 def test_moco_queue_is_clamped_by_the_real_epoch_length():
-    from rs_ssl.config import PretrainConfig
-    from rs_ssl.pretrain import effective_queue_size
+    from rs_ssl.methods import MoCoV2
 
-    cfg = PretrainConfig(method="mocov2", queue_size=16384, batch_size=32, samples_per_epoch=512)
-    assert effective_queue_size(cfg) == 256  # georeferenced scenes: --samples-per-epoch patches
-    assert effective_queue_size(cfg, samples=500_000) == 16384  # a large patch dataset: untouched
-    assert effective_queue_size(cfg, samples=100) == 32  # never below one batch
+    clamp = MoCoV2.effective_queue_size
+    assert clamp(16384, 32, 512) == 256  # georeferenced scenes: --samples-per-epoch patches
+    assert clamp(16384, 32, samples=500_000) == 16384  # a large patch dataset: untouched
+    assert clamp(16384, 32, samples=100) == 32  # never below one batch

@@ -16,9 +16,10 @@ import torch
 from safetensors.torch import load_file
 
 from rs_ssl import cli
-from rs_ssl.checkpoints import NonFiniteGuard, newest_valid_checkpoint
+from rs_ssl.callbacks import NonFiniteGuard
+from rs_ssl.checkpoints import newest_valid_checkpoint
 from rs_ssl.errors import RsSslError
-from rs_ssl.pretrain import read_loss_history
+from rs_ssl.runs import read_loss_history
 
 HERE = Path(__file__).resolve().parent
 # 3 epochs x 4 steps, a checkpoint after every step; MoCo v2 so that queue and momentum encoder

@@ -37,7 +37,7 @@ import torch
 from rs_ssl import cli
 from rs_ssl.data.manifest import check_inside_root
 from rs_ssl.errors import DataError
-from rs_ssl.pretrain import read_loss_history
+from rs_ssl.runs import read_loss_history
 
 REAL_TILE = "patch_10.tif"  # the real tile the broken GeoTIFFs are made from
 

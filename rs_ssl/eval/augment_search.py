@@ -101,7 +101,7 @@ def augsearch(cfg: AugsearchConfig) -> dict[str, Any]:
     from rs_ssl.data import resolve_data_bands
     from rs_ssl.eval.finetuning import finetune
     from rs_ssl.eval.probing import probe
-    from rs_ssl.pretrain import run as pretrain
+    from rs_ssl.training import train as pretrain
 
     study = study_names(cfg.augs)
     augs = study or [a.strip() for a in cfg.augs.split(",") if a.strip()]
@@ -112,21 +112,10 @@ def augsearch(cfg: AugsearchConfig) -> dict[str, Any]:
         )
     if len(augs) < 2 or len(set(augs)) != len(augs):
         raise UsageError(f"--augs {cfg.augs}: give two or more distinct augmentations")
-    if cfg.evaluate == "finetune" and (not 0 < cfg.label_fraction <= 1 or cfg.finetune_epochs <= 0):
-        raise UsageError(
-            f"--label-fraction must be in (0, 1] and --finetune-epochs positive "
-            f"(got {cfg.label_fraction}, {cfg.finetune_epochs})"
-        )
     if "crop" in augs and "resized_crop" in augs:
         raise UsageError(
             "--augs: `crop` and `resized_crop` cannot form a pair (a view has one crop); keep one"
         )
-    if not 0 < cfg.fraction <= 1 or not 0 <= cfg.drop_bottom < 1:
-        raise UsageError(
-            f"--fraction must be in (0, 1] and --drop-bottom in [0, 1) (got {cfg.fraction}, {cfg.drop_bottom})"
-        )
-    if cfg.steps <= 0:
-        raise UsageError(f"--steps must be positive, got {cfg.steps}")
     out = prepare_out(cfg.out or default_out("augsearch"))
     selection = resolve_data_bands(cfg.bands, cfg.sensor, cfg.data, cfg.format, cfg.zoom)
     n = _pretrain_samples(cfg, selection)

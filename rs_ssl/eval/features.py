@@ -11,8 +11,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from rs_ssl.bands import BandSelection, load_stats, resolve_bands
 from rs_ssl.data import resolve_data_bands
+from rs_ssl.data.normalize import Normalize
 from rs_ssl.errors import DataError, RsSslError, UsageError
-from rs_ssl.methods.base import Normalize
 from rs_ssl.models.backbone import create_backbone, load_weights, weights_file, weights_metadata
 from rs_ssl.models.transfer import describe, mapping_record, transfer_state
 

@@ -14,14 +14,12 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from rs_ssl.bands import load_stats
 from rs_ssl.config import FinetuneConfig, default_out
-from rs_ssl.errors import UsageError
+from rs_ssl.data.normalize import Normalize
 from rs_ssl.eval import figures
 from rs_ssl.eval import protocol as P
 from rs_ssl.eval.features import load_backbone
 from rs_ssl.eval.linear import scores
-from rs_ssl.eval.probing import check_common
 from rs_ssl.eval.splits import fraction_indices, parse_fractions, targets_of
-from rs_ssl.methods.base import Normalize
 from rs_ssl.models.backbone import output_dim
 from rs_ssl.runs import prepare_out, write_config, write_metrics
 
@@ -143,11 +141,6 @@ def fit_one(
 
 def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     """Fine-tune per (initialisation, label fraction, seed); write the table, the plot and metrics.json."""
-    check_common(cfg)
-    if cfg.epochs <= 0 or cfg.seeds <= 0 or cfg.lr <= 0:
-        raise UsageError(
-            f"--epochs, --seeds and --lr must be positive (got {cfg.epochs}, {cfg.seeds}, {cfg.lr})"
-        )
     fractions = parse_fractions(cfg.label_fraction)
     out = prepare_out(cfg.out or default_out("finetune"))
     probe_lb, splits = P.load_backbone_and_splits(cfg)

@@ -10,7 +10,6 @@ from typing import Any
 import torch
 
 from rs_ssl.config import ProbeConfig, default_out
-from rs_ssl.errors import UsageError
 from rs_ssl.eval import figures
 from rs_ssl.eval.features import FrozenEncoder, extract
 from rs_ssl.eval.knn import knn_scores
@@ -24,16 +23,6 @@ from rs_ssl.eval.protocol import (
     task_name,
 )
 from rs_ssl.runs import prepare_out, write_config, write_metrics
-
-
-def check_common(cfg: ProbeConfig) -> None:
-    for name, v in (("size", cfg.size), ("batch-size", cfg.batch_size)):
-        if v <= 0:
-            raise UsageError(f"--{name} must be positive, got {v}")
-    if cfg.knn < 0:
-        raise UsageError(f"--knn must be 0 (off) or positive, got {cfg.knn}")
-    if cfg.level not in (1, 2, 3):
-        raise UsageError(f"--level {cfg.level}: MillionAID levels are 1, 2 or 3")
 
 
 def _short(name: str, n: int = 18) -> str:
@@ -78,7 +67,6 @@ def grid_indices(ok: list[bool], n: int = 8) -> list[int]:
 
 def probe(cfg: ProbeConfig) -> dict[str, Any]:
     """Extract frozen features once, sweep a linear head on validation, report test metrics."""
-    check_common(cfg)
     out = prepare_out(cfg.out or default_out("probe"))
     torch.manual_seed(cfg.seed)
     lb, splits = load_backbone_and_splits(cfg)

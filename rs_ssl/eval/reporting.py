@@ -8,35 +8,19 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rs_ssl.config import ReportConfig, default_out
 from rs_ssl.errors import UsageError
 from rs_ssl.eval import figures
 from rs_ssl.eval.protocol import HEADLINE, task_name
 from rs_ssl.plots import loss_curve
-from rs_ssl.runs import atomic_write_text, prepare_out, read_metrics, write_config, write_metrics
-
-
-def read_run(path: Path) -> dict[str, Any]:
-    """A run folder's command, config and metrics."""
-    if not path.is_dir():
-        raise UsageError(f"{path}: not a run folder")
-    mfile, cfile = path / "metrics.json", path / "config.yaml"
-    if not mfile.is_file():
-        raise UsageError(
-            f"{path}: no metrics.json; give folders written by rs-ssl pretrain/probe/finetune/augsearch"
-        )
-    metrics = read_metrics(path)
-    config = yaml.safe_load(cfile.read_text(encoding="utf-8")) if cfile.is_file() else {}
-    command = metrics.get("command") or config.get("command")
-    return {
-        "path": path,
-        "name": path.name,
-        "command": command,
-        "metrics": metrics,
-        "config": config or {},
-    }
+from rs_ssl.runs import (
+    atomic_write_text,
+    losses_of,
+    prepare_out,
+    read_run,
+    write_config,
+    write_metrics,
+)
 
 
 def _fmt(v: Any) -> str:
@@ -100,25 +84,6 @@ class Doc:
                 )
         out.append("</body></html>")
         return "\n".join(out)
-
-
-def losses_of(run: Path) -> tuple[list[int], list[float]]:
-    """(steps, losses) of a pretraining run: its loss_history.csv, or for runs written before that file
-    existed, the `train/loss_step` column of Lightning's logs/*/metrics.csv."""
-    import csv
-
-    from rs_ssl.pretrain import read_loss_history
-
-    if (run / "loss_history.csv").is_file():
-        return read_loss_history(run)
-    merged = {}
-    for path in sorted((run / "logs").rglob("metrics.csv")):
-        with open(path, newline="") as f:
-            for row in csv.DictReader(f):
-                if row.get("train/loss_step") not in (None, ""):
-                    merged[int(row["step"])] = float(row["train/loss_step"])
-    keys = sorted(merged)
-    return keys, [merged[k] for k in keys]
 
 
 def _pretrain_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:

@@ -1,14 +1,15 @@
 """Shared plumbing of every SSL method: normalisation and views on the device, optimiser, schedule.
 
-A method subclass declares its paper defaults (`defaults`), builds its networks in
-`configure_models`, and returns the loss from `ssl_step(v1, v2)`. Momentum methods list their
+A method subclass takes its own hyper-parameters as typed keyword arguments (None: the paper
+default of its entry in `rs_ssl.methods.table`, read as `cls.defaults`), builds its networks in
+its `__init__`, and returns the loss from `ssl_step(v1, v2)`. Momentum methods list their
 (online, momentum) pairs in `momentum_pairs()`; `momentum_update` updates them all.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import lightning as L
@@ -16,12 +17,11 @@ import torch
 from torch import nn
 
 from rs_ssl.bands import BandSelection, BandStats
+from rs_ssl.data.normalize import Normalize
 from rs_ssl.errors import UsageError
 from rs_ssl.methods.optim import LARS
+from rs_ssl.methods.table import LR_SCALINGS, OPTIMIZERS, MethodDefaults, spec
 from rs_ssl.models.backbone import output_dim
-
-OPTIMIZERS = ("sgd", "adamw", "adam", "lars")
-LR_SCALINGS = ("auto", "linear", "sqrt", "none")
 
 
 def scale_lr(base_lr: float, global_batch: int, optimizer: str, rule: str = "auto") -> float:
@@ -40,40 +40,6 @@ def scale_lr(base_lr: float, global_batch: int, optimizer: str, rule: str = "aut
         rule = "sqrt" if optimizer in ("adam", "adamw") else "linear"
     k = global_batch / 256
     return base_lr * {"linear": k, "sqrt": math.sqrt(k), "none": 1.0}[rule]
-
-
-@dataclass(frozen=True)
-class MethodDefaults:
-    """A method's paper hyper-parameters, used where the user gives none."""
-
-    lr: float  # at batch size 256
-    weight_decay: float
-    temperature: float
-    preset: str
-    optimizer: str  # "sgd", "adamw", "adam", "lars"
-    warmup_epochs: float = 0.0
-    proj_dim: int = 128  # output of the projection head
-    lars_lr: float | None = None  # lr at batch size 256 when the user picks LARS and gives no --lr
-
-
-class Normalize(nn.Module):
-    """DN -> reflectance (`DN * scale + offset`) -> standardised with the sensor's per-band mean/std.
-
-    Non-finite values (NaN nodata) become 0 after standardisation, i.e. the band mean.
-    """
-
-    def __init__(self, selection: BandSelection, stats: BandStats):
-        super().__init__()
-        s = selection.sensor
-        mean = torch.as_tensor(stats.mean).view(1, -1, 1, 1)
-        std = torch.as_tensor(stats.std).view(1, -1, 1, 1)
-        # Fold both affine steps into one multiply-add: x * a + b.
-        self.register_buffer("a", s.scale / std, persistent=False)
-        self.register_buffer("b", (s.offset - mean) / std, persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.addcmul(self.b, x.float(), self.a)
-        return torch.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def warmup_cosine(step: int, total: int, warmup: int) -> float:
@@ -110,9 +76,16 @@ def build_optimizer(
     raise UsageError(f"--optimizer {kind}: choose one of {', '.join(OPTIMIZERS)}")
 
 
+class _TableDefaults:
+    """`cls.defaults`: the class's entry in the method table, the one place its defaults are written."""
+
+    def __get__(self, obj: Any, owner: type) -> MethodDefaults:
+        return spec(owner.name).defaults
+
+
 class SSLMethod(L.LightningModule):
     name: ClassVar[str] = ""
-    defaults: ClassVar[MethodDefaults]
+    defaults: ClassVar[MethodDefaults] = _TableDefaults()  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -123,14 +96,16 @@ class SSLMethod(L.LightningModule):
         views: nn.Module,
         lr: float | None = None,
         weight_decay: float | None = None,
-        temperature: float | None = None,
         batch_size: int = 256,
         warmup_epochs: float | None = None,
-        proj_dim: int | None = None,
         optimizer: str | None = None,
         lr_scaling: str = "auto",
-        **method_kwargs: Any,
+        total_steps: int | None = None,
+        steps_per_epoch: int | None = None,
+        epoch_samples: int | None = None,
     ):
+        """`total_steps`, `steps_per_epoch`: the run's length, for the schedules (default: Lightning's
+        estimate at fit time); `epoch_samples`: distinct samples per epoch (None: not known)."""
         super().__init__()
         self.backbone = backbone
         self.normalize = Normalize(selection, stats)
@@ -148,25 +123,39 @@ class SSLMethod(L.LightningModule):
             lr = self.defaults.lars_lr
         self.base_lr = self.defaults.lr if lr is None else lr
         self.weight_decay = self.defaults.weight_decay if weight_decay is None else weight_decay
-        self.temperature = self.defaults.temperature if temperature is None else temperature
         self.warmup_epochs = self.defaults.warmup_epochs if warmup_epochs is None else warmup_epochs
         self.batch_size = batch_size
         if lr_scaling not in LR_SCALINGS:
             raise UsageError(f"--lr-scaling {lr_scaling}: choose one of {', '.join(LR_SCALINGS)}")
         self.lr_scaling = lr_scaling
-        self.proj_dim = self.defaults.proj_dim if proj_dim is None else proj_dim
+        self.total_steps = total_steps
+        self.steps_per_epoch = steps_per_epoch
+        self.epoch_samples = epoch_samples
         self.feature_dim = output_dim(backbone)
-        self.method_kwargs = method_kwargs
-        self.configure_models()
+
+    @classmethod
+    def accepted_options(cls) -> set[str]:
+        """Keyword arguments of the constructor, the class's own and its bases' (what build_method may pass)."""
+        names: set[str] = set()
+        for c in cls.__mro__:
+            if "__init__" in vars(c) and issubclass(c, SSLMethod):
+                params = inspect.signature(vars(c)["__init__"]).parameters.values()
+                names |= {p.name for p in params if p.kind is p.KEYWORD_ONLY}
+        return names
+
+    def resolved_hyper_parameters(self) -> dict[str, Any]:
+        """The values the run trains with, defaults filled in (dry run, config.yaml)."""
+        return {
+            "optimizer": self.optimizer_name,
+            "weight_decay": self.weight_decay,
+            "warmup_epochs": self.warmup_epochs,
+        }
 
     # -- to implement -----------------------------------------------------------------------------
     @classmethod
     def backbone_input_size(cls, size: int) -> int:
         """Side in pixels of the images the backbone sees when views are `size` pixels (ViTs need it)."""
         return size
-
-    def configure_models(self) -> None:
-        raise NotImplementedError
 
     def ssl_step(self, v1: torch.Tensor, v2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (loss, online features of v1 before the projector) for one batch of two views."""
@@ -241,11 +230,9 @@ class SSLMethod(L.LightningModule):
         lr = self.scaled_lr()
         precision = str(self._trainer.precision) if self._trainer is not None else "32-true"
         opt = build_optimizer(self.optimizer_name, self.param_groups(), lr, precision)
-        # The schedule spans the run's real length (set by pretrain.run, which knows --max-steps).
-        total = getattr(self, "total_steps", None) or max(
-            1, int(self.trainer.estimated_stepping_batches)
-        )
-        steps_per_epoch = getattr(self, "steps_per_epoch", None) or max(
+        # The schedule spans the run's real length (given by the training assembly, which knows --max-steps).
+        total = self.total_steps or max(1, int(self.trainer.estimated_stepping_batches))
+        steps_per_epoch = self.steps_per_epoch or max(
             1, total // max(1, self.trainer.max_epochs or 1)
         )
         warmup = int(self.warmup_epochs * steps_per_epoch)

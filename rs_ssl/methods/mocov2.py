@@ -8,23 +8,39 @@ gives the negatives; 2-layer MLP head; temperature 0.2; SGD lr 0.03 at batch 256
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from rs_ssl.losses import info_nce_queue
 from rs_ssl.losses.dist import concat_all_gather
-from rs_ssl.methods.base import MethodDefaults, SSLMethod
+from rs_ssl.methods.base import SSLMethod
 from rs_ssl.models.heads import mlp
 
 
 class MoCoV2(SSLMethod):
     name = "mocov2"
-    defaults = MethodDefaults(
-        lr=0.03, weight_decay=1e-4, temperature=0.2, preset="mocov2", optimizer="sgd"
-    )
 
-    def configure_models(self) -> None:
+    def __init__(
+        self,
+        *,
+        temperature: float | None = None,
+        proj_dim: int | None = None,
+        momentum: float | None = None,
+        queue_size: int | None = None,
+        **common: Any,
+    ):
+        """Own hyper-parameters (None: the method table's paper default); the queue is clamped to
+        the data by `effective_queue_size` when the epoch's samples are known."""
+        super().__init__(**common)
+        dflt = self.defaults
+        self.temperature = dflt.temperature if temperature is None else temperature
+        self.proj_dim = dflt.proj_dim if proj_dim is None else proj_dim
+        self.m = dflt.momentum if momentum is None else float(momentum)
+        k = dflt.queue_size if queue_size is None else int(queue_size)
+        if self.epoch_samples is not None:
+            k = self.effective_queue_size(k, self.batch_size, self.epoch_samples)
         d = self.feature_dim
         # "we replace the fc head in MoCo with a 2-layer MLP head (hidden layer 2048-d, with ReLU)"
         self.projector = mlp([d, d, self.proj_dim], batchnorm=[False, False])
@@ -32,12 +48,32 @@ class MoCoV2(SSLMethod):
         self.key_projector = copy.deepcopy(self.projector)
         for p in list(self.key_backbone.parameters()) + list(self.key_projector.parameters()):
             p.requires_grad = False
-        m = self.method_kwargs.get("momentum")
-        self.m = 0.999 if m is None else float(m)  # moco main_moco.py --moco-m 0.999
-        k = self.method_kwargs.get("queue_size")
-        k = 16384 if k is None else int(k)  # 65536 in the paper
         self.register_buffer("queue", F.normalize(torch.randn(k, self.proj_dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    @staticmethod
+    def effective_queue_size(queue_size: int, batch_size: int, samples: int) -> int:
+        """MoCo's queue must hold keys of *other* images: at most half an epoch's distinct samples.
+
+        A queue larger than the data (the 16384 default on the 512-patch demo) fills with random
+        initial keys and with earlier keys of the query's own image, so it is clamped, with a notice.
+        `samples` is the epoch's length (patch datasets use every sample, not --samples-per-epoch).
+        """
+        limit = max(batch_size, (samples // 2) // batch_size * batch_size)
+        if queue_size > limit:
+            print(
+                f"note: --queue-size {queue_size} exceeds half of the {samples} samples per epoch; using {limit}"
+            )
+            return limit
+        return queue_size
+
+    def resolved_hyper_parameters(self) -> dict[str, Any]:
+        return super().resolved_hyper_parameters() | {
+            "temperature": self.temperature,
+            "proj_dim": self.proj_dim,
+            "momentum": self.m,
+            "queue_size": int(self.queue.shape[0]),
+        }
 
     def param_groups(self):
         """Weight decay on every parameter, biases and BatchNorm included: moco main_moco.py builds

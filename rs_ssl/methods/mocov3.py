@@ -18,12 +18,13 @@ import copy
 import math
 from functools import reduce
 from operator import mul
+from typing import Any
 
 import torch
 from torch import nn
 
 from rs_ssl.losses import info_nce_all_ranks
-from rs_ssl.methods.base import MethodDefaults, SSLMethod
+from rs_ssl.methods.base import SSLMethod
 from rs_ssl.models.heads import mlp
 
 
@@ -53,23 +54,27 @@ def freeze_random_patch_embed(backbone: nn.Module) -> None:
 
 class MoCoV3(SSLMethod):
     name = "mocov3"
-    defaults = MethodDefaults(
-        lr=1.5e-4,
-        weight_decay=0.1,
-        temperature=0.2,
-        preset="mocov3",
-        optimizer="adamw",
-        warmup_epochs=40,
-        proj_dim=256,
-    )
 
-    def configure_models(self) -> None:
-        kw = self.method_kwargs
-        hidden = 4096 if kw.get("mlp_dim") is None else int(kw["mlp_dim"])
-        m = kw.get("momentum")
-        self.base_momentum = 0.99 if m is None else float(m)
+    def __init__(
+        self,
+        *,
+        temperature: float | None = None,
+        proj_dim: int | None = None,
+        momentum: float | None = None,
+        mlp_dim: int | None = None,
+        freeze_patch_embed: bool = False,
+        **common: Any,
+    ):
+        """Own hyper-parameters (None: the method table's paper default); `momentum` is the start of
+        the per-step cosine to 1; `freeze_patch_embed`: a ViT's random frozen patch projection."""
+        super().__init__(**common)
+        dflt = self.defaults
+        self.temperature = dflt.temperature if temperature is None else temperature
+        self.proj_dim = dflt.proj_dim if proj_dim is None else proj_dim
+        hidden = dflt.mlp_dim if mlp_dim is None else int(mlp_dim)
+        self.base_momentum = dflt.momentum if momentum is None else float(momentum)
         self.momentum = self.base_momentum
-        if kw.get("freeze_patch_embed"):
+        if freeze_patch_embed:
             freeze_random_patch_embed(self.backbone)
         d, out = self.feature_dim, self.proj_dim
         self.projector = mlp(
@@ -94,6 +99,13 @@ class MoCoV3(SSLMethod):
             return backbone(torch.cat([v1, v2], dim=0)).chunk(2, dim=0)
         return backbone(v1), backbone(v2)
 
+    def resolved_hyper_parameters(self) -> dict[str, Any]:
+        return super().resolved_hyper_parameters() | {
+            "temperature": self.temperature,
+            "proj_dim": self.proj_dim,
+            "momentum": self.base_momentum,
+        }
+
     def momentum_pairs(self):
         return [(self.backbone, self.key_backbone), (self.projector, self.key_projector)]
 
@@ -102,7 +114,7 @@ class MoCoV3(SSLMethod):
         trainer = self._trainer
         if trainer is None:
             return self.base_momentum
-        total = getattr(self, "total_steps", None) or int(trainer.estimated_stepping_batches)
+        total = self.total_steps or int(trainer.estimated_stepping_batches)
         return cosine_momentum(trainer.global_step, total, self.base_momentum)
 
     def ssl_step(self, v1: torch.Tensor, v2: torch.Tensor):

@@ -16,11 +16,13 @@ use band-to-band misregistration as a shortcut; RS sensors are band-registered t
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
 from rs_ssl.losses.infonce import full_precision
-from rs_ssl.methods.base import MethodDefaults, SSLMethod
+from rs_ssl.methods.base import SSLMethod
 from rs_ssl.models.heads import mlp
 
 # Neighbour (row, col) in the 3 x 3 grid for labels 0..7: row-major order without the centre (1, 1),
@@ -75,16 +77,13 @@ def cut_pairs(
 
 class RelativePatchLocation(SSLMethod):
     name = "rpl"
-    # Not from the paper (Caffe SGD with its own schedule): MoCo v2's SGD setup, cosine schedule.
-    defaults = MethodDefaults(
-        lr=0.05, weight_decay=1e-4, temperature=1.0, preset="s2", optimizer="sgd"
-    )
 
     @classmethod
     def backbone_input_size(cls, size: int) -> int:
         return grid_geometry(size)[0]
 
-    def configure_models(self) -> None:
+    def __init__(self, **common: Any):
+        super().__init__(**common)
         d = self.feature_dim
         # Paper: per-patch fc6, then concatenation -> fc7 (4096) -> fc8 (8). Here the backbone's pooled
         # features are concatenated -> Linear + BN + ReLU (hidden d) -> Linear to the 8 positions.

@@ -8,28 +8,34 @@ temperature 0.1 and Adam (lr 1e-3 at batch 256, square-root scaled); `optimizer=
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from rs_ssl.losses import nt_xent_all_ranks
-from rs_ssl.methods.base import MethodDefaults, SSLMethod
+from rs_ssl.methods.base import SSLMethod
 from rs_ssl.models.heads import mlp
 
 
 class SimCLR(SSLMethod):
     name = "simclr"
-    # Adam 1e-3 at batch 256, square-root scaled (`scale_lr`): 3.5e-4 at the default batch 32, close to the
-    # SimCLR-S2 study's 5e-4 at its batch 32 (the earlier 5e-4 "at 256", linearly scaled, trained at
-    # 6.25e-5). Views: the `light` preset. Together (not measured apart) the two changes raised the probe
-    # accuracy of an 8-epoch 64 px AID run from 0.310 to 0.345 (benchmarks/RESULTS.md, issue 15);
-    # `--augs simclr` gives the paper's views.
-    # LARS: "learning rate of 4.8 (= 0.3 x BatchSize/256) and weight decay of 1e-6" (SimCLR Sec. B.6).
-    defaults = MethodDefaults(
-        lr=1e-3, weight_decay=1e-6, temperature=0.1, preset="light", optimizer="adam", lars_lr=0.3
-    )
 
-    def configure_models(self) -> None:
+    def __init__(
+        self, *, temperature: float | None = None, proj_dim: int | None = None, **common: Any
+    ):
+        """Own hyper-parameters (None: the method table's default)."""
+        super().__init__(**common)
+        dflt = self.defaults
+        self.temperature = dflt.temperature if temperature is None else temperature
+        self.proj_dim = dflt.proj_dim if proj_dim is None else proj_dim
         d = self.feature_dim
         self.projector = mlp([d, d, self.proj_dim], batchnorm=[True, False])
+
+    def resolved_hyper_parameters(self) -> dict[str, Any]:
+        return super().resolved_hyper_parameters() | {
+            "temperature": self.temperature,
+            "proj_dim": self.proj_dim,
+        }
 
     def ssl_step(self, v1: torch.Tensor, v2: torch.Tensor):
         n = v1.shape[0]
