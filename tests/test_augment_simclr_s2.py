@@ -358,7 +358,7 @@ def test_augsearch_follows_the_study_with_finetuning(shared_data, tmp_path) -> N
                 "--size",
                 "32",
                 "--batch-size",
-                "8",
+                "4",
                 "--drop-bottom",
                 "0.34",
                 "--devices",

@@ -79,7 +79,8 @@ def matrix(augs: list[str], scores: dict[tuple[str, str], float]) -> np.ndarray:
 
 
 def _pretrain_samples(cfg: AugsearchConfig, selection) -> int | None:
-    """Number of samples of a patch/image dataset (None for large rasters, which are sampled randomly)."""
+    """Number of samples each pair pretrains on: a patch/image dataset's training split where it
+    defines one, else all of it (None for large rasters, which are sampled randomly)."""
     from rs_ssl.data import pretrain_dataset
 
     _, info = pretrain_dataset(
@@ -91,6 +92,8 @@ def _pretrain_samples(cfg: AugsearchConfig, selection) -> int | None:
         seed=cfg.seed,
         region=cfg.region,
         skip_bad=cfg.skip_bad,
+        zoom=cfg.zoom,
+        split="auto",  # what each pair's pretraining reads (PretrainConfig's default split)
     )
     return info.get("samples")
 
@@ -142,6 +145,7 @@ def augsearch(cfg: AugsearchConfig) -> dict[str, Any]:
             bands=cfg.bands,
             sensor=cfg.sensor,
             region=cfg.region,
+            zoom=cfg.zoom,
             out=str(run_dir / "pretrain"),
             seed=cfg.seed,
             devices=cfg.devices,
