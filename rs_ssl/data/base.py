@@ -97,6 +97,13 @@ class Catalog:
         )
 
 
+def scan_problems(catalog: Catalog) -> list[str]:
+    """What the scan left out under --skip-bad (empty split folders, incomplete scenes)."""
+    return list(catalog.notes.get("split_problems", [])) + list(
+        catalog.notes.get("scan_problems", [])
+    )
+
+
 def record_labels(r: Record, level: int = 1) -> tuple[str, ...]:
     """The labels of a record at a hierarchy level (MillionAID leaves without level 2 keep the leaf)."""
     if r.hierarchy:
@@ -151,7 +158,7 @@ class Format:
     `detect(source)` looks at folder names and a few headers only; `scan(source)` returns the
     catalog. `band_folders`: each record is a folder of per-band files (read as a scene);
     `labelled`: records carry labels; `sensor`: the band registry key of the data when it is fixed
-    (BigEarthNet: s2_l2a); `open`: the reader of one record when not a multi-band file;
+    (BigEarthNet: s2_l2a); `files_of`: the band files of a `band_folders` record; `open`: the reader of one record when not a multi-band file;
     `mosaic`: the one reader of a catalog of tiles.
     """
 
@@ -176,3 +183,6 @@ class Format:
         None  # manifest facts of a record not stored as files
     )
     decode_record: Callable[..., None] | None = None  # `manifest --check` of such a record
+    files_of: Callable[..., dict] | None = (
+        None  # band_folders: scene path -> {band name: file} (Sentinel-2, Landsat)
+    )

@@ -37,7 +37,7 @@ def open_record(catalog: Catalog, record: Record, selection: BandSelection):
     if fmt.open is not None:
         return fmt.open(catalog, record, selection)
     if fmt.band_folders:
-        return open_scene(Path(record.path), selection)
+        return open_scene(Path(record.path), selection, fmt.files_of(Path(record.path)))
     return StackedRaster(record.path, selection, layout=catalog.layout)
 
 

@@ -233,8 +233,14 @@ def fill_zeros(data: np.ndarray, indexes: list) -> np.ndarray:
 class FilledScene:
     """A per-band scene lacking only fillable bands (B10 of L2A): the others read, the rest zeros."""
 
-    def __init__(self, folder: Path, selection: BandSelection, present: tuple[str, ...]):
-        self.inner = Sentinel2Scene(folder, BandSelection(selection.sensor, present))
+    def __init__(
+        self,
+        folder: Path,
+        selection: BandSelection,
+        present: tuple[str, ...],
+        files: dict | None = None,
+    ):
+        self.inner = Sentinel2Scene(folder, BandSelection(selection.sensor, present), files)
         self.name = str(folder)
         self.selection = selection
         self.indexes = [1 if n in present else None for n in selection.names]
@@ -248,14 +254,17 @@ class FilledScene:
         self.inner.close()
 
 
-def open_scene(folder: str | Path, selection: BandSelection):
-    """A per-band Sentinel-2 folder as a reader; a missing B10 is zero-filled, other gaps are errors."""
+def open_scene(folder: str | Path, selection: BandSelection, files: dict | None = None):
+    """A per-band scene (Sentinel-2 folder, or the band `files` of a Landsat scene) as a reader; a
+    missing B10 is zero-filled (see `zero_filled`), other gaps are errors."""
     folder = Path(folder)
-    files = band_files(folder)
+    files = band_files(folder) if files is None else files
     missing = [n for n in selection.names if n not in files]
     if missing and set(missing) <= FILLABLE:
-        return FilledScene(folder, selection, tuple(n for n in selection.names if n in files))
-    scene = Sentinel2Scene(folder, selection)
+        return FilledScene(
+            folder, selection, tuple(n for n in selection.names if n in files), files
+        )
+    scene = Sentinel2Scene(folder, selection, files)
     scene.name = str(folder)
     return scene
 
