@@ -174,7 +174,7 @@ class Format:
         None  # (catalog, record, selection) -> reader; default: a stacked raster
     )
     mosaic: Callable[..., Any] | None = (
-        None  # (catalog, selection) -> one reader of all records (tile folders), or None
+        None  # (catalog, selection, skip_bad) -> (one reader of all records, skipped) (tile folders)
     )
     chunk_aligned: bool = (
         False  # random patches at chunk-aligned positions (zarr: one chunk decode each)
@@ -183,6 +183,9 @@ class Format:
         None  # manifest facts of a record not stored as files
     )
     decode_record: Callable[..., None] | None = None  # `manifest --check` of such a record
+    georef: Callable[..., dict] | None = (
+        None  # manifest `crs`/`bounds` of a record whose file has none (XYZ tiles: from z/x/y)
+    )
     files_of: Callable[..., dict] | None = (
         None  # band_folders: scene path -> {band name: file} (Sentinel-2, Landsat)
     )

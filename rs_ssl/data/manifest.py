@@ -106,15 +106,20 @@ def describe(catalog: Catalog, r: Record) -> dict:
     if len(dtypes) > 1:
         raise DataError(f"{r.path}: mixed dtypes {sorted(dtypes)}")
     crs = finest[5]
-    return row | {
-        "bands": names,
-        "dtype": dtypes.pop(),
-        "width": finest[7],
-        "height": finest[8],
-        "crs": crs_name(crs) if crs and not finest[9].is_identity else None,
-        "bounds": list(finest[6]) if crs else None,
-        "checksum": checksum(files),
-    }
+    georef = get_format(catalog.format).georef
+    return (
+        row
+        | {
+            "bands": names,
+            "dtype": dtypes.pop(),
+            "width": finest[7],
+            "height": finest[8],
+            "crs": crs_name(crs) if crs and not finest[9].is_identity else None,
+            "bounds": list(finest[6]) if crs else None,
+            "checksum": checksum(files),
+        }
+        | (georef(catalog, r) if georef else {})
+    )
 
 
 def decode(catalog: Catalog, r: Record) -> None:
@@ -229,7 +234,7 @@ def summarise(catalog: Catalog, rows: list[dict], problems: list[str]) -> dict:
         "multilabel": catalog.multilabel,
         "skipped": len(problems) + len(scan_problems(catalog)),
         "problems": problems + scan_problems(catalog),
-    }
+    } | {k: catalog.notes[k] for k in ("zoom", "scheme", "missing_tiles") if k in catalog.notes}
 
 
 def band_stats(catalog: Catalog, selection, seed: int, max_items: int = 256) -> dict:
@@ -310,6 +315,11 @@ def run(cfg) -> None:
         f"{summary['format']}: {summary['count']} item(s), {len(summary['bands'])} bands ({','.join(summary['bands'])}), "
         f"CRS {', '.join(summary['crs']) or 'none'}"
     )
+    if summary.get("missing_tiles"):
+        print(
+            f"zoom {summary['zoom']}: {summary['missing_tiles']} tile(s) missing inside the tiles' "
+            "bounding box: read as transparent (random patches there are redrawn)"
+        )
     if summary["labels"]:
         print("labels: " + ", ".join(f"{k} {v}" for k, v in summary["labels"].items()))
     if summary["splits"]:

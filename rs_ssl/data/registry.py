@@ -35,6 +35,7 @@ FORMATS: tuple[Format, ...] = (
     landsat.FORMAT,
     sentinel2.FORMAT,
     tiles.XYZ,
+    tiles.TMS,
     folders.MILLIONAID,
     tiles.TILES,
     folders.FOLDER,
