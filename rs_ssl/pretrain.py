@@ -198,7 +198,12 @@ def _print_data(info: dict, selection, cfg: PretrainConfig) -> None:
     """Say which bands and which samples pretraining uses (`--bands auto`, `--split auto` decide silently otherwise)."""
     bands = f"{len(selection)} bands ({','.join(selection.names)}, {selection.sensor.key})"
     if "split" not in info:
-        print(f"data: {info['format']}, {info.get('rasters', 0)} raster(s), {bands}")
+        drawn = (
+            f", --sampler {info['sampler']}: {info['patches']} patches per epoch"
+            if "sampler" in info
+            else ""
+        )
+        print(f"data: {info['format']}, {info.get('rasters', 0)} raster(s), {bands}{drawn}")
         return
     splits = ", ".join(f"{k} {v}" for k, v in info["splits"].items())
     what = (
@@ -304,8 +309,8 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
         RNGState,
         newest_valid_checkpoint,
     )
-    from rs_ssl.data import pretrain_dataset
     from rs_ssl.data.loader import EpochSampler, ResumableLoader
+    from rs_ssl.data.sampling import training_patches
     from rs_ssl.models import export_backbone
     from rs_ssl.models.folder import Provenance, data_licence, write_model_folder
     from rs_ssl.plots import loss_curve
@@ -341,12 +346,14 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
         print(f"resuming from {resume_from}")
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    dataset, data_info = pretrain_dataset(
+    dataset, data_info = training_patches(
         cfg.data,
         cfg.format,
         selection,
+        sampler=cfg.sampler,
         patch=cfg.size,
         samples_per_epoch=cfg.samples_per_epoch,
+        batch_size=cfg.batch_size,
         seed=cfg.seed,
         region=cfg.region,
         skip_bad=cfg.skip_bad,
@@ -358,7 +365,9 @@ def run(cfg: PretrainConfig) -> dict[str, Any]:
     stats = load_stats(selection)
     method = build_method(cfg, selection, stats, samples=len(dataset))
 
-    sampler = EpochSampler(len(dataset), seed=cfg.seed, dataset=dataset)
+    # torchgeo-batch keeps its order: each of its batches is one raster's
+    shuffle = getattr(dataset, "shuffle", True)
+    sampler = EpochSampler(len(dataset), seed=cfg.seed, shuffle=shuffle, dataset=dataset)
     workers = max(0, cfg.workers)
     # Its own generator: iterator creation must not draw from the global RNG that augmentations use,
     # or a resumed run would see different views than an uninterrupted one.
