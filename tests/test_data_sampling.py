@@ -134,3 +134,43 @@ def test_draws_over_several_rasters_ignore_the_global_rng(s2_scene, tmp_path):
         assert runs[0] == runs[1]
         xs = {x for x, _ in runs[0]}
         assert min(xs) < t.c + 300 * t.a < max(xs)  # both rasters drawn from
+
+
+def _pretrain(out: Path, sampler: str, kill_at: int = -1, resume: bool = False):
+    import subprocess
+    import sys
+
+    args = ["pretrain", "--sampler", sampler, "--bands", "B04,B03,B02", "--size", "16"]
+    args += ["--batch-size", "8"]
+    args += ["--samples-per-epoch", "24", "--epochs", "2", "--workers", "0", "--knn-k", "0"]
+    args += ["--ckpt-every", "1", "--seed", "5", "--out", str(out)] + (
+        ["--resume"] if resume else []
+    )
+    helper = Path(__file__).parent / "_pretrain_kill_at.py"
+    return subprocess.run(
+        [sys.executable, str(helper), str(kill_at), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow  # three pretrain processes (~90 s here); the fast tests above check the draw
+@pytest.mark.parametrize("sampler", ["torchgeo-random", "torchgeo-batch"])
+def test_resume_with_a_torchgeo_sampler_matches_the_uninterrupted_run(sampler, tmp_path):
+    import signal
+
+    from rs_ssl.pretrain import read_loss_history
+
+    ref = tmp_path / "ref"
+    assert _pretrain(ref, sampler).returncode == 0
+    out = tmp_path / "run"
+    assert _pretrain(out, sampler, kill_at=4).returncode == -signal.SIGKILL  # mid epoch 1
+    p = _pretrain(out, sampler, resume=True)
+    assert p.returncode == 0 and "resuming from" in p.stdout, p.stderr[-2000:]
+    steps, losses = read_loss_history(out)
+    ref_steps, ref_losses = read_loss_history(ref)
+    assert steps == ref_steps == list(range(6))
+    assert losses == pytest.approx(
+        ref_losses, rel=1e-4, abs=1e-5
+    )  # the same patches, step for step
