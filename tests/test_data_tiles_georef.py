@@ -182,6 +182,26 @@ def test_xyz_tree_with_missing_tiles(tmp_path, capsys):
     assert all(ds[i]["image"].any() for i in range(len(ds)))
 
 
+def test_jpeg_xyz_tiles_have_their_holes_masked(tmp_path):
+    """QGIS's JPG tile format carries no alpha: the tiles' coverage is the validity mask."""
+    root = tmp_path / "jpg"
+    tiles = sorted((QGIS / "xyz").rglob("*.png"))
+    for t in tiles[1:]:  # the first (top-left) tile missing
+        out = root / t.relative_to(QGIS / "xyz").with_suffix(".jpg")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with rasterio.open(t) as s:
+            data = s.read()[:3]
+        with rasterio.open(
+            out, "w", driver="JPEG", width=64, height=64, count=3, dtype="uint8"
+        ) as d:
+            d.write(data)
+    (mosaic,) = open_rasters(root, "auto", RGB)[0]
+    assert mosaic.band_names == ("R", "G", "B") and mosaic.alpha == 4
+    _, hole = mosaic.read_masked(Window(0, 0, 64, 64))
+    _, tile = mosaic.read_masked(Window(64, 0, 64, 64))
+    assert not hole.any() and tile.all()  # JPEG's black background is a pixel, not a hole
+
+
 def test_zoom_level_that_does_not_exist(g2t):
     with pytest.raises(
         UsageError, match=r"--zoom 9: .* no tiles at zoom 9; its zoom levels are 11, 12"

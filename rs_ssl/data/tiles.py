@@ -24,7 +24,7 @@ import rasterio
 from rasterio.transform import Affine
 
 from rs_ssl.data.base import IMAGE_SUFFIXES, Catalog, Format, Record, Source
-from rs_ssl.data.readers import StackedRaster, crs_name
+from rs_ssl.data.readers import StackedRaster, alpha_index, crs_name
 from rs_ssl.errors import DataError, UsageError
 
 WORLD_FILES = (".wld", ".pgw", ".pngw", ".jgw", ".jpgw", ".tfw", ".tifw")
@@ -271,7 +271,9 @@ def xyz_mosaic(tiles: list[Path], zoom: int, scheme: str) -> str:
         (str(p), (x - x0) * ts, (y - y0) * ts, ts, ts) for p, (x, y) in zip(tiles, xy, strict=True)
     ]
     crs = rasterio.crs.CRS.from_epsg(3857).to_wkt()
-    return vrt_xml(placed, (x1 - x0 + 1) * ts, (y1 - y0 + 1) * ts, crs, transform, h0)
+    width, height = (x1 - x0 + 1) * ts, (y1 - y0 + 1) * ts
+    no_alpha = alpha_index(h0["ci"]) is None  # JPEG tiles: missing tiles still masked
+    return vrt_xml(placed, width, height, crs, transform, h0, coverage_alpha=no_alpha)
 
 
 def vrt_xml(
@@ -281,8 +283,12 @@ def vrt_xml(
     crs_wkt: str,
     transform: Affine,
     h0: dict,
+    coverage_alpha: bool = False,
 ) -> str:
-    """A GDAL VRT document placing each (path, col, row, w, h) source in a width x height mosaic."""
+    """A GDAL VRT document placing each (path, col, row, w, h) source in a width x height mosaic.
+
+    `coverage_alpha` adds an alpha band that is opaque where a tile lies and transparent in the
+    holes (XYZ trees of JPEG tiles, which carry no alpha of their own)."""
     gt = ",".join(repr(float(v)) for v in transform.to_gdal())
     dtype = _GDAL_TYPES.get(h0["dtype"])
     if dtype is None:
@@ -300,6 +306,17 @@ def vrt_xml(
         bands.append(
             f'<VRTRasterBand dataType="{dtype}" band="{b}"><Description>{escape(desc)}</Description>'
             f"<ColorInterp>{ci}</ColorInterp>{nodata}{sources}</VRTRasterBand>"
+        )
+    if coverage_alpha:  # band 1 of each tile scaled to a constant 255: opaque wherever a tile is
+        sources = "".join(
+            f'<ComplexSource><SourceFilename relativeToVRT="0">{escape(p)}</SourceFilename><SourceBand>1</SourceBand>'
+            f'<SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/><DstRect xOff="{c}" yOff="{r}" xSize="{w}" ySize="{h}"/>'
+            "<ScaleOffset>255</ScaleOffset><ScaleRatio>0</ScaleRatio></ComplexSource>"
+            for p, c, r, w, h in placed
+        )
+        bands.append(
+            f'<VRTRasterBand dataType="{dtype}" band="{h0["count"] + 1}">'
+            f"<ColorInterp>Alpha</ColorInterp>{sources}</VRTRasterBand>"
         )
     return (
         f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}"><SRS>{escape(crs_wkt)}</SRS>'
