@@ -149,3 +149,14 @@ def test_l2a_data_read_with_13_bands_says_b10_is_zeros(fixtures, capsys):
         safe, "auto", resolve_data_bands("auto", None, safe), patch=32, samples_per_epoch=2
     )
     assert info["zero_bands"] == {} and "note" not in capsys.readouterr().out
+
+
+def test_safe_product_with_several_granules_lists_each(fixtures, tmp_path):
+    """Older SAFE products hold several granules: each granule's acquisitions are scenes."""
+    safe = _link_tree(fixtures / "sentinel2" / L1C, tmp_path / L1C)
+    (granule,) = (safe / "GRANULE").iterdir()
+    _link_tree(granule, safe / "GRANULE" / granule.name.replace("T16TFM", "T16TFN"))
+    cat = scan(safe)
+    assert (
+        len(cat.records) == 4 and len({Path(r.path).parent.parent.name for r in cat.records}) == 2
+    )

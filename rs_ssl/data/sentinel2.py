@@ -47,11 +47,16 @@ def is_safe(folder: Path) -> bool:
 
 def image_roots(folder: Path) -> list[list[Path]]:
     """The folders holding band files, one list per granule: a SAFE product's
-    `GRANULE/*/IMG_DATA` (with L2A's `R10m/R20m/R60m`), an `IMG_DATA` given directly, or `folder`.
+    `GRANULE/*/IMG_DATA` (with L2A's `R10m/R20m/R60m`), also when its `GRANULE` folder, a granule
+    or an `IMG_DATA` is given, or `folder` itself.
 
     A SAFE product without a granule folder is a DataError naming it."""
     folder = Path(folder)
     granules = sorted(folder.glob("GRANULE/*/IMG_DATA"))
+    if not granules and folder.name.upper() == "GRANULE":  # a SAFE's GRANULE folder given
+        granules = sorted(folder.glob("*/IMG_DATA"))
+    if not granules and (folder / "IMG_DATA").is_dir():  # one granule folder given
+        granules = [folder / "IMG_DATA"]
     if not granules and is_safe(folder):
         raise DataError(
             f"{folder}: SAFE product without GRANULE/<granule>/IMG_DATA (the granule folder is "
