@@ -174,3 +174,17 @@ def test_resume_with_a_torchgeo_sampler_matches_the_uninterrupted_run(sampler, t
     assert losses == pytest.approx(
         ref_losses, rel=1e-4, abs=1e-5
     )  # the same patches, step for step
+
+
+def test_torchgeo_patches_of_xyz_tiles_read_transparent_pixels_as_zero():
+    xyz = Path(__file__).parent / "fixtures" / "qgis" / "xyz"
+    ds, _ = training_patches(xyz, "auto", RGB, sampler="torchgeo-grid", patch=64,
+                             samples_per_epoch=4)  # fmt: skip
+    (mosaic,) = ds.rasters.rasters
+    t = mosaic.grid.transform
+    for i in range(len(ds)):
+        x, y = ds.queries[i][:2]
+        col, row = round((x.start - t.c) / t.a), round((t.f - y.stop) / -t.e)
+        img, valid = mosaic.read_masked(Window(col, row, 64, 64))
+        np.testing.assert_array_equal(ds[i]["image"].numpy(), img)
+    assert not valid.all() and valid.any()

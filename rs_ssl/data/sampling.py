@@ -82,7 +82,8 @@ class TorchGeoPatches(Dataset):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed * 1_000_003 + epoch)
             drawn = [] if empty else list(sampler)
-        self.queries = [q for b in drawn for q in b] if self.kind == "torchgeo-batch" else drawn
+        queries = [q for b in drawn for q in b] if self.kind == "torchgeo-batch" else drawn
+        self.queries = [q for q in queries if self.rasters.overlaps(q)]
         if not self.queries:
             raise DataError(
                 f"{self.kind}: no patch of {self.patch} px fits in the data"
