@@ -102,8 +102,11 @@ _S2_SHORT = re.compile(r"^B0?(\d)$")
 
 
 def canonical_band_name(name: str, sensor: Sensor | None = None) -> str:
-    """Normalise spellings such as `b2`, `B2`, `B8a` to the registry's (`B02`, `B8A` for Sentinel-2)."""
+    """Normalise spellings such as `b2`, `B2`, `B8a` to the registry's (`B02`, `B8A` for Sentinel-2;
+    Landsat's `SR_B4` to `B4`)."""
     n = name.strip().upper()
+    if n.startswith("SR_") and (sensor is None or n[3:] in sensor.names):
+        return n[3:]  # Landsat Collection 2 Level-2 file names (`SR_B4`): OLI band B4
     if sensor is not None and sensor.key.startswith("s2_") or sensor is None:
         m = _S2_SHORT.match(n)
         if m and (sensor is None or f"B0{m.group(1)}" in sensor.names):

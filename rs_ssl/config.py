@@ -179,6 +179,11 @@ class PretrainConfig(TrainingInputs):
         "random patches drawn per epoch from georeferenced scenes (patch datasets use every sample)",
         range=POSITIVE,
     )
+    sampler: str = opt(
+        "rs-ssl",
+        "what draws the patches of georeferenced rasters: rs-ssl (default, the faster: seeded windows, nodata/transparent patches redrawn), or TorchGeo's RandomGeoSampler, GridGeoSampler (every patch-size cell once per epoch) or RandomBatchGeoSampler (each batch from one raster), with --region as their region of interest. --resume restores the exact patch sequence with each (epoch e's patches are a function of --seed and e)",
+        choices=("rs-ssl", "torchgeo-random", "torchgeo-grid", "torchgeo-batch"),
+    )
     split: str = opt(
         "auto",
         "samples to pretrain on: train, val, test, or all; auto = train when the data defines splits (split folders, lists or metadata), else all",
@@ -252,7 +257,7 @@ class PretrainConfig(TrainingInputs):
     )
     resume: bool = opt(
         False,
-        "continue from --out's newest valid checkpoint (optimizer, schedule, queue, data position)",
+        "continue from --out's newest valid checkpoint (optimizer, schedule, queue, data position: the same patches as an uninterrupted run, with every --sampler)",
     )
     knn_data: str | None = opt(
         None,

@@ -27,9 +27,10 @@ def dry_run(cfg: PretrainConfig) -> dict[str, Any]:
         )
     else:
         selection = select_bands(cfg)
-        # One batch of one sample checks the bands; --split is not applied (any sample will do).
+        # One batch of one sample checks the bands; --split and --sampler are not applied (any
+        # sample will do).
         _, info = pretrain_data(
-            cfg, selection, samples_per_epoch=cfg.batch_size, subset=1, split=None
+            cfg, selection, samples_per_epoch=cfg.batch_size, subset=1, split=None, sampler="rs-ssl"
         )
         data_info = {"checked": True, "data": info["data"], "format": info["format"]}
         print(f"data: {info['data']} ({info['format']}): bands {','.join(selection.names)} found")

@@ -185,7 +185,12 @@ def _print_data(info: dict, selection, cfg: PretrainConfig) -> None:
     """Say which bands and which samples pretraining uses (`--bands auto`, `--split auto` decide silently otherwise)."""
     bands = f"{len(selection)} bands ({','.join(selection.names)}, {selection.sensor.key})"
     if "split" not in info:
-        print(f"data: {info['format']}, {info.get('rasters', 0)} raster(s), {bands}")
+        drawn = (
+            f", --sampler {info['sampler']}: {info['patches']} patches per epoch"
+            if "sampler" in info
+            else ""
+        )
+        print(f"data: {info['format']}, {info.get('rasters', 0)} raster(s), {bands}{drawn}")
         return
     splits = ", ".join(f"{k} {v}" for k, v in info["splits"].items())
     what = (
@@ -213,10 +218,12 @@ def select_bands(cfg: Any) -> BandSelection:
 
 def pretrain_data(cfg: PretrainConfig, selection: BandSelection, **override: Any):
     """(dataset, info) of the run's data options; `override` replaces some (the dry run's one batch)."""
-    from rs_ssl.data import pretrain_dataset
+    from rs_ssl.data.sampling import training_patches
 
     kw = {
+        "sampler": cfg.sampler,
         "patch": cfg.size,
+        "batch_size": cfg.batch_size,
         "samples_per_epoch": cfg.samples_per_epoch,
         "seed": cfg.seed,
         "region": cfg.region,
@@ -225,7 +232,7 @@ def pretrain_data(cfg: PretrainConfig, selection: BandSelection, **override: Any
         "zoom": cfg.zoom,
         "split": cfg.split,
     }
-    return pretrain_dataset(cfg.data, cfg.format, selection, **(kw | override))
+    return training_patches(cfg.data, cfg.format, selection, **(kw | override))
 
 
 def check(cfg: PretrainConfig) -> None:
@@ -258,7 +265,9 @@ def make_loader(dataset, cfg: PretrainConfig):
     """The resumable loader: one seeded permutation per epoch, its position saved with checkpoints."""
     from rs_ssl.data.loader import EpochSampler, ResumableLoader
 
-    sampler = EpochSampler(len(dataset), seed=cfg.seed, dataset=dataset)
+    # torchgeo-batch keeps its order: each of its batches is one raster's
+    shuffle = getattr(dataset, "shuffle", True)
+    sampler = EpochSampler(len(dataset), seed=cfg.seed, shuffle=shuffle, dataset=dataset)
     workers = max(0, cfg.workers)
     # Its own generator: iterator creation must not draw from the global RNG that augmentations use,
     # or a resumed run would see different views than an uninterrupted one.

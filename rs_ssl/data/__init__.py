@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rs_ssl.bands import BandSelection, resolve_bands, sensors
 from rs_ssl.data import datasets as D
-from rs_ssl.data.base import SPLIT_ORDER, Catalog, Record, canonical_split
+from rs_ssl.data.base import SPLIT_ORDER, Catalog, Record, canonical_split, scan_problems
 from rs_ssl.data.registry import NAMES as FORMATS
 from rs_ssl.data.registry import detect_format, get_format, scan
 from rs_ssl.errors import DataError, UsageError
@@ -76,17 +76,49 @@ def data_bands(catalog: Catalog, probe: int = 16) -> tuple[str, ...]:
 def _record_bands(catalog: Catalog, r: Record) -> tuple[str, ...]:
     from rs_ssl.bands import canonical_band_name
     from rs_ssl.data.readers import file_band_names, open_raster
-    from rs_ssl.data.sentinel2 import band_files
 
     f = get_format(catalog.format)
     if f.band_folders:
-        return tuple(band_files(Path(r.path)))
+        return tuple(f.files_of(Path(r.path)))
     if f.open is not None:  # a zarr store names its bands
         from rs_ssl.data.zarr_store import open_cached
 
         return tuple(canonical_band_name(n) for n in open_cached(r.path)[1]["band_names"])
     with open_raster(r.path) as src:
         return file_band_names(r.path, src.count, src.descriptions, src.colorinterp, catalog.layout)
+
+
+def zero_filled(catalog: Catalog, selection: BandSelection, probe: int = 16) -> dict[str, int]:
+    """Selected bands that some of the first `probe` records lack and readers fill with zeros (B10
+    of Sentinel-2 L2A data read with 13 bands), with how many of those records lack each."""
+    from rs_ssl.data.readers import FILLABLE
+
+    wanted = [n for n in selection.names if n in FILLABLE]
+    out: dict[str, int] = {}
+    if not wanted:
+        return out
+    for r in catalog.records[:probe]:
+        try:
+            have = set(_record_bands(catalog, r))
+        except (DataError, OSError):
+            continue  # reported by the reader
+        for n in wanted:
+            if n not in have:
+                out[n] = out.get(n, 0) + 1
+    return out
+
+
+def note_zero_filled(catalog: Catalog, selection: BandSelection) -> dict[str, int]:
+    """Print (once per dataset opened) which selected bands are read as zeros; returns them."""
+    filled = zero_filled(catalog, selection)
+    if filled:
+        n = min(len(catalog.records), 16)
+        print(
+            f"note: {catalog.root}: band(s) {', '.join(filled)} missing from "
+            f"{max(filled.values())} of the {n} first item(s) (Sentinel-2 L2A has no B10) are read "
+            "as zeros; give --bands auto, or a list without them, to leave them out"
+        )
+    return filled
 
 
 def _sensor_for(
@@ -126,6 +158,7 @@ def resolve_data_bands(
 
 
 def _info(cat: Catalog, key: str, n: int, skipped: list[str]) -> dict:
+    skipped = scan_problems(cat) + list(skipped)
     return {
         "data": str(cat.root),
         "format": cat.format,
@@ -146,6 +179,7 @@ def open_rasters(
     cat = _catalog(data, fmt, selection, zoom, skip_bad)
     if cat.kind != "rasters":
         raise UsageError(f"--data {cat.root}: a {cat.format} dataset of patches, not large rasters")
+    note_zero_filled(cat, selection)
     rasters, skipped = D.open_rasters(cat, selection, skip_bad)
     if not rasters:
         raise DataError(
@@ -183,6 +217,7 @@ def pretrain_dataset(
     from rs_ssl.data.regions import restrict_to_region
 
     cat = _catalog(data, fmt, selection, zoom, skip_bad)
+    filled = note_zero_filled(cat, selection)
     if cat.kind == "rasters":
         if split not in (None, "auto", "all"):
             raise UsageError(
@@ -203,7 +238,7 @@ def pretrain_dataset(
             nodata=selection.sensor.nodata,
             skip_bad=skip_bad,
         )
-        return dataset, _info(cat, "rasters", len(rasters), skipped)
+        return dataset, _info(cat, "rasters", len(rasters), skipped) | {"zero_bands": filled}
     chosen, split_name = pretrain_records(cat, split)
     records = D.subset(chosen, subset, seed)
     records, skipped = D.check_records(cat, records, selection, skip_bad)
@@ -214,6 +249,7 @@ def pretrain_dataset(
     if not records:
         raise DataError(f"{cat.root}: no readable sample ({len(skipped)} skipped)")
     info = _info(cat, "samples", len(records), skipped) | {
+        "zero_bands": filled,
         "split": split_name,
         "split_samples": len(chosen),
         "dataset_samples": len(cat.records),
@@ -283,6 +319,7 @@ def labelled_dataset(
             f"--data {cat.root}: {cat.format} rasters carry no labels; use a labelled dataset "
             "(BigEarthNet, MillionAID, a class-folder tree, a labelled zarr or manifest)"
         )
+    filled = note_zero_filled(cat, selection)
     classes = cat.classes if cat.classes and level == 1 else cat.label_names(level)
     records = [r for r in D.select_split(cat.records, split) if r.labels or r.hierarchy]
     records, skipped = D.check_records(cat, records, selection, skip_bad)
@@ -292,6 +329,7 @@ def labelled_dataset(
     info = _info(cat, "samples", len(records), skipped) | {
         "split": split,
         "classes": len(classes),
+        "zero_bands": filled,
         "multilabel": cat.multilabel,
         "split_source": cat.notes.get("split_source") if any(r.splits for r in records) else None,
     }

@@ -81,6 +81,13 @@ class Catalog:
         return dict(sorted(out.items(), key=lambda kv: split_sort_key(kv[0])))
 
 
+def scan_problems(catalog: Catalog) -> list[str]:
+    """What the scan left out under --skip-bad (empty split folders, incomplete scenes)."""
+    return list(catalog.notes.get("split_problems", [])) + list(
+        catalog.notes.get("scan_problems", [])
+    )
+
+
 def record_labels(r: Record, level: int = 1) -> tuple[str, ...]:
     """The labels of a record at a hierarchy level (MillionAID leaves without level 2 keep the leaf)."""
     if r.hierarchy:
@@ -135,7 +142,7 @@ class Format:
     `detect(source)` looks at folder names and a few headers only; `scan(source)` returns the
     catalog. `band_folders`: each record is a folder of per-band files (read as a scene);
     `labelled`: records carry labels; `sensor`: the band registry key of the data when it is fixed
-    (BigEarthNet: s2_l2a); `open`: the reader of one record when not a multi-band file;
+    (BigEarthNet: s2_l2a); `files_of`: the band files of a `band_folders` record; `open`: the reader of one record when not a multi-band file;
     `mosaic`: the one reader of a catalog of tiles.
     """
 
@@ -151,7 +158,7 @@ class Format:
         None  # (catalog, record, selection) -> reader; default: a stacked raster
     )
     mosaic: Callable[..., Any] | None = (
-        None  # (catalog, selection) -> one reader of all records (tile folders), or None
+        None  # (catalog, selection, skip_bad) -> (one reader of all records, skipped) (tile folders)
     )
     chunk_aligned: bool = (
         False  # random patches at chunk-aligned positions (zarr: one chunk decode each)
@@ -160,3 +167,9 @@ class Format:
         None  # manifest facts of a record not stored as files
     )
     decode_record: Callable[..., None] | None = None  # `manifest --check` of such a record
+    georef: Callable[..., dict] | None = (
+        None  # manifest `crs`/`bounds` of a record whose file has none (XYZ tiles: from z/x/y)
+    )
+    files_of: Callable[..., dict] | None = (
+        None  # band_folders: scene path -> {band name: file} (Sentinel-2, Landsat)
+    )

@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 
 from rs_ssl.data.base import Catalog, Format, Record, Source, canonical_split
-from rs_ssl.data.sentinel2 import is_band_folder
+from rs_ssl.data.sentinel2 import band_files, is_band_folder
 from rs_ssl.data.splits import apply_split_lists
 from rs_ssl.errors import DataError
 from rs_ssl.manifests import load_yaml
@@ -184,6 +184,7 @@ FORMAT = Format(
     _scan_source,
     labelled=True,
     band_folders=True,
+    files_of=band_files,
     sensor="s2_l2a",
     describe="BigEarthNet v2 (BigEarthNet-S2/ + metadata.parquet) or v1 (BigEarthNet-v1.0/ + split CSVs)",
 )

@@ -37,7 +37,7 @@ def open_record(catalog: Catalog, record: Record, selection: BandSelection):
     if fmt.open is not None:
         return fmt.open(catalog, record, selection)
     if fmt.band_folders:
-        return open_scene(Path(record.path), selection)
+        return open_scene(Path(record.path), selection, fmt.files_of(Path(record.path)))
     return StackedRaster(record.path, selection, layout=catalog.layout)
 
 
@@ -46,8 +46,9 @@ def open_rasters(
 ) -> tuple[list, list[str]]:
     """The windowed rasters of a raster-format catalog (tile folders become one VRT mosaic)."""
     mosaic = get_format(catalog.format).mosaic
-    if mosaic is not None and (m := mosaic(catalog, selection)) is not None:
-        return [m], []
+    if mosaic is not None:
+        m, skipped = mosaic(catalog, selection, skip_bad)
+        return [m], skipped
     rasters, skipped = [], []
     for r in catalog.records:
         try:

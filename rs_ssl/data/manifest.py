@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rs_ssl.data.base import Catalog, Record, split_sort_key
+from rs_ssl.data.base import Catalog, Record, scan_problems, split_sort_key
 from rs_ssl.data.manifest_file import META_KEY, check_inside_root, read_manifest, write_manifest
-from rs_ssl.data.readers import crs_name, file_band_names, open_raster
+from rs_ssl.data.readers import FILLABLE, crs_name, file_band_names, open_raster
 from rs_ssl.data.registry import get_format
-from rs_ssl.data.sentinel2 import band_files, check_band_extents
+from rs_ssl.data.sentinel2 import check_band_extents
 from rs_ssl.data.stats import band_stats
 from rs_ssl.errors import DataError
 
@@ -37,8 +37,9 @@ __all__ = [
 
 def record_files(catalog: Catalog, r: Record) -> list[Path]:
     """The files holding a record's pixels (the band files of a per-band folder)."""
-    if get_format(catalog.format).band_folders:
-        return [p for _, p in sorted(band_files(Path(r.path)).items())]
+    f = get_format(catalog.format)
+    if f.band_folders:
+        return [p for _, p in sorted(f.files_of(Path(r.path)).items())]
     return [Path(r.path)]
 
 
@@ -54,7 +55,7 @@ def checksum(files: list[Path]) -> str:
 
 def describe(catalog: Catalog, r: Record) -> dict:
     """File facts of one record (headers only); raises DataError naming the file when unreadable."""
-    from rs_ssl.bands import canonical_band_name, get_sensor
+    from rs_ssl.bands import get_sensor
 
     row = {
         "path": r.path,
@@ -90,8 +91,9 @@ def describe(catalog: Catalog, r: Record) -> dict:
                 )
             )
     if get_format(catalog.format).band_folders:
-        have = {canonical_band_name(n) for n in band_files(Path(r.path))}
-        names = [n for n in get_sensor("s2_l1c").names if n in have]
+        have = set(get_format(catalog.format).files_of(Path(r.path)))  # names already canonical
+        order = get_sensor(catalog.sensor or get_format(catalog.format).sensor or "s2_l1c").names
+        names = [n for n in order if n in have]
         dtypes = {d for h in heads for d in h[2]}
         finest = min(heads, key=lambda h: h[9].a)
         bad = [h[0].name for h in heads if h[1] != 1]
@@ -105,15 +107,20 @@ def describe(catalog: Catalog, r: Record) -> dict:
     if len(dtypes) > 1:
         raise DataError(f"{r.path}: mixed dtypes {sorted(dtypes)}")
     crs = finest[5]
-    return row | {
-        "bands": names,
-        "dtype": dtypes.pop(),
-        "width": finest[7],
-        "height": finest[8],
-        "crs": crs_name(crs) if crs and not finest[9].is_identity else None,
-        "bounds": list(finest[6]) if crs else None,
-        "checksum": checksum(files),
-    }
+    georef = get_format(catalog.format).georef
+    return (
+        row
+        | {
+            "bands": names,
+            "dtype": dtypes.pop(),
+            "width": finest[7],
+            "height": finest[8],
+            "crs": crs_name(crs) if crs and not finest[9].is_identity else None,
+            "bounds": list(finest[6]) if crs else None,
+            "checksum": checksum(files),
+        }
+        | (georef(catalog, r) if georef else {})
+    )
 
 
 def decode(catalog: Catalog, r: Record) -> None:
@@ -142,11 +149,17 @@ def consistency(rows: list[dict]) -> list[tuple[int, str]]:
     """Rows whose band list or dtype differs from the majority: (row index, problem)."""
     if not rows:
         return []
-    common_bands = Counter(tuple(r["bands"]) for r in rows).most_common(1)[0][0]
+
+    # Bands an L2A product lacks (B10) do not make it inconsistent with L1C scenes beside it (one
+    # Sentinel-2 folder, as TorchGeo's, may hold both): readers zero-fill them, with a printed note.
+    def key(r: dict) -> tuple[str, ...]:
+        return tuple(b for b in r["bands"] if b not in FILLABLE)
+
+    common_bands = Counter(key(r) for r in rows).most_common(1)[0][0]
     common_dtype = Counter(r["dtype"] for r in rows).most_common(1)[0][0]
     out = []
     for i, r in enumerate(rows):
-        if tuple(r["bands"]) != common_bands:
+        if key(r) != common_bands:
             out.append(
                 (
                     i,
@@ -219,9 +232,9 @@ def summarise(catalog: Catalog, rows: list[dict], problems: list[str]) -> dict:
         "splits": split_counts(rows),
         "split_source": catalog.notes.get("split_source"),
         "multilabel": catalog.multilabel,
-        "skipped": len(problems) + len(catalog.notes.get("split_problems", [])),
-        "problems": problems + list(catalog.notes.get("split_problems", [])),
-    }
+        "skipped": len(problems) + len(scan_problems(catalog)),
+        "problems": problems + scan_problems(catalog),
+    } | {k: catalog.notes[k] for k in ("zoom", "scheme", "missing_tiles") if k in catalog.notes}
 
 
 def run(cfg) -> None:
@@ -266,6 +279,11 @@ def run(cfg) -> None:
         f"{summary['format']}: {summary['count']} item(s), {len(summary['bands'])} bands ({','.join(summary['bands'])}), "
         f"CRS {', '.join(summary['crs']) or 'none'}"
     )
+    if summary.get("missing_tiles"):
+        print(
+            f"zoom {summary['zoom']}: {summary['missing_tiles']} tile(s) missing inside the tiles' "
+            "bounding box: read as transparent (random patches there are redrawn)"
+        )
     if summary["labels"]:
         print("labels: " + ", ".join(f"{k} {v}" for k, v in summary["labels"].items()))
     if summary["splits"]:

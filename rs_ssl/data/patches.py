@@ -145,10 +145,22 @@ class RandomPatchDataset(Dataset):
         return k, row, int(rng.integers((g.width - self.patch) // sx + 1)) * sx
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        from rs_ssl.data.readers import MIN_VALID
+
+        transparent = 0
         for attempt in range(MAX_REDRAWS + 1):
             k, row, col = self.position(index, attempt)
+            window = Window(col, row, self.patch, self.patch)
             try:
-                img = self.rasters[k].read(Window(col, row, self.patch, self.patch))
+                if getattr(self.rasters[k], "alpha", None) is not None:
+                    img, valid = self.rasters[k].read_masked(window)
+                    if valid.mean() < MIN_VALID:  # edge of the imaged area: redrawn, not an error
+                        transparent += 1
+                        problem = f"{100 * (1 - valid.mean()):.0f}% of its pixels transparent"
+                        where = f"{self.rasters[k].name}: patch at row {row}, col {col} ({self.patch} px)"
+                        continue
+                else:
+                    img = self.rasters[k].read(window)
                 problem = bad_patch(img, self.nodata, self._nan[k])
             except (
                 DataError
@@ -164,6 +176,12 @@ class RandomPatchDataset(Dataset):
                     f"{where}: {problem}; pass --skip-bad to draw another patch instead (counted in metrics.json)"
                 )
             self.bad_reads.add()
+        if transparent == MAX_REDRAWS + 1:
+            raise DataError(
+                f"{where}: {problem} (alpha 0, or a missing tile), and so were {MAX_REDRAWS} "
+                f"redraws: less than {MIN_VALID:.0%} of almost every patch is imaged. Choose "
+                "--region (or --zoom) over the imaged area, or check the tiles"
+            )
         raise DataError(
             f"{where}: {problem}, and so were {MAX_REDRAWS} redraws; is the data mostly nodata? "
             "Restrict it with --region or check the files with `rs-ssl manifest --check`"

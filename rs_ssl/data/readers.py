@@ -63,8 +63,11 @@ def file_band_names(
     """Names of the bands stored in a multi-band file, in file order.
 
     From the band descriptions when they are band names; else the RGB colour interpretation
-    (R, G, B, and an ignored alpha); else a known `layout`; else the sensor registered for the count.
+    (R, G, B); else a known `layout`; else the sensor registered for the count. A last band of
+    colour interpretation alpha is no band: readers use it as the validity mask (`alpha_index`).
     """
+    if alpha_index(colorinterp) is not None:  # a validity mask (XYZ PNG tiles), not a band
+        count, descriptions, colorinterp = count - 1, descriptions[:-1], colorinterp[:-1]
     known = _known_names()
     desc = [canonical_band_name(d) if d else "" for d in descriptions]
     if desc and all(d in known for d in desc):
@@ -89,6 +92,17 @@ def file_band_names(
         "files are read without names. Set the band descriptions (e.g. gdal_edit.py -mo / rasterio "
         "set_band_description) to names such as B02"
     )
+
+
+def alpha_index(colorinterp) -> int | None:
+    """1-based index of an alpha band when it is the last of several (RGBA, gray+alpha), else None."""
+    ci = tuple(colorinterp)
+    return len(ci) if len(ci) >= 2 and ci[-1] == ColorInterp.alpha else None
+
+
+# A random patch with less than this fraction of opaque pixels is redrawn (XYZ tiles at the edge
+# of the imaged area, missing tiles): mostly transparent patches teach the model the background.
+MIN_VALID = 0.5
 
 
 def band_indexes(name: str, have: tuple[str, ...], selection: BandSelection) -> list[int | None]:
@@ -156,6 +170,7 @@ class StackedRaster:
                 self.name, src.count, src.descriptions, src.colorinterp, layout
             )
             self.indexes = band_indexes(self.name, self.band_names, selection)
+            self.alpha = alpha_index(src.colorinterp)
             georef = src.crs is not None and not src.transform.is_identity
             self._pil = (
                 self.path.lower().endswith(JPEG_SUFFIXES)
@@ -185,6 +200,21 @@ class StackedRaster:
                 f"{self.name}: read failed ({e}); the file may be truncated or corrupt"
             ) from None
         return fill_zeros(data, self.indexes)
+
+    def read_masked(self, window: Window | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """`read(window)` and the validity mask of its pixels (alpha > 0), None without alpha;
+        transparent pixels read as 0."""
+        if self.alpha is None:
+            return self.read(window), None
+        data = self.read(window)
+        try:
+            valid = self._src.read(self.alpha, window=window) > 0
+        except rasterio.errors.RasterioIOError as e:
+            raise DataError(
+                f"{self.name}: read failed ({e}); the file may be truncated or corrupt"
+            ) from None
+        data[:, ~valid] = 0
+        return data, valid
 
     def close(self) -> None:
         if self._src is not None:
@@ -233,8 +263,14 @@ def fill_zeros(data: np.ndarray, indexes: list) -> np.ndarray:
 class FilledScene:
     """A per-band scene lacking only fillable bands (B10 of L2A): the others read, the rest zeros."""
 
-    def __init__(self, folder: Path, selection: BandSelection, present: tuple[str, ...]):
-        self.inner = Sentinel2Scene(folder, BandSelection(selection.sensor, present))
+    def __init__(
+        self,
+        folder: Path,
+        selection: BandSelection,
+        present: tuple[str, ...],
+        files: dict | None = None,
+    ):
+        self.inner = Sentinel2Scene(folder, BandSelection(selection.sensor, present), files)
         self.name = str(folder)
         self.selection = selection
         self.indexes = [1 if n in present else None for n in selection.names]
@@ -248,14 +284,17 @@ class FilledScene:
         self.inner.close()
 
 
-def open_scene(folder: str | Path, selection: BandSelection):
-    """A per-band Sentinel-2 folder as a reader; a missing B10 is zero-filled, other gaps are errors."""
+def open_scene(folder: str | Path, selection: BandSelection, files: dict | None = None):
+    """A per-band scene (Sentinel-2 folder, or the band `files` of a Landsat scene) as a reader; a
+    missing B10 is zero-filled (see `zero_filled`), other gaps are errors."""
     folder = Path(folder)
-    files = band_files(folder)
+    files = band_files(folder) if files is None else files
     missing = [n for n in selection.names if n not in files]
     if missing and set(missing) <= FILLABLE:
-        return FilledScene(folder, selection, tuple(n for n in selection.names if n in files))
-    scene = Sentinel2Scene(folder, selection)
+        return FilledScene(
+            folder, selection, tuple(n for n in selection.names if n in files), files
+        )
+    scene = Sentinel2Scene(folder, selection, files)
     scene.name = str(folder)
     return scene
 

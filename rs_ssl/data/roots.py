@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rs_ssl.data.base import IMAGE_SUFFIXES, SPLIT_ALIASES, Source
+from rs_ssl.data.tiles import is_xyz
 from rs_ssl.errors import DataError
 
 # `x.zip`, `x.tar.gz`, `x.tar.gzaa` (split with `split`), `x.tar.gz.partaa`, `x.7z`, `x.zip.001`
@@ -66,12 +67,18 @@ def chain(path: Path) -> tuple[Path, ...]:
     """`path` and the wrapper folders below it (`ucmerced/UCMerced_LandUse/Images`), outermost first.
 
     A folder whose only data is one folder is a wrapper, unless that folder is a split folder
-    (`train/`: a MillionAID or ImageFolder copy holding one split).
+    (`train/`: a MillionAID or ImageFolder copy holding one split) or the one zoom level of an
+    XYZ/TMS tree.
     """
     out = [path]
     while path.is_dir() and not has_zarr_marker(path):
         kids = data_children(path)
-        if len(kids) == 1 and kids[0].is_dir() and kids[0].name.lower() not in SPLIT_FOLDERS:
+        if (
+            len(kids) == 1
+            and kids[0].is_dir()
+            and kids[0].name.lower() not in SPLIT_FOLDERS
+            and not is_xyz(path)  # one zoom level `12/` is the tree's data, not a wrapper
+        ):
             if kids[0].resolve() in {p.resolve() for p in out}:
                 raise DataError(
                     f"{kids[0]}: symbolic link loop (it points back to {kids[0].resolve()}); remove the link"

@@ -2,8 +2,9 @@
 
 Handles plain folders (`*_B01.tif` ... `*_B8A.tif`, `.tif/.tiff/.jp2`, also `B1.tif` as written by
 SSL4EO-S12) and SAFE products (`GRANULE/*/IMG_DATA`, L2A's `R10m/R20m/R60m` subfolders, where the
-finest copy of each band is used). Files that are not bands (`preview.tif`, `TCI`, quicklooks) are
-ignored.
+finest copy of each band is used: an L2A product is one 12-band scene). A folder holding files of
+several acquisitions gives one scene per acquisition (as TorchGeo's `Sentinel2` indexes them).
+Files that are not bands (`preview.tif`, `TCI`, `SCL`, quicklooks) and Landsat files are ignored.
 """
 
 from __future__ import annotations
@@ -30,38 +31,121 @@ RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
 _BAND_FILE = re.compile(r"(?:^|_)(B(?:0?[1-9]|1[0-2]|8A))(?:_(\d+)m)?$", re.IGNORECASE)
 
 
-def band_files(folder: Path) -> dict[str, Path]:
-    """Map canonical Sentinel-2 band names to their files in `folder` (or a SAFE product inside it)."""
+# Landsat Collection 2 product IDs (`LC08_L2SP_023032_20210622_20210629_02_T1_SR_B1`): read by
+# rs_ssl.data.landsat, never as Sentinel-2 (`SR_B1` would otherwise look like `B01`).
+LANDSAT_ID = re.compile(r"^L[COTEM]0\d_L\d", re.IGNORECASE)
+_RES_DIR = re.compile(r"^R\d+m$")
+
+
+def is_safe(folder: Path) -> bool:
+    """A SAFE product folder (`*.SAFE`, or one holding `manifest.safe`)."""
     folder = Path(folder)
-    roots = [folder]
+    return folder.is_dir() and (
+        folder.name.upper().endswith(".SAFE") or (folder / "manifest.safe").is_file()
+    )
+
+
+def image_roots(folder: Path) -> list[list[Path]]:
+    """The folders holding band files, one list per granule: a SAFE product's
+    `GRANULE/*/IMG_DATA` (with L2A's `R10m/R20m/R60m`), also when its `GRANULE` folder, a granule
+    or an `IMG_DATA` is given, or `folder` itself.
+
+    A SAFE product without a granule folder is a DataError naming it."""
+    folder = Path(folder)
     granules = sorted(folder.glob("GRANULE/*/IMG_DATA"))
-    if granules:
-        if len(granules) > 1:
-            raise DataError(
-                f"{folder}: SAFE product with {len(granules)} granules; point --data at one of "
-                f"{', '.join(str(g.parent) for g in granules)}"
-            )
-        roots = [granules[0]] + sorted(p for p in granules[0].glob("R*m") if p.is_dir())
-    found: dict[str, tuple[float, Path]] = {}
+    if not granules and folder.name.upper() == "GRANULE":  # a SAFE's GRANULE folder given
+        granules = sorted(folder.glob("*/IMG_DATA"))
+    if not granules and (folder / "IMG_DATA").is_dir():  # one granule folder given
+        granules = [folder / "IMG_DATA"]
+    if not granules and is_safe(folder):
+        raise DataError(
+            f"{folder}: SAFE product without GRANULE/<granule>/IMG_DATA (the granule folder is "
+            "missing: an incomplete download or extraction); re-extract the product, or pass "
+            "--skip-bad to leave it out"
+        )
+    tops = granules or [folder]
+    return [
+        [top] + sorted(p for p in top.iterdir() if p.is_dir() and _RES_DIR.match(p.name))
+        for top in tops
+    ]
+
+
+def _band_entries(roots: list[Path]) -> list[tuple[str, str, float, Path]]:
+    """(acquisition prefix, band, resolution, file) of every Sentinel-2 band file in `roots`."""
+    out = []
     for root in roots:
         for path in sorted(root.iterdir()):
             if path.suffix.lower() not in RASTER_SUFFIXES or not path.is_file():
                 continue
+            if LANDSAT_ID.match(path.name):
+                continue
             m = _BAND_FILE.search(path.stem)
             if not m:
                 continue
-            name = canonical_band_name(m.group(1))
             res = float(m.group(2)) if m.group(2) else 0.0
-            # L2A SAFE stores e.g. B02 at 10, 20 and 60 m: keep the finest copy.
-            if name not in found or res < found[name][0]:
-                found[name] = (res, path)
+            out.append((path.stem[: m.start()], canonical_band_name(m.group(1)), res, path))
+    return out
+
+
+def _finest(entries) -> dict[str, Path]:
+    # L2A SAFE stores e.g. B02 at 10, 20 and 60 m: keep the finest copy.
+    found: dict[str, tuple[float, Path]] = {}
+    for _, name, res, path in entries:
+        if name not in found or res < found[name][0]:
+            found[name] = (res, path)
     return {name: p for name, (_, p) in found.items()}
 
 
+def acquisitions(folder: Path) -> dict[str, dict[str, Path]]:
+    """The scenes of a band folder or SAFE product: `{scene path: {band: file}}`, one per acquisition.
+
+    Files of one acquisition share the name before the band token (`T26EMU_20220414T110751`); a
+    folder holding several (TorchGeo's SAFE fixtures, a granule downloaded twice) gives one scene
+    each, named `<folder>/<prefix>`; a folder of one acquisition is its own scene path. Names that
+    group into single bands are not acquisitions: such a folder is one scene, as before.
+    """
+    folder = Path(folder)
+    out: dict[str, dict[str, Path]] = {}
+    for roots in image_roots(folder):
+        entries = _band_entries(roots)
+        groups: dict[str, list] = {}
+        for e in entries:
+            groups.setdefault(e[0], []).append(e)
+        by_prefix = {k: {e[1] for e in v} for k, v in groups.items()}
+        if len(groups) > 1 and all(len(b) >= 2 for b in by_prefix.values()):
+            for prefix, es in groups.items():
+                out[str(roots[0] / prefix)] = _finest(es)
+        elif entries:
+            out[str(roots[0])] = _finest(entries)
+    if len(out) == 1:
+        return {str(folder): next(iter(out.values()))}
+    return out
+
+
+def band_files(path: Path) -> dict[str, Path]:
+    """Map canonical Sentinel-2 band names to the files of one scene: a folder (or SAFE product)
+    of one acquisition, or a scene path `<folder>/<prefix>` named by `acquisitions`."""
+    path = Path(path)
+    if not path.is_dir() and path.parent.is_dir():
+        roots = [path.parent] + sorted(
+            p for p in path.parent.iterdir() if p.is_dir() and _RES_DIR.match(p.name)
+        )
+        return _finest(e for e in _band_entries(roots) if e[0] == path.name)
+    scenes = acquisitions(path)
+    if len(scenes) > 1:
+        raise DataError(
+            f"{path}: holds {len(scenes)} acquisitions ({', '.join(Path(s).name for s in scenes)}); "
+            "each is a scene: point --data at the folder above it to list them"
+        )
+    return next(iter(scenes.values()), {})
+
+
 def is_band_folder(folder: Path) -> bool:
-    """True when `folder` holds at least two Sentinel-2 band files."""
+    """True when `folder` holds at least two Sentinel-2 band files of one acquisition."""
     try:
-        return Path(folder).is_dir() and len(band_files(Path(folder))) >= 2
+        return Path(folder).is_dir() and any(
+            len(f) >= 2 for f in acquisitions(Path(folder)).values()
+        )
     except (OSError, DataError):
         return False
 
@@ -92,10 +176,12 @@ class Sentinel2Scene:
     Values are digital numbers as stored (uint16 for L1C/L2A), converted to float32.
     """
 
-    def __init__(self, folder: str | Path, selection: BandSelection):
+    def __init__(
+        self, folder: str | Path, selection: BandSelection, files: dict[str, Path] | None = None
+    ):
         self.folder = Path(folder)
         self.selection = selection
-        files = band_files(self.folder)
+        files = band_files(self.folder) if files is None else files
         missing = [n for n in selection.names if n not in files]
         if missing:
             have = ", ".join(sorted(files)) or "none"
@@ -203,16 +289,50 @@ class Sentinel2Scene:
 
 def _scene_folders(path: Path) -> list[Path]:
     subdirs = [p for p in sorted(path.iterdir()) if p.is_dir() and not p.name.startswith(".")]
-    return subdirs if subdirs and all(is_band_folder(p) for p in subdirs) else []
+    ok = subdirs and all(is_band_folder(p) or is_safe(p) for p in subdirs)
+    return subdirs if ok and any(is_band_folder(p) for p in subdirs) else []
 
 
 def _detect(src: Source) -> bool:
-    return src.inner.is_dir() and (is_band_folder(src.inner) or bool(_scene_folders(src.inner)))
+    if not src.inner.is_dir():
+        return False
+    return is_safe(src.inner) or is_band_folder(src.inner) or bool(_scene_folders(src.inner))
+
+
+def _product_sensor(paths: list[str]) -> str | None:
+    """s2_l2a / s2_l1c when every scene lies in a SAFE product (or granule) of that level."""
+    levels = set()
+    for p in paths:
+        m = re.search(r"MSI(L1C|L2A)|(?:^|/)(L1C|L2A)_T\d", p)
+        levels.add((m.group(1) or m.group(2)) if m else None)
+    return {"L2A": "s2_l2a", "L1C": "s2_l1c"}.get(levels.pop()) if len(levels) == 1 else None
 
 
 def _scan(src: Source) -> Catalog:
-    folders = [src.inner] if is_band_folder(src.inner) else _scene_folders(src.inner)
-    return Catalog(src.root, "sentinel2", [Record(str(p)) for p in folders], kind="rasters")
+    folders = (
+        [src.inner]
+        if is_band_folder(src.inner) or is_safe(src.inner)
+        else _scene_folders(src.inner)
+    )
+    records, problems = [], []
+    for folder in folders:
+        try:
+            scenes = acquisitions(folder)
+        except DataError as e:
+            if not src.skip_bad:
+                raise
+            problems.append(str(e))
+            continue
+        records += [Record(p) for p in scenes]
+    notes = {"scan_problems": problems} if problems else {}
+    return Catalog(
+        src.root,
+        "sentinel2",
+        records,
+        kind="rasters",
+        notes=notes,
+        sensor=_product_sensor([r.path for r in records]),
+    )
 
 
 FORMAT = Format(
@@ -221,5 +341,6 @@ FORMAT = Format(
     _scan,
     kind="rasters",
     band_folders=True,
+    files_of=band_files,
     describe="a Sentinel-2 scene (one file per band, or a SAFE product), or a folder of them",
 )

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from rs_ssl.data.base import Catalog, Format, Record, Source
-from rs_ssl.data.sentinel2 import is_band_folder
+from rs_ssl.data.sentinel2 import band_files, is_band_folder
 from rs_ssl.errors import DataError
 
 MODALITY = {"s2_l1c": "s2c", "s2_l2a": "s2a"}
@@ -94,5 +94,6 @@ FORMAT = Format(
     lambda s: s.inner.is_dir() and is_ssl4eo(s.inner),
     _scan_source,
     band_folders=True,
+    files_of=band_files,
     describe="SSL4EO-S12: s2c|s2a/<location>/<date>/B*.tif",
 )

@@ -1,10 +1,16 @@
 """QGIS-exported tile folders, read as one mosaic through a GDAL VRT.
 
 (a) Georeferenced tiles (GeoTIFF, or PNG/JPG with `.wld`/`.pgw`/`.aux.xml` sidecars, as written by
-QGIS "Export raster" with tiling or `gdal_retile.py`): the `.vrt` written beside them is used when
-present, else a VRT mosaic is built in memory from the tiles' own georeference.
+QGIS "Save Raster Layer As" with tiling or `gdal_retile.py`): each tile is one record (`manifest`
+counts them), and the whole is read as one surface: the `.vrt` written beside them (or given) when
+its tiles agree, else a VRT mosaic built in memory from the tiles' own georeference. Tiles whose
+band count, dtype, CRS or pixel grid differ from the others are an error naming the tile, or with
+`--skip-bad` left out of the mosaic and counted.
 (b) XYZ/TMS directories `z/x/y.png` ("Generate XYZ tiles (Directory)", `gdal2tiles.py`): one zoom
-level (`--zoom`, default the deepest) in EPSG:3857; `tilemapresource.xml` marks the TMS row order.
+level (`--zoom`, default the deepest) georeferenced in EPSG:3857 from z/x/y; `tilemapresource.xml`
+(gdal2tiles) marks the TMS row order, `--format tms` names it for trees without it (QGIS's
+"TMS convention"). The alpha band is a validity mask, not a band: transparent pixels and missing
+tiles are nodata, and a random patch mostly transparent is redrawn.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import rasterio
 from rasterio.transform import Affine
 
 from rs_ssl.data.base import IMAGE_SUFFIXES, Catalog, Format, Record, Source
-from rs_ssl.data.readers import StackedRaster
+from rs_ssl.data.readers import StackedRaster, alpha_index, crs_name
 from rs_ssl.errors import DataError, UsageError
 
 WORLD_FILES = (".wld", ".pgw", ".pngw", ".jgw", ".jpgw", ".tfw", ".tifw")
@@ -49,21 +55,32 @@ def is_xyz(path: Path) -> bool:
     return False
 
 
-def scan_xyz(path: Path, zoom: int | None) -> tuple[list[Record], int, str]:
-    """The tiles of one zoom level (deepest by default) and the row scheme (`xyz` or `tms`)."""
+def scan_xyz(
+    path: Path, zoom: int | None, scheme: str | None = None
+) -> tuple[list[Record], int, str]:
+    """The tiles of one zoom level (deepest by default) and the row scheme (`xyz` or `tms`; from
+    `tilemapresource.xml` unless `scheme` names it)."""
     levels = [int(z.name) for z in _digit_dirs(path) if is_xyz_level(z)]
     if not levels:
         raise DataError(f"{path}: no z/x/y.png tiles found")
     z = max(levels) if zoom is None else zoom
     if z not in levels:
-        raise UsageError(f"--zoom {zoom}: {path} has zoom levels {', '.join(map(str, levels))}")
-    recs = [
-        Record(str(f))
-        for x in _digit_dirs(path / str(z))
-        for f in sorted(x.iterdir())
-        if f.suffix.lower() in TILE_SUFFIXES and f.stem.isdigit()
-    ]
-    scheme = "tms" if (path / "tilemapresource.xml").is_file() else "xyz"
+        raise UsageError(
+            f"--zoom {zoom}: {path} has no tiles at zoom {zoom}; its zoom levels are "
+            f"{', '.join(map(str, levels))}"
+        )
+    n = 2**z
+    recs = []
+    for x in _digit_dirs(path / str(z)):
+        for f in sorted(x.iterdir(), key=lambda f: (len(f.stem), f.stem)):
+            if f.suffix.lower() in TILE_SUFFIXES and f.stem.isdigit():
+                if int(x.name) >= n or int(f.stem) >= n:
+                    raise DataError(
+                        f"{f}: tile {x.name}/{f.stem} lies outside zoom {z} (0..{n - 1}); "
+                        "is this a z/x/y tile tree?"
+                    )
+                recs.append(Record(str(f)))
+    scheme = scheme or ("tms" if (path / "tilemapresource.xml").is_file() else "xyz")
     return recs, z, scheme
 
 
@@ -96,13 +113,38 @@ def is_tile_folder(path: Path) -> bool:
     return _same_grid(heads)
 
 
-def scan_tiles(path: Path) -> list[Record]:
-    if path.is_file():
-        return [Record(str(path))]
-    vrts = sorted(path.glob("*.vrt"))
-    if vrts:
-        return [Record(str(p)) for p in vrts]
-    return [Record(str(p)) for p in _tile_files(path)]
+def vrt_sources(vrt: Path) -> list[Path]:
+    """The files a `.vrt` mosaics (each once, in the order of its first band)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(vrt).getroot()
+    except (ET.ParseError, OSError) as e:
+        raise DataError(f"{vrt}: cannot be read as a VRT ({e})") from None
+    out: list[Path] = []
+    for el in root.iter("SourceFilename"):
+        p = Path(el.text or "")
+        if el.get("relativeToVRT") == "1" or not p.is_absolute():
+            p = vrt.parent / p
+        if p not in out:
+            out.append(p)
+    return out
+
+
+def scan_tiles(path: Path) -> tuple[list[Record], Path | None]:
+    """One record per tile, and the `.vrt` mosaicking them (given, or found beside them), if any."""
+    vrt = path if path.is_file() else next(iter(sorted(path.glob("*.vrt"))), None)
+    if vrt is None:
+        return [Record(str(p)) for p in _tile_files(path)], None
+    tiles = vrt_sources(vrt)
+    missing = [p for p in tiles if not p.is_file()]
+    if missing:
+        raise DataError(
+            f"{vrt}: its tile {missing[0]} is missing"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            + "; restore the tiles or rewrite the VRT (gdalbuildvrt)"
+        )
+    return [Record(str(p)) for p in tiles], vrt
 
 
 def _header(p: Path) -> dict:
@@ -137,24 +179,60 @@ def _same_grid(heads: list[dict]) -> bool:
     return True
 
 
-def mosaic_vrt(tiles: list[Path], name: str) -> str:
-    """VRT XML mosaicking georeferenced tiles that share one CRS, resolution and pixel grid."""
-    heads = [_header(p) for p in tiles]
-    h0 = heads[0]
+def tile_problem(h: dict, h0: dict) -> str | None:
+    """Why tile `h` cannot join the mosaic of tiles like `h0` (the most common kind), or None."""
+    if h["crs"] is None or h["t"].is_identity:
+        return "tile without georeference (no CRS or world file)"
+    what = {"count": "band count", "dtype": "dtype", "crs": "CRS"}
+    for key in ("count", "dtype", "crs"):
+        if h[key] != h0[key]:
+            v, v0 = (crs_name(x[key]) if key == "crs" else x[key] for x in (h, h0))
+            return f"{what[key]} {v} differs from the other tiles' ({v0}, e.g. {h0['path']})"
+    if not _same_grid([h0, h]):
+        return f"not on the pixel grid of the other tiles (resolution or alignment differ from {h0['path']})"
+    return None
+
+
+def check_tiles(tiles: list[Path], name: str, skip_bad: bool) -> tuple[list[dict], list[str]]:
+    """Headers of the tiles that fit one mosaic, and (with skip_bad) why the others were left out."""
+    from collections import Counter
+
+    heads, skipped = [], []
+    for p in tiles:
+        try:
+            heads.append(_header(p))
+        except DataError as e:
+            if not skip_bad:
+                raise
+            skipped.append(str(e))
+    if not heads:
+        raise DataError(f"{name}: no readable tile ({len(skipped)} skipped)")
+
+    def kind(h):
+        return (h["count"], h["dtype"], crs_name(h["crs"]), round(h["t"].a, 9), round(h["t"].e, 9))
+
+    common = Counter(kind(h) for h in heads).most_common(1)[0][0]
+    h0 = next(h for h in heads if kind(h) == common)
+    good = []
     for h in heads:
-        if h["crs"] is None or h["t"].is_identity:
+        problem = tile_problem(h, h0)
+        if problem is None:
+            good.append(h)
+        elif not skip_bad:
             raise DataError(
-                f"{h['path']}: tile without georeference (no CRS or world file); cannot place it in the mosaic of {name}"
+                f"{h['path']}: {problem}; cannot place it in the mosaic of {name}: fix or remove "
+                "the tile, or pass --skip-bad to leave it out"
             )
-        for key in ("count", "dtype"):
-            if h[key] != h0[key]:
-                raise DataError(
-                    f"{h['path']}: {key} {h[key]} differs from {h0['path']} ({h0[key]})"
-                )
-    if not _same_grid(heads):
-        raise DataError(
-            f"{name}: tiles are not on one pixel grid (CRS, resolution or alignment differ)"
-        )
+        else:
+            skipped.append(f"{h['path']}: {problem}")
+    return good, skipped
+
+
+def mosaic_vrt(tiles: list[Path] | list[dict], name: str) -> str:
+    """VRT XML mosaicking georeferenced tiles (paths, or headers from `check_tiles`) that share one
+    CRS, resolution and pixel grid."""
+    heads = tiles if tiles and isinstance(tiles[0], dict) else check_tiles(tiles, name, False)[0]
+    h0 = heads[0]
     res_x, res_y = h0["t"].a, h0["t"].e
     left = min(h["t"].c for h in heads)
     top = max(h["t"].f for h in heads)
@@ -178,10 +256,8 @@ def mosaic_vrt(tiles: list[Path], name: str) -> str:
 
 def xyz_mosaic(tiles: list[Path], zoom: int, scheme: str) -> str:
     """VRT XML of the z/x/y tiles of one zoom level in EPSG:3857."""
-    xy = [(int(p.parent.name), int(p.stem)) for p in tiles]
     n = 2**zoom
-    if scheme == "tms":  # TMS counts rows from the south
-        xy = [(x, n - 1 - y) for x, y in xy]
+    xy = [xyz_index(p, zoom, scheme) for p in tiles]
     h0 = _header(tiles[0])
     ts = h0["w"]
     x0, x1 = min(x for x, _ in xy), max(x for x, _ in xy)
@@ -195,7 +271,9 @@ def xyz_mosaic(tiles: list[Path], zoom: int, scheme: str) -> str:
         (str(p), (x - x0) * ts, (y - y0) * ts, ts, ts) for p, (x, y) in zip(tiles, xy, strict=True)
     ]
     crs = rasterio.crs.CRS.from_epsg(3857).to_wkt()
-    return vrt_xml(placed, (x1 - x0 + 1) * ts, (y1 - y0 + 1) * ts, crs, transform, h0)
+    width, height = (x1 - x0 + 1) * ts, (y1 - y0 + 1) * ts
+    no_alpha = alpha_index(h0["ci"]) is None  # JPEG tiles: missing tiles still masked
+    return vrt_xml(placed, width, height, crs, transform, h0, coverage_alpha=no_alpha)
 
 
 def vrt_xml(
@@ -205,8 +283,12 @@ def vrt_xml(
     crs_wkt: str,
     transform: Affine,
     h0: dict,
+    coverage_alpha: bool = False,
 ) -> str:
-    """A GDAL VRT document placing each (path, col, row, w, h) source in a width x height mosaic."""
+    """A GDAL VRT document placing each (path, col, row, w, h) source in a width x height mosaic.
+
+    `coverage_alpha` adds an alpha band that is opaque where a tile lies and transparent in the
+    holes (XYZ trees of JPEG tiles, which carry no alpha of their own)."""
     gt = ",".join(repr(float(v)) for v in transform.to_gdal())
     dtype = _GDAL_TYPES.get(h0["dtype"])
     if dtype is None:
@@ -225,10 +307,34 @@ def vrt_xml(
             f'<VRTRasterBand dataType="{dtype}" band="{b}"><Description>{escape(desc)}</Description>'
             f"<ColorInterp>{ci}</ColorInterp>{nodata}{sources}</VRTRasterBand>"
         )
+    if coverage_alpha:  # band 1 of each tile scaled to a constant 255: opaque wherever a tile is
+        sources = "".join(
+            f'<ComplexSource><SourceFilename relativeToVRT="0">{escape(p)}</SourceFilename><SourceBand>1</SourceBand>'
+            f'<SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/><DstRect xOff="{c}" yOff="{r}" xSize="{w}" ySize="{h}"/>'
+            "<ScaleOffset>255</ScaleOffset><ScaleRatio>0</ScaleRatio></ComplexSource>"
+            for p, c, r, w, h in placed
+        )
+        bands.append(
+            f'<VRTRasterBand dataType="{dtype}" band="{h0["count"] + 1}">'
+            f"<ColorInterp>Alpha</ColorInterp>{sources}</VRTRasterBand>"
+        )
     return (
         f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}"><SRS>{escape(crs_wkt)}</SRS>'
         f"<GeoTransform>{gt}</GeoTransform>{''.join(bands)}</VRTDataset>"
     )
+
+
+def xyz_index(tile: Path, zoom: int, scheme: str) -> tuple[int, int]:
+    """(x, y) of a tile file `.../x/y.png` in XYZ numbering (TMS counts rows from the south)."""
+    x, y = int(tile.parent.name), int(tile.stem)
+    return (x, 2**zoom - 1 - y) if scheme == "tms" else (x, y)
+
+
+def xyz_georef(catalog: Catalog, r: Record) -> dict:
+    """Manifest facts of one XYZ tile: EPSG:3857 and its bounds from z/x/y; bands without alpha."""
+    z = catalog.notes["zoom"]
+    x, y = xyz_index(Path(r.path), z, catalog.notes["scheme"])
+    return {"crs": "EPSG:3857", "bounds": list(tile_bounds_3857(z, x, y))}
 
 
 def tile_bounds_3857(z: int, x: int, y: int) -> tuple[float, float, float, float]:
@@ -249,29 +355,68 @@ def lonlat_to_tile(lon: float, lat: float, z: int) -> tuple[int, int]:
 
 def _scan_tile_format(src: Source) -> Catalog:
     path = src.root if src.root.is_file() else src.inner
-    return Catalog(src.root, "tiles", scan_tiles(path), kind="rasters")
+    records, vrt = scan_tiles(path)
+    return Catalog(
+        src.root, "tiles", records, kind="rasters", notes={"vrt": str(vrt)} if vrt else {}
+    )
 
 
-def _scan_xyz_format(src: Source) -> Catalog:
-    recs, z, scheme = scan_xyz(src.inner, src.zoom)
-    return Catalog(src.root, "xyz", recs, kind="rasters", notes={"zoom": z, "scheme": scheme})
+def _scan_xyz(scheme: str | None):
+    def scan(src: Source) -> Catalog:
+        recs, z, found = scan_xyz(src.inner, src.zoom, scheme)
+        xy = [xyz_index(Path(r.path), z, found) for r in recs]
+        box = (max(x for x, _ in xy) - min(x for x, _ in xy) + 1) * (
+            max(y for _, y in xy) - min(y for _, y in xy) + 1
+        )
+        notes = {"zoom": z, "scheme": found, "missing_tiles": box - len(recs)}
+        return Catalog(src.root, "xyz", recs, kind="rasters", notes=notes)
+
+    return scan
 
 
-def _tiles_mosaic(catalog: Catalog, selection):
-    """A tile folder as one VRT mosaic (a `.vrt` given or found is read as it is)."""
-    if catalog.records[0].path.lower().endswith(".vrt"):
-        return None
+def _tiles_mosaic(catalog: Catalog, selection, skip_bad: bool = False):
+    """A tile folder as one VRT mosaic: its `.vrt` as it is when every tile fits, else one built
+    from the tiles that do (with skip_bad; the others are counted)."""
     paths = [Path(r.path) for r in catalog.records]
     name = f"{catalog.root} (mosaic of {len(paths)} tiles)"
-    return StackedRaster(mosaic_vrt(paths, name), selection, name=name)
+    heads, skipped = check_tiles(paths, name, skip_bad)
+    vrt = catalog.notes.get("vrt")
+    if vrt and not skipped:
+        return StackedRaster(vrt, selection, name=f"{vrt} ({len(paths)} tiles)"), []
+    name = f"{catalog.root} (mosaic of {len(heads)} tiles)"
+    return StackedRaster(mosaic_vrt(heads, name), selection, name=name), skipped
 
 
-def _xyz_mosaic(catalog: Catalog, selection):
-    paths = [Path(r.path) for r in catalog.records]
+def _xyz_mosaic(catalog: Catalog, selection, skip_bad: bool = False):
+    """The tiles of one zoom level as one EPSG:3857 mosaic; a tile unreadable or unlike the first
+    (size, band count, dtype) is an error naming it, or with skip_bad left out (a hole) and counted."""
+    paths, skipped = [], []
+    h0 = None
+    for r in catalog.records:
+        try:
+            h = _header(Path(r.path))
+            h0 = h0 or h
+            for key, what in (
+                ("w", "width"),
+                ("h", "height"),
+                ("count", "band count"),
+                ("dtype", "dtype"),
+            ):
+                if h[key] != h0[key]:
+                    raise DataError(
+                        f"{r.path}: {what} {h[key]} differs from the other tiles' ({h0[key]}, "
+                        f"e.g. {h0['path']}); fix or remove the tile"
+                    )
+            paths.append(Path(r.path))
+        except DataError as e:
+            if not skip_bad:
+                raise DataError(f"{e} (or pass --skip-bad to leave it out)") from None
+            skipped.append(str(e))
+    if not paths:
+        raise DataError(f"{catalog.root}: no readable tile ({len(skipped)} skipped)")
     xml = xyz_mosaic(paths, catalog.notes["zoom"], catalog.notes["scheme"])
-    return StackedRaster(
-        xml, selection, name=f"{catalog.root} (zoom {catalog.notes['zoom']}, {len(paths)} tiles)"
-    )
+    name = f"{catalog.root} (zoom {catalog.notes['zoom']}, {len(paths)} tiles)"
+    return StackedRaster(xml, selection, name=name), skipped
 
 
 TILES = Format(
@@ -288,8 +433,19 @@ TILES = Format(
 XYZ = Format(
     "xyz",
     lambda s: s.inner.is_dir() and is_xyz(s.inner),
-    _scan_xyz_format,
+    _scan_xyz(None),
     kind="rasters",
     mosaic=_xyz_mosaic,
+    georef=xyz_georef,
     describe="an XYZ/TMS tile directory z/x/y.png",
+)
+# Never detected: names the TMS row order of a tree without tilemapresource.xml (QGIS's option).
+TMS = Format(
+    "tms",
+    lambda s: False,
+    _scan_xyz("tms"),
+    kind="rasters",
+    mosaic=_xyz_mosaic,
+    georef=xyz_georef,
+    describe="a z/x/y.png tile directory in TMS row order (rows counted from the south)",
 )

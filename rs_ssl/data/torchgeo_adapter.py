@@ -93,6 +93,17 @@ class TorchGeoRasters(GeoDataset):
                 f"cannot reproject to {new_crs}: this adapter reads native pixels in {self._crs} only"
             )
 
+    def overlaps(self, query: GeoSlice) -> bool:
+        """Whether a query's box overlaps a raster (GridGeoSampler's float arithmetic can add a row
+        or column of cells just outside the data, which `__getitem__` refuses as TorchGeo does)."""
+        x, y = query[0], query[1]
+        b = self._boxes
+        return bool(
+            (
+                (b[:, 0] < x.stop) & (b[:, 2] > x.start) & (b[:, 1] < y.stop) & (b[:, 3] > y.start)
+            ).any()
+        )
+
     def __getitem__(self, query: GeoSlice) -> dict[str, Any]:
         x, y, t = self._disambiguate_slice(query)
         xres, yres = self._res
@@ -119,8 +130,11 @@ class TorchGeoRasters(GeoDataset):
             c0, c1 = max(col0, 0), min(col0 + w, r.grid.width)
             r0, r1 = max(row0, 0), min(row0 + h, r.grid.height)
             if c1 > c0 and r1 > r0:
-                out[:, r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = r.read(
-                    Window(c0, r0, c1 - c0, r1 - r0)
+                win = Window(c0, r0, c1 - c0, r1 - r0)
+                # XYZ tiles: transparent pixels read as 0 (nodata), as rs-ssl's own patches
+                masked = getattr(r, "alpha", None) is not None
+                out[:, r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = (
+                    r.read_masked(win)[0] if masked else r.read(win)
                 )
         sample = {"image": torch.from_numpy(out), "crs": self.crs, "bounds": (x, y, t)}
         return self.transforms(sample) if self.transforms is not None else sample
