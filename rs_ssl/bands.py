@@ -182,9 +182,11 @@ def load_stats(selection: BandSelection) -> BandStats:
     """Normalisation statistics of the selected bands from data_manifests/normalization/<sensor>.yaml."""
     path = manifest_path("normalization", f"{selection.sensor.key}.yaml")
     if not path.is_file():
+        shipped = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise UsageError(
-            f"no normalisation statistics for sensor {selection.sensor.key} ({path} is missing); "
-            "compute them with `rs-ssl manifest DATA --stats`"
+            f"no normalisation statistics for sensor {selection.sensor.key}: rs-ssl ships them for "
+            f"{', '.join(shipped)}; compute them from your data with "
+            f"`rs-ssl manifest DATA --stats --out DIR` and copy DIR/stats.yaml to {path}"
         )
     table = load_yaml("normalization", f"{selection.sensor.key}.yaml")
     per_band = table["bands"]

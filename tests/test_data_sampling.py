@@ -160,7 +160,7 @@ def _pretrain(out: Path, sampler: str, kill_at: int = -1, resume: bool = False):
 def test_resume_with_a_torchgeo_sampler_matches_the_uninterrupted_run(sampler, tmp_path):
     import signal
 
-    from rs_ssl.pretrain import read_loss_history
+    from rs_ssl.runs import read_loss_history
 
     ref = tmp_path / "ref"
     assert _pretrain(ref, sampler).returncode == 0
