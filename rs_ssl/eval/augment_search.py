@@ -139,20 +139,24 @@ def augsearch(cfg: AugsearchConfig) -> dict[str, Any]:
     for a, b in todo:
         name = a if a == b else f"{a}+{b}"
         run_dir = Path(out) / "runs" / name
-        pre = PretrainConfig(
-            data=cfg.data,
-            format=cfg.format,
+        # Options every pair's pretraining and evaluation share.
+        shared = dict(
             bands=cfg.bands,
             sensor=cfg.sensor,
-            region=cfg.region,
-            zoom=cfg.zoom,
-            out=str(run_dir / "pretrain"),
             seed=cfg.seed,
             devices=cfg.devices,
             skip_bad=cfg.skip_bad,
+            size=cfg.size,
+        )
+        pre = PretrainConfig(
+            **shared,
+            data=cfg.data,
+            format=cfg.format,
+            region=cfg.region,
+            zoom=cfg.zoom,
+            out=str(run_dir / "pretrain"),
             method=cfg.method,
             backbone=cfg.backbone,
-            size=cfg.size,
             batch_size=cfg.batch_size,
             epochs=math.ceil(cfg.steps / steps_per_epoch),
             max_steps=cfg.steps,
@@ -163,16 +167,11 @@ def augsearch(cfg: AugsearchConfig) -> dict[str, Any]:
         )
         pretrain(pre)
         common = dict(
+            **shared,
             data=cfg.probe_data or cfg.data,
             format="auto",
-            bands=cfg.bands,
-            sensor=cfg.sensor,
-            seed=cfg.seed,
-            devices=cfg.devices,
-            skip_bad=cfg.skip_bad,
             checkpoint=str(run_dir / "pretrain"),
             dataset=cfg.dataset,
-            size=cfg.size,
         )
         if cfg.evaluate == "finetune":
             # The study's score: fine-tuning on a few percent of the labels, one seed per pair.

@@ -184,31 +184,11 @@ def _finetune_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
             f"{r['name']}: test {m['metric']} by label fraction, mean ± std over {m['seeds']} seeds; "
             "plateau = first epoch within 0.01 of the curve's best validation value."
         )
-        doc.table(
-            [
-                "init",
-                "fraction",
-                "train labels",
-                f"{m['metric']} mean",
-                "std",
-                "min",
-                "max",
-                "plateau epoch",
-            ],
-            [
-                [
-                    t["init"],
-                    t["fraction"],
-                    t["train_samples"],
-                    t["mean"],
-                    t["std"],
-                    t["min"],
-                    t["max"],
-                    t["plateau_epoch"],
-                ]
-                for t in m["table"]
-            ],
-        )
+        # metrics.json key -> column title
+        columns = {"init": "init", "fraction": "fraction", "train_samples": "train labels"}
+        columns |= {"mean": f"{m['metric']} mean", "std": "std", "min": "min", "max": "max"}
+        columns |= {"plateau_epoch": "plateau epoch"}
+        doc.table(list(columns.values()), [[t[k] for k in columns] for t in m["table"]])
         _embed_run_figure(
             doc,
             made,
