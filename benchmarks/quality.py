@@ -13,6 +13,10 @@ CPU-sized default (ResNet-18, 64 px, 8 epochs, 48 images per class = 1,440 on AI
     python benchmarks/quality.py --methods simclr,mocov2,mocov3
 
 GPU-sized: `--size 224 --epochs 100 --per-class 0 --batch-size 512 --devices auto`.
+
+Isolating a difference: `--plain-variant NAME=key:value,...` trains the plain loop with one of
+rs-ssl's settings (batch, lr, schedule, clip, gain_space, head_bn); compare the `val_accuracy`
+column (the probe's validation part), never the test accuracy, when choosing.
 """
 
 from __future__ import annotations
