@@ -13,6 +13,10 @@ CPU-sized default (ResNet-18, 64 px, 8 epochs, 48 images per class = 1,440 on AI
     python benchmarks/quality.py --methods simclr,mocov2,mocov3
 
 GPU-sized: `--size 224 --epochs 100 --per-class 0 --batch-size 512 --devices auto`.
+
+Isolating a difference: `--plain-variant NAME=key:value,...` trains the plain loop with one of
+rs-ssl's settings (batch, lr, schedule, clip, gain_space, head_bn); compare the `val_accuracy`
+column (the probe's validation part), never the test accuracy, when choosing.
 """
 
 from __future__ import annotations
@@ -137,9 +141,14 @@ def save_backbone(backbone: nn.Module, path: Path, method: str) -> Path:
 # -- the plain loop (the reference a user could write in an afternoon) -----------------------------
 
 
-def plain_views(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def plain_views(
+    x: torch.Tensor, g: torch.Generator, offset: torch.Tensor | None = None
+) -> torch.Tensor:
     """Crop of 20-100 % of the area (aspect 3/4-4/3) resized back, flips, per-band gain 0.6-1.4,
-    brightness +-0.4, grayscale p 0.2; on standardised images, one affine grid per image."""
+    brightness +-0.4, grayscale p 0.2; on standardised images, one affine grid per image.
+
+    `offset` (per-band mean / std, shape (1, C, 1, 1)): the gain multiplies reflectance instead of
+    the standardised values, z' = g z + (g - 1) mean / std, as rs-ssl's `gain` op does."""
     n, c = x.shape[:2]
     area = torch.empty(n).uniform_(0.2, 1.0, generator=g)
     ratio = torch.exp(torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3), generator=g))
@@ -152,9 +161,10 @@ def plain_views(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w * fx, cx, h * fy, cy
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     v = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    v = v * torch.empty(n, c, 1, 1).uniform_(0.6, 1.4, generator=g) + torch.empty(
-        n, 1, 1, 1
-    ).uniform_(-0.4, 0.4, generator=g)
+    gain = torch.empty(n, c, 1, 1).uniform_(0.6, 1.4, generator=g)
+    v = v * gain + torch.empty(n, 1, 1, 1).uniform_(-0.4, 0.4, generator=g)
+    if offset is not None:
+        v = v + (gain - 1) * offset
     gray = torch.rand(n, 1, 1, 1, generator=g) < 0.2
     return torch.where(gray, v.mean(1, keepdim=True).expand_as(v), v)
 
@@ -175,8 +185,17 @@ def plain_simclr(
     seed: int,
     lr: float = 1e-3,
     temperature: float = 0.1,
+    schedule: str = "constant",
+    clip: float = 0.0,
+    gain_space: str = "standardised",
+    head_bn: bool = False,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Adam at a constant `lr`, projector Linear-ReLU-Linear (512-512-128), no clipping, no schedule."""
+    """Adam at a constant `lr`, projector Linear-ReLU-Linear (512-512-128), no clipping, no schedule.
+
+    The keywords move one factor at a time towards `rs-ssl pretrain`'s SimCLR (to find which of its
+    differences costs accuracy): `schedule="cosine"` (per-step half cosine to 0, no warm-up),
+    `clip` (gradient-norm clip, 0: none), `gain_space="reflectance"`, `head_bn` (BatchNorm after the
+    projector's first Linear, as rs-ssl's and SimCLR's head)."""
     from rs_ssl.models import create_backbone
 
     norm, sel = normaliser()
@@ -184,8 +203,20 @@ def plain_simclr(
     g = torch.Generator().manual_seed(seed)
     net = create_backbone("resnet18", sel)
     d = net.num_features
-    head = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 128))
-    opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=lr)
+    bn = [nn.BatchNorm1d(d)] if head_bn else []
+    head = nn.Sequential(nn.Linear(d, d), *bn, nn.ReLU(), nn.Linear(d, 128))
+    params = [*net.parameters(), *head.parameters()]
+    opt = torch.optim.Adam(params, lr=lr)
+    total = epochs * (len(images) // batch)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)) if schedule == "cosine" else 1.0
+    )
+    offset = None
+    if gain_space == "reflectance":
+        from rs_ssl.bands import load_stats
+
+        st = load_stats(sel)
+        offset = (torch.as_tensor(st.mean) / torch.as_tensor(st.std)).float().view(1, -1, 1, 1)
     x_all = norm(images)
     losses, steps, t0 = [], 0, time.perf_counter()
     for _ in range(epochs):
@@ -193,11 +224,14 @@ def plain_simclr(
             if len(idx) < batch:  # drop the last partial batch, as `rs-ssl pretrain`
                 continue
             x = x_all[idx]
-            z = head(net(torch.cat([plain_views(x, g), plain_views(x, g)])))
+            z = head(net(torch.cat([plain_views(x, g, offset), plain_views(x, g, offset)])))
             loss = plain_nt_xent(z, temperature)
             opt.zero_grad()
             loss.backward()
+            if clip > 0:
+                nn.utils.clip_grad_norm_(params, clip)
             opt.step()
+            sched.step()
             losses.append(loss.item())
             steps += 1
     return net, {
@@ -324,6 +358,8 @@ def probe(
     )
     return {
         "accuracy": m["accuracy"],
+        # The sweep's best validation accuracy: what tuning decisions read (never the test part).
+        "val_accuracy": max(r["val_score"] for r in m["sweep"]["grid"]),
         "chosen": m["sweep"]["chosen"],
         "sizes": m["splits"]["sizes"],
     }
@@ -359,6 +395,14 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         help="an rs-ssl arm with extra `rs-ssl pretrain` options, e.g. 'paper=--augs simclr' "
         "(repeatable; default: one arm 'default' with no options, i.e. rs-ssl's defaults)",
     )
+    ap.add_argument(
+        "--plain-variant",
+        action="append",
+        metavar="NAME=KEY:VALUE,...",
+        help="a plain-loop arm with changed keywords of plain_simclr (batch, lr, schedule, clip, "
+        "gain_space, head_bn), e.g. 'b32=batch:32,lr:3.5e-4' (repeatable; default: one arm "
+        "'plain' with the loop as the issue wrote it)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--devices", default="auto")
     ap.add_argument("--out", default="runs/bench-quality")
@@ -389,13 +433,17 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     if "random" in arms:
         record("random", "-", None, {})
     for method in methods:
-        if "plain" in arms and method == "simclr":
-            net, info = plain_simclr(images, a.epochs, a.batch_size, a.seed)
+        for name, kw in plain_variants(a.plain_variant) if "plain" in arms else []:
+            if method != "simclr":
+                continue
+            kw = {"batch": a.batch_size, **kw}
+            net, info = plain_simclr(images, a.epochs, seed=a.seed, **kw)
+            arm = "plain" if name == "plain" else f"plain:{name}"
             record(
-                "plain",
+                arm,
                 method,
-                save_backbone(net, out / "plain-simclr.safetensors", "plain-simclr"),
-                info,
+                save_backbone(net, out / f"{arm.replace(':', '_')}-simclr.safetensors", arm),
+                {**info, "options": kw},
             )
         for name, options in variants if "rs_ssl" in arms else []:
             run_dir = out / f"rs_ssl_{name}-{method}"
@@ -446,10 +494,29 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     return {"split": split, "rows": rows}
 
 
+def plain_variants(specs: list[str] | None) -> list[tuple[str, dict[str, Any]]]:
+    """`NAME=key:value,...` -> (NAME, keywords of plain_simclr), values typed by the keyword."""
+    types = {"batch": int, "lr": float, "schedule": str, "clip": float, "gain_space": str}
+    types["head_bn"] = lambda v: v.lower() in ("1", "true", "yes")
+    out = []
+    for spec in specs or ["plain="]:
+        name, _, body = spec.partition("=")
+        kw: dict[str, Any] = {}
+        for item in filter(None, body.split(",")):
+            key, _, value = item.partition(":")
+            if key not in types:
+                raise SystemExit(
+                    f"--plain-variant {spec}: unknown key {key!r}; one of {sorted(types)}"
+                )
+            kw[key] = types[key](value)
+        out.append((name, kw))
+    return out
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| arm | method | probe accuracy | train s | steps | lr_effective | loss first -> last |",
-        "|---|---|---|---|---|---|---|",
+        "| arm | method | probe test accuracy | val accuracy | train s | steps | lr_effective | loss first -> last |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         loss = (
@@ -459,7 +526,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         )
         lr = "" if r.get("lr_effective") is None else f"{r['lr_effective']:.3g}"
         lines.append(
-            f"| {r['arm']} | {r['method']} | {r['accuracy']:.3f} | {r.get('seconds', '')} | {r.get('steps', '')} | "
+            f"| {r['arm']} | {r['method']} | {r['accuracy']:.3f} | {r.get('val_accuracy', 0):.3f} | {r.get('seconds', '')} | {r.get('steps', '')} | "
             f"{lr} | {loss} |"
         )
     return "\n".join(lines)

@@ -150,7 +150,7 @@ def test_custom_list_order_does_not_matter_and_adds_a_crop() -> None:
         (lambda: make_views("mocov3", 13, 32, augs=["gain"]), "only used with preset 'custom'"),
         (
             lambda: make_views("s2", 13, 32, gain={"gian": 0.1}),
-            "valid: ['gain', 'p', 'same_on_batch']",
+            "valid: ['gain', 'p', 'reflectance', 'same_on_batch']",
         ),
         (lambda: make_views("s2", 13, 32, colour=1), "unknown override 'colour'"),
         (
@@ -313,6 +313,15 @@ def test_gain_is_one_factor_per_band_in_reflectance() -> None:
     torch.testing.assert_close(per_band, params["gain"].double(), rtol=1e-5, atol=0)
     assert per_band.std(dim=1).min() > 0.03  # and different between the bands of one image
     assert per_band.min() >= 0.8 - 1e-6 and per_band.max() <= 1.2 + 1e-6
+
+
+def test_gain_with_reflectance_false_multiplies_the_standardised_values() -> None:
+    x, mean, std = batch(13)
+    op = P.RandomGain(gain=0.2, p=1.0, mean=mean.tolist(), std=std.tolist(), reflectance=False)
+    out, params = _run(op, x)
+    torch.testing.assert_close(out, x * params["gain"][:, :, None, None].to(x.dtype))
+    refl, _ = _run(P.RandomGain(gain=0.2, p=1.0, mean=mean.tolist(), std=std.tolist()), x)
+    assert not torch.allclose(out, refl)  # same draws; only the (g - 1) mean / std shift differs
 
 
 def test_brightness_shifts_every_band_alike_and_contrast_keeps_band_means() -> None:

@@ -51,13 +51,44 @@ def test_mocov3_heads_have_no_linear_bias_anywhere():
     assert [layer.bias for layer in linears] == [None] * 5
 
 
-def test_warmup_starts_at_zero_and_reaches_the_peak_after_warmup_steps():
-    # moco-v3 main_moco.py: lr * epoch / warmup_epochs, epoch = e + i / iters_per_epoch.
-    assert warmup_cosine(0, 100, 10) == 0.0
-    assert warmup_cosine(5, 100, 10) == pytest.approx(0.5)
-    assert warmup_cosine(10, 100, 10) == pytest.approx(1.0)
-    assert warmup_cosine(55, 100, 10) == pytest.approx(0.5)
-    assert warmup_cosine(0, 100, 0) == pytest.approx(1.0)
+def _moco_v3_adjust_learning_rate(lr, epoch, warmup_epochs, epochs):
+    # facebookresearch/moco-v3 main_moco.py (c349e6e) lines 420-425, verbatim but for `args.`:
+    if epoch < warmup_epochs:
+        lr = lr * epoch / warmup_epochs
+    else:
+        lr = (
+            lr
+            * 0.5
+            * (1.0 + math.cos(math.pi * (epoch - warmup_epochs) / (epochs - warmup_epochs)))
+        )
+    return lr
+
+
+def test_warmup_cosine_is_moco_v3s_schedule_step_by_step():
+    # main_moco.py line 342: `adjust_learning_rate(optimizer, epoch + i / iters_per_epoch, args)`
+    # before the i-th iteration of every epoch, so the first step runs at lr 0.
+    epochs, warmup_epochs, iters = 6, 2, 7
+    for e in range(epochs):
+        for i in range(iters):
+            want = _moco_v3_adjust_learning_rate(1.0, e + i / iters, warmup_epochs, epochs)
+            got = warmup_cosine(e * iters + i, epochs * iters, warmup_epochs * iters)
+            assert got == pytest.approx(want, abs=1e-12), (e, i)
+
+
+def test_the_methods_scheduler_gives_the_reference_rate_at_every_optimizer_step():
+    # What the optimizer really uses at step k (LambdaLR as configure_optimizers builds it), not
+    # only the pure function: an off-by-one between the two would show here.
+    epochs, warmup_epochs, iters = 4, 1, 5
+    m = make(MoCoV3, mlp_dim=16, lr=0.1, warmup_epochs=warmup_epochs, lr_scaling="none")
+    m.total_steps, m.steps_per_epoch = epochs * iters, iters
+    conf = m.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    for e in range(epochs):
+        for i in range(iters):
+            want = _moco_v3_adjust_learning_rate(0.1, e + i / iters, warmup_epochs, epochs)
+            assert opt.param_groups[0]["lr"] == pytest.approx(want, abs=1e-12), (e, i)
+            opt.step()
+            sched.step()
 
 
 def test_mocov2_decays_every_parameter_as_the_moco_reference():

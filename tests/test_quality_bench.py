@@ -10,6 +10,7 @@ import yaml
 
 from rs_ssl import cli
 from rs_ssl.augment import VIEW_PRESETS, make_views
+from rs_ssl.bands import load_stats, resolve_bands
 from rs_ssl.losses import nt_xent
 from rs_ssl.methods import SimCLR
 
@@ -40,6 +41,42 @@ def test_plain_views_differ_per_image_and_keep_the_shape():
     v1, v2 = Q.plain_views(x, g), Q.plain_views(x, g)
     assert v1.shape == x.shape and not torch.allclose(v1, v2)
     assert torch.isfinite(v1).all()
+
+
+def test_plain_views_gain_in_reflectance_shifts_by_the_band_offset():
+    # Same draws (same generator state): the reflectance gain adds (g - 1) * mean / std per band,
+    # so the difference to the standardised gain is a per-image, per-band constant, not zero.
+    x = torch.randn(4, 3, 16, 16) + torch.arange(3).view(1, 3, 1, 1)
+    offset = torch.tensor([1.9, 2.2, 2.1]).view(1, 3, 1, 1)
+    a = Q.plain_views(x, torch.Generator().manual_seed(1))
+    b = Q.plain_views(x, torch.Generator().manual_seed(1), offset)
+    d = b - a
+    gray = (a[:, 0] == a[:, 1]).all(-1).all(-1)  # grayscale images average the bands afterwards
+    assert not torch.allclose(d[~gray], torch.zeros_like(d[~gray]))
+    torch.testing.assert_close(d, d[..., :1, :1].expand_as(d), rtol=1e-5, atol=1e-5)
+
+
+def test_plain_variants_parse_typed_keywords_and_refuse_unknown_ones():
+    assert Q.plain_variants(None) == [("plain", {})]
+    assert Q.plain_variants(["b32=batch:32,lr:3.5e-4,head_bn:1,schedule:cosine"]) == [
+        ("b32", {"batch": 32, "lr": 3.5e-4, "head_bn": True, "schedule": "cosine"})
+    ]
+    with pytest.raises(SystemExit, match="unknown key 'warmup'"):
+        Q.plain_variants(["x=warmup:3"])
+
+
+def test_plain_loop_factors_change_the_trained_weights():
+    """Each factor really acts (a flag that were ignored would train the same weights)."""
+    x = (torch.rand(8, 3, 16, 16) * 255).round()
+    base, _ = Q.plain_simclr(x, epochs=1, batch=4, seed=0)
+    ref = base.conv1.weight.detach()
+    for kw in ({"head_bn": True}, {"clip": 1e-3}, {"gain_space": "reflectance"}):
+        net, info = Q.plain_simclr(x, epochs=1, batch=4, seed=0, **kw)
+        assert info["steps"] == 2
+        assert not torch.allclose(net.conv1.weight.detach(), ref), kw
+    # cosine: the first step runs at the full rate (same as constant), the second at half of it
+    net, _ = Q.plain_simclr(x, epochs=1, batch=4, seed=0, schedule="cosine")
+    assert not torch.allclose(net.conv1.weight.detach(), ref)
 
 
 def test_fold_unit_range_into_stem_matches_standardised_inputs_away_from_the_border():
@@ -101,6 +138,18 @@ def test_simclr_defaults_are_the_light_views_and_the_square_root_rule():
     x = torch.randn(4, 4, 32, 32) + torch.arange(4).view(1, 4, 1, 1)
     a, b = views(x)
     assert a.shape == x.shape and not torch.allclose(a, b)
+
+
+def test_light_gain_multiplies_standardised_values_even_with_band_statistics():
+    """The reflectance gain cost 6.5 validation points on AID (RESULTS.md): light must not use it."""
+    from rs_ssl.augment.pixel import RandomGain
+
+    st = load_stats(resolve_bands("13"))
+    views = make_views("light", bands=13, size=32, mean=st.mean.tolist(), std=st.std.tolist())
+    gains = [m for m in views.modules() if isinstance(m, RandomGain)]
+    assert gains and all(g.offset is None for g in gains)
+    paper = make_views("simclr", bands=13, size=32, mean=st.mean.tolist(), std=st.std.tolist())
+    assert any(g.offset is not None for g in paper.modules() if isinstance(g, RandomGain))
 
 
 def test_pretrain_records_lr_effective_in_config_and_metrics(tmp_path):

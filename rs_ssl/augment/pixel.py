@@ -168,6 +168,10 @@ class RandomGain(BandAffineAugmentation):
     """Multiply each band by its own gain, uniform in 1 +- gain (a per-band calibration change).
 
     With `mean`/`std` the gain multiplies reflectance: z' = g z + (g - 1) mean / std.
+    `reflectance=False` ignores them and multiplies the standardised values, z' = g z (a per-band
+    contrast about the band mean): the shift (g - 1) mean / std is large where a band's mean is
+    many standard deviations (Sentinel-2 L1C B01: mean / std = 14.6, so a 40 % gain moves it by
+    5.9 standard deviations, RGB aerial about 2).
     """
 
     def __init__(
@@ -177,10 +181,12 @@ class RandomGain(BandAffineAugmentation):
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         same_on_batch: bool = False,
+        reflectance: bool = True,
     ):
         super().__init__(p=p, same_on_batch=same_on_batch)
         self.gain = as_range(gain, "gain", 1.0, 0.0)
-        self.register_buffer("offset", reflectance_offset(mean, std), persistent=False)
+        offset = reflectance_offset(mean, std) if reflectance else None
+        self.register_buffer("offset", offset, persistent=False)
 
     def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
         check_bands(self.offset, batch_shape[1], "gain: mean/std")

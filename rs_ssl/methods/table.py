@@ -89,7 +89,8 @@ METHOD_TABLE: dict[str, MethodSpec] = {
     # Adam 1e-3 at batch 256, square-root scaled (`scale_lr`): 3.5e-4 at the default batch 32, close to
     # the SimCLR-S2 study's 5e-4 at its batch 32 (the earlier 5e-4 "at 256", linearly scaled, trained at
     # 6.25e-5). Views: the `light` preset. Together (not measured apart) the two changes raised the probe
-    # accuracy of an 8-epoch 64 px AID run from 0.310 to 0.345 (benchmarks/RESULTS.md, issue 15);
+    # accuracy of an 8-epoch 64 px AID run from 0.310 to 0.345, and the light gain on standardised
+    # values (not reflectance) to 0.378 (benchmarks/RESULTS.md, issue 15);
     # `--augs simclr` gives the paper's views.
     # LARS: "learning rate of 4.8 (= 0.3 x BatchSize/256) and weight decay of 1e-6" (SimCLR Sec. B.6).
     "simclr": MethodSpec(
