@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from rs_ssl.errors import UsageError
-from rs_ssl.methods.table import LR_SCALINGS, OPTIMIZERS, defaults_text, method_names
+from rs_ssl.methods.table import LR_SCALINGS, OPTIMIZERS, SCHEDULES, defaults_text, method_names
 from rs_ssl.split_names import SPLIT_ALIASES
 
 
@@ -215,6 +215,13 @@ class PretrainConfig(TrainingInputs):
         0.0,
         "linear warm-up length in epochs before the cosine schedule "
         f"(0: the method's, {defaults_text('warmup_epochs')})",
+        method_option=True,
+    )
+    schedule: str | None = opt(
+        None,
+        "learning-rate schedule after the warm-up: cosine (per-step half cosine to 0) or constant "
+        f"(default: the method's: {defaults_text('schedule')})",
+        choices=SCHEDULES,
         method_option=True,
     )
     augs: str | None = opt(

@@ -20,7 +20,7 @@ from rs_ssl.bands import BandSelection, BandStats
 from rs_ssl.data.normalize import Normalize
 from rs_ssl.errors import UsageError
 from rs_ssl.methods.optim import LARS
-from rs_ssl.methods.table import LR_SCALINGS, OPTIMIZERS, MethodDefaults, spec
+from rs_ssl.methods.table import LR_SCALINGS, OPTIMIZERS, SCHEDULES, MethodDefaults, spec
 from rs_ssl.models.backbone import output_dim
 
 
@@ -40,6 +40,14 @@ def scale_lr(base_lr: float, global_batch: int, optimizer: str, rule: str = "aut
         rule = "sqrt" if optimizer in ("adam", "adamw") else "linear"
     k = global_batch / 256
     return base_lr * {"linear": k, "sqrt": math.sqrt(k), "none": 1.0}[rule]
+
+
+def lr_multiplier(step: int, total: int, warmup: int, schedule: str = "cosine") -> float:
+    """LR multiplier of `schedule` (SCHEDULES): the warm-up of `warmup_cosine`, then its half cosine
+    or, with `constant`, the full rate to the end."""
+    if schedule == "constant":
+        return step / warmup if warmup > 0 and step < warmup else 1.0
+    return warmup_cosine(step, total, warmup)
 
 
 def warmup_cosine(step: int, total: int, warmup: int) -> float:
@@ -98,6 +106,7 @@ class SSLMethod(L.LightningModule):
         weight_decay: float | None = None,
         batch_size: int = 256,
         warmup_epochs: float | None = None,
+        schedule: str | None = None,
         optimizer: str | None = None,
         lr_scaling: str = "auto",
         total_steps: int | None = None,
@@ -124,6 +133,9 @@ class SSLMethod(L.LightningModule):
         self.base_lr = self.defaults.lr if lr is None else lr
         self.weight_decay = self.defaults.weight_decay if weight_decay is None else weight_decay
         self.warmup_epochs = self.defaults.warmup_epochs if warmup_epochs is None else warmup_epochs
+        self.schedule = self.defaults.schedule if schedule is None else schedule
+        if self.schedule not in SCHEDULES:
+            raise UsageError(f"--schedule {self.schedule}: choose one of {', '.join(SCHEDULES)}")
         self.batch_size = batch_size
         if lr_scaling not in LR_SCALINGS:
             raise UsageError(f"--lr-scaling {lr_scaling}: choose one of {', '.join(LR_SCALINGS)}")
@@ -149,6 +161,7 @@ class SSLMethod(L.LightningModule):
             "optimizer": self.optimizer_name,
             "weight_decay": self.weight_decay,
             "warmup_epochs": self.warmup_epochs,
+            "schedule": self.schedule,
         }
 
     # -- to implement -----------------------------------------------------------------------------
@@ -236,5 +249,7 @@ class SSLMethod(L.LightningModule):
             1, total // max(1, self.trainer.max_epochs or 1)
         )
         warmup = int(self.warmup_epochs * steps_per_epoch)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total, warmup))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: lr_multiplier(s, total, warmup, self.schedule)
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

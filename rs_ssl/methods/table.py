@@ -16,6 +16,8 @@ from rs_ssl.errors import UsageError
 
 OPTIMIZERS = ("sgd", "adamw", "adam", "lars")
 LR_SCALINGS = ("auto", "linear", "sqrt", "none")
+# Learning-rate schedules after the warm-up: per-step half cosine to 0, or the rate held.
+SCHEDULES = ("cosine", "constant")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class MethodDefaults:
     preset: str  # view preset (`--augs`)
     optimizer: str  # one of OPTIMIZERS
     warmup_epochs: float = 0.0
+    schedule: str = "cosine"  # one of SCHEDULES (after the warm-up)
     lars_lr: float | None = None  # lr at batch size 256 when the user picks LARS and gives no --lr
     gradient_clip: float | None = 3.0  # gradient-norm clip of pretraining; None: no clipping
     temperature: float | None = None

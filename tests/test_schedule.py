@@ -1,0 +1,55 @@
+"""`--schedule`: the learning rate after the warm-up, cosine (the methods' default) or constant."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import yaml
+
+from rs_ssl import cli
+from rs_ssl.methods import SimCLR
+from rs_ssl.methods.base import lr_multiplier
+from tests.test_fidelity import make
+
+
+def test_constant_holds_the_rate_after_the_same_warm_up():
+    total, warmup = 40, 8
+    for s in range(total):
+        cos = lr_multiplier(s, total, warmup, "cosine")
+        const = lr_multiplier(s, total, warmup, "constant")
+        if s < warmup:
+            assert const == cos == pytest.approx(s / warmup)
+        else:
+            assert const == 1.0
+            assert cos == pytest.approx(
+                0.5 * (1 + math.cos(math.pi * (s - warmup) / (total - warmup)))
+            )
+
+
+@pytest.mark.parametrize("schedule, last", [("cosine", None), ("constant", 1.0)])
+def test_the_methods_scheduler_follows_the_schedule(schedule, last):
+    m = make(SimCLR, lr=0.1, lr_scaling="none", schedule=schedule)
+    m.total_steps, m.steps_per_epoch = 20, 5
+    conf = m.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.1)  # SimCLR has no warm-up by default
+    if last is None:
+        assert lrs[-1] < 0.01 and lrs == sorted(lrs, reverse=True)
+    else:
+        assert lrs == [pytest.approx(0.1 * last)] * 20
+
+
+def test_schedule_option_reaches_the_run_config(tmp_path):
+    out = tmp_path / "dry"
+    assert cli.main(["pretrain", "--schedule", "constant", "--dry-run", "--out", str(out)]) == 0
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["schedule"] == "constant"
+    with pytest.raises(SystemExit) as e:  # argparse's choices
+        cli.main(["pretrain", "--schedule", "linear", "--dry-run", "--out", str(out)])
+    assert e.value.code == 2
