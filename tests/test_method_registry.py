@@ -30,6 +30,7 @@ SET = {
     "lr_scaling": "none",
     "weight_decay": 0.5,
     "warmup_epochs": 1.0,
+    "schedule": "constant",
     "temperature": 0.5,
     "queue_size": 64,
     "momentum": 0.5,
