@@ -84,10 +84,7 @@ def _arrays(catalog: Catalog, selection, seed: int, max_items: int) -> tuple[Ite
     from rs_ssl.data import datasets as D
 
     if catalog.kind == "rasters":
-        rasters, _ = D.open_rasters(catalog, selection)
-        if len(rasters) > max_items:
-            keep = np.sort(np.random.default_rng(seed).choice(len(rasters), max_items, False))
-            rasters = [rasters[i] for i in keep]
+        rasters = D.subset(D.open_rasters(catalog, selection)[0], max_items, seed)
         return (a for r in rasters for a in _blocks(r)), len(rasters)
     recs = D.subset(catalog.records, max_items, seed)
     ds = D.SampleDataset(catalog, recs, selection, patch=1)
