@@ -181,6 +181,23 @@ def world_size(accelerator: str, devices: Any, num_nodes: int) -> int:
     return max(1, per_node) * num_nodes
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a run trains: Lightning's accelerator and devices, the processes over all nodes and
+    the numeric precision (`--devices`, `--num-nodes`, `--precision`)."""
+
+    accelerator: str
+    devices: Any
+    world: int
+    precision: str
+
+
+def placement(cfg: PretrainConfig) -> Placement:
+    acc, devices = accelerator(cfg.devices)
+    world = world_size(acc, devices, cfg.num_nodes)
+    return Placement(acc, devices, world, precision_for(cfg.precision, acc))
+
+
 def _print_data(info: dict, selection, cfg: PretrainConfig) -> None:
     """Say which bands and which samples pretraining uses (`--bands auto`, `--split auto` decide silently otherwise)."""
     bands = f"{len(selection)} bands ({','.join(selection.names)}, {selection.sensor.key})"
@@ -346,11 +363,8 @@ def run_callbacks(cfg: PretrainConfig, ckpt_dir: Path, knn) -> RunCallbacks:
 def make_trainer(
     cfg: PretrainConfig,
     out: Path,
+    place: Placement,
     *,
-    accelerator: str,
-    devices: Any,
-    world: int,
-    precision: str,
     callbacks: list,
     steps_per_epoch: int,
     gradient_clip: float | None,
@@ -363,10 +377,10 @@ def make_trainer(
     # A new version folder per (re)start: CSVLogger would otherwise delete the earlier segment's rows.
     loggers = [CSVLogger(out, name="logs"), TensorBoardLogger(out, name="tensorboard")]
     return L.Trainer(
-        accelerator=accelerator,
-        devices=devices,
+        accelerator=place.accelerator,
+        devices=place.devices,
         num_nodes=cfg.num_nodes,
-        precision=precision,
+        precision=place.precision,
         max_epochs=cfg.epochs,
         max_steps=-1,
         logger=loggers,
@@ -374,8 +388,8 @@ def make_trainer(
         plugins=[AtomicCheckpointIO()],
         log_every_n_steps=max(1, min(cfg.log_every, steps_per_epoch)),
         gradient_clip_val=gradient_clip,
-        sync_batchnorm=world
-        > 1,  # whenever DDP runs, `--devices auto` on a multi-GPU host included
+        # Whenever DDP runs, `--devices auto` on a multi-GPU host included.
+        sync_batchnorm=place.world > 1,
         enable_model_summary=False,
         deterministic=False,
         default_root_dir=out,
@@ -464,9 +478,8 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     dataset, data_info = pretrain_data(cfg, selection)
     _print_data(data_info, selection, cfg)
     stats = load_stats(selection)
-    acc, devices = accelerator(cfg.devices)
-    world = world_size(acc, devices, cfg.num_nodes)
-    steps_per_epoch, total_steps = run_length(cfg, len(dataset), world)
+    place = placement(cfg)
+    steps_per_epoch, total_steps = run_length(cfg, len(dataset), place.world)
     method = build_method(
         cfg,
         selection,
@@ -476,17 +489,13 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
         steps_per_epoch=steps_per_epoch,
     )
     loader = make_loader(dataset, cfg)
-    precision = precision_for(cfg.precision, acc)
     if cfg.compile:
         method.backbone = torch.compile(method.backbone)
     cbs = run_callbacks(cfg, ckpt_dir, online_knn(cfg, selection))
     trainer = make_trainer(
         cfg,
         out,
-        accelerator=acc,
-        devices=devices,
-        world=world,
-        precision=precision,
+        place,
         callbacks=cbs.callbacks,
         steps_per_epoch=steps_per_epoch,
         gradient_clip=method.defaults.gradient_clip,
@@ -504,11 +513,11 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
             "bands": list(selection.names),
             "sensor": selection.sensor.key,
             "normalisation": stats.source,
-            "precision": precision,
-            "accelerator": acc,
+            "precision": place.precision,
+            "accelerator": place.accelerator,
             "data": data_info,
-            "lr_effective": method.scaled_lr(world),
-            "world_size": world,
+            "lr_effective": method.scaled_lr(place.world),
+            "world_size": place.world,
         },
     )
     t0 = time.perf_counter()
@@ -530,7 +539,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
         stats=stats,
         data_info=data_info,
         bad_reads=dataset.bad_reads.total,
-        world=world,
+        world=place.world,
         elapsed=elapsed,
         resume_from=resume_from,
     )

@@ -15,7 +15,7 @@ from rasterio.windows import Window
 from rs_ssl.bands import resolve_bands
 from rs_ssl.data import detect_format, labelled_dataset, pretrain_dataset, scan
 from rs_ssl.data.bigearthnet import nomenclature
-from rs_ssl.data.datasets import TemporalPairDataset, open_record
+from rs_ssl.data.datasets import RecordSource, TemporalPairDataset, open_record
 from rs_ssl.data.readers import EUROSAT_ORDER
 from rs_ssl.data.sentinel2 import band_files
 from rs_ssl.errors import DataError
@@ -263,7 +263,7 @@ def test_ssl4eo_modalities_dates_and_pairs(shared_data):
     np.testing.assert_array_equal(img[L1C.index("B08")], b8)
     l2a = scan(root, sensor="s2_l2a")
     assert l2a.notes["modality"] == "s2a" and all("/s2a/" in r.path for r in l2a.records)
-    pairs = TemporalPairDataset(cat, cat.records, resolve_bands(13), patch=32)
+    pairs = TemporalPairDataset(RecordSource(cat, cat.records, resolve_bands(13)), patch=32)
     item = pairs[0]
     assert len(pairs) == 1 and item["image"].shape == item["image2"].shape == (13, 32, 32)
     assert not torch.equal(item["image"], item["image2"])  # two different dates

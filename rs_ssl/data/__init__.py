@@ -256,9 +256,8 @@ def pretrain_dataset(
         "splits": cat.split_counts(),
         "split_source": cat.notes.get("split_source"),
     }
-    return D.SampleDataset(
-        cat, records, selection, patch, nodata=selection.sensor.nodata, skip_bad=skip_bad
-    ), info
+    source = D.RecordSource(cat, records, selection)
+    return D.SampleDataset(source, patch, nodata=selection.sensor.nodata, skip_bad=skip_bad), info
 
 
 def pretrain_records(cat: Catalog, split: str | None) -> tuple[list[Record], str]:
@@ -325,7 +324,7 @@ def labelled_dataset(
     records, skipped = D.check_records(cat, records, selection, skip_bad)
     if not records:
         raise DataError(f"{cat.root}: no labelled sample in split {split!r}")
-    ds = D.LabelledDataset(cat, records, selection, patch, classes, level)
+    ds = D.LabelledDataset(D.RecordSource(cat, records, selection), patch, classes, level)
     info = _info(cat, "samples", len(records), skipped) | {
         "split": split,
         "classes": len(classes),

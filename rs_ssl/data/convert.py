@@ -68,7 +68,7 @@ def convert(
         info = Z.write_samples(out, patches(), len(grid), len(selection), size, selection, dtype)
         return info | {"layout": "sample,band,y,x", "source": cat.format, "skipped": len(skipped)}
     records, skipped = D.check_records(cat, cat.records, selection, skip_bad)
-    ds = D.SampleDataset(cat, records, selection, size)
+    ds = D.SampleDataset(D.RecordSource(cat, records, selection), size)
     first = D.open_record(cat, records[0], selection)
     native = (first.grid.height, first.grid.width) == (size, size)
     dtype = describe(cat, records[0])["dtype"] if native else "float32"

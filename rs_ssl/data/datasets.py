@@ -6,6 +6,7 @@ import zlib
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from rs_ssl.errors import DataError, UsageError
 __all__ = [
     "SPLIT_ALIASES",
     "LabelledDataset",
+    "RecordSource",
     "SampleDataset",
     "TemporalPairDataset",
     "check_records",
@@ -117,6 +119,14 @@ def subset(records: list[Record], n: int | None, seed: int) -> list[Record]:
     return [records[i] for i in keep]
 
 
+class RecordSource(NamedTuple):
+    """What a dataset reads: records of one catalog, each read with one band selection."""
+
+    catalog: Catalog
+    records: Sequence[Record]
+    selection: BandSelection
+
+
 class SampleDataset(Dataset):
     """One item per record, `{"image": float32 (C, patch, patch)}` in DN (resized when the native size differs).
 
@@ -127,16 +137,13 @@ class SampleDataset(Dataset):
 
     def __init__(
         self,
-        catalog: Catalog,
-        records: Sequence[Record],
-        selection: BandSelection,
+        source: RecordSource,
         patch: int,
         nodata: float | None = None,
         skip_bad: bool = False,
     ):
-        self.catalog = catalog
-        self.records = list(records)
-        self.selection = selection
+        self.catalog, self.selection = source.catalog, source.selection
+        self.records = list(source.records)
         self.patch = patch
         self.nodata, self.skip_bad = nodata, skip_bad
         self.bad_reads = BadReadCounter()
@@ -182,18 +189,10 @@ class SampleDataset(Dataset):
 class LabelledDataset(SampleDataset):
     """Items `{"image", "label"}`: a class index (LongTensor scalar) or a multi-hot FloatTensor."""
 
-    def __init__(
-        self,
-        catalog: Catalog,
-        records: Sequence[Record],
-        selection: BandSelection,
-        patch: int,
-        classes: list[str],
-        level: int = 1,
-    ):
-        super().__init__(catalog, records, selection, patch)
+    def __init__(self, source: RecordSource, patch: int, classes: list[str], level: int = 1):
+        super().__init__(source, patch)
         self.classes = list(classes)
-        self.multilabel = catalog.multilabel
+        self.multilabel = self.catalog.multilabel
         self.level = level
         index = {c: i for i, c in enumerate(self.classes)}
         self.targets = []
@@ -221,22 +220,15 @@ class TemporalPairDataset(SampleDataset):
     The pair of location `i` in epoch `e` is a pure function of (seed, e, i).
     """
 
-    def __init__(
-        self,
-        catalog: Catalog,
-        records: Sequence[Record],
-        selection: BandSelection,
-        patch: int,
-        seed: int = 0,
-    ):
-        super().__init__(catalog, records, selection, patch)
+    def __init__(self, source: RecordSource, patch: int, seed: int = 0):
+        super().__init__(source, patch)
         groups: dict[str, list[int]] = {}
         for i, r in enumerate(self.records):
             groups.setdefault(r.group or r.path, []).append(i)
         self.groups = [g for g in groups.values() if len(g) >= 2]
         if not self.groups:
             raise DataError(
-                f"{catalog.root}: no location with two or more dates; pairs need at least two"
+                f"{self.catalog.root}: no location with two or more dates; pairs need at least two"
             )
         self.seed, self.epoch = seed, 0
 

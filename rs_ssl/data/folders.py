@@ -168,32 +168,33 @@ def _any_image(path: Path) -> bool:
     return next(iter(images_below(path)), None) is not None
 
 
-def _with_root(scan):
-    def run(src: Source) -> Catalog:
+# What each folder format looks for (named in the error when a root holds none of it).
+_LAYOUTS = {
+    "folder": "class folders <class>/<image>, optionally under train/val/test/",
+    "millionaid": "MillionAID: train|test/<level1>/[<level2>/]<leaf>/<image>",
+    "images": "any nested folder of images (unlabelled)",
+}
+
+
+def _folder_format(name: str, is_layout, scan, labelled: bool = False) -> Format:
+    """A format of one directory tree: recognised by `is_layout(folder)`, listed by `scan(folder)`
+    (the catalog's root stays the root the user gave, e.g. an archive's top folder)."""
+
+    def detect(src: Source) -> bool:
+        return src.inner.is_dir() and is_layout(src.inner)
+
+    def scan_root(src: Source) -> Catalog:
         cat = scan(src.inner, src)
         cat.root = src.root
         return cat
 
-    return run
+    return Format(name, detect, scan_root, labelled=labelled, describe=_LAYOUTS[name])
 
 
-FOLDER = Format(
-    "folder",
-    lambda s: s.inner.is_dir() and (is_class_folder(s.inner) or is_split_class_tree(s.inner)),
-    _with_root(scan_class_folders),
-    labelled=True,
-    describe="class folders <class>/<image>, optionally under train/val/test/",
-)
-MILLIONAID = Format(
-    "millionaid",
-    lambda s: s.inner.is_dir() and is_millionaid(s.inner),
-    _with_root(scan_millionaid),
-    labelled=True,
-    describe="MillionAID: train|test/<level1>/[<level2>/]<leaf>/<image>",
-)
-IMAGES = Format(
-    "images",
-    lambda s: s.inner.is_dir() and _any_image(s.inner),
-    _with_root(scan_images),
-    describe="any nested folder of images (unlabelled)",
-)
+def _is_class_tree(path: Path) -> bool:
+    return is_class_folder(path) or is_split_class_tree(path)
+
+
+FOLDER = _folder_format("folder", _is_class_tree, scan_class_folders, labelled=True)
+MILLIONAID = _folder_format("millionaid", is_millionaid, scan_millionaid, labelled=True)
+IMAGES = _folder_format("images", _any_image, scan_images)

@@ -189,26 +189,40 @@ class RandomPatchDataset(Dataset):
 
 
 class GridPatchDataset(Dataset):
-    """Every patch of a regular grid (stride in pixels) over one or more rasters, in order."""
+    """Every patch of a regular grid (stride in pixels) over one or more rasters, in order; or, with
+    `positions`, just those `(raster, row, col)` patches (e.g. the labelled cells of a polygon layer)."""
 
-    def __init__(self, rasters: Sequence[WindowedRaster], patch: int, stride: int | None = None):
+    def __init__(
+        self,
+        rasters: Sequence[WindowedRaster],
+        patch: int,
+        stride: int | None = None,
+        positions: Sequence[tuple[int, int, int]] | None = None,
+    ):
         self.rasters = list(rasters)
         self.patch = patch
         stride = stride or patch
-        self.index = [
-            (k, row, col)
-            for k, r in enumerate(self.rasters)
-            for row in range(0, r.grid.height - patch + 1, stride)
-            for col in range(0, r.grid.width - patch + 1, stride)
-        ]
+        self.index = (
+            list(positions)
+            if positions is not None
+            else [
+                (k, row, col)
+                for k, r in enumerate(self.rasters)
+                for row in range(0, r.grid.height - patch + 1, stride)
+                for col in range(0, r.grid.width - patch + 1, stride)
+            ]
+        )
 
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def read(self, index: int) -> np.ndarray:
+        """The (C, patch, patch) pixels of patch `index`, in the raster's dtype."""
         k, row, col = self.index[index]
-        img = self.rasters[k].read(Window(col, row, self.patch, self.patch))
+        return self.rasters[k].read(Window(col, row, self.patch, self.patch))
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {
-            "image": torch.from_numpy(np.ascontiguousarray(img)),
-            "position": torch.tensor([k, row, col]),
+            "image": torch.from_numpy(np.ascontiguousarray(self.read(index))),
+            "position": torch.tensor(self.index[index]),
         }

@@ -87,7 +87,7 @@ def _arrays(catalog: Catalog, selection, seed: int, max_items: int) -> tuple[Ite
         rasters = D.subset(D.open_rasters(catalog, selection)[0], max_items, seed)
         return (a for r in rasters for a in _blocks(r)), len(rasters)
     recs = D.subset(catalog.records, max_items, seed)
-    ds = D.SampleDataset(catalog, recs, selection, patch=1)
+    ds = D.SampleDataset(D.RecordSource(catalog, recs, selection), patch=1)
     return (ds.read(i) for i in range(len(ds))), len(ds)
 
 

@@ -430,22 +430,22 @@ TILES = Format(
     mosaic=_tiles_mosaic,
     describe="georeferenced tiles or a .vrt, read as one mosaic",
 )
-XYZ = Format(
-    "xyz",
-    lambda s: s.inner.is_dir() and is_xyz(s.inner),
-    _scan_xyz(None),
-    kind="rasters",
-    mosaic=_xyz_mosaic,
-    georef=xyz_georef,
-    describe="an XYZ/TMS tile directory z/x/y.png",
-)
+
+
+def _xyz_format(name: str, detect, scheme: str | None, describe: str) -> Format:
+    """An XYZ/TMS directory format; `scheme`: the row order (None: from tilemapresource.xml)."""
+    scan = _scan_xyz(scheme)
+    return Format(
+        name, detect, scan, kind="rasters", mosaic=_xyz_mosaic, georef=xyz_georef, describe=describe
+    )
+
+
+def _is_xyz_source(src: Source) -> bool:
+    return src.inner.is_dir() and is_xyz(src.inner)
+
+
+XYZ = _xyz_format("xyz", _is_xyz_source, None, "an XYZ/TMS tile directory z/x/y.png")
 # Never detected: names the TMS row order of a tree without tilemapresource.xml (QGIS's option).
-TMS = Format(
-    "tms",
-    lambda s: False,
-    _scan_xyz("tms"),
-    kind="rasters",
-    mosaic=_xyz_mosaic,
-    georef=xyz_georef,
-    describe="a z/x/y.png tile directory in TMS row order (rows counted from the south)",
+TMS = _xyz_format(
+    "tms", lambda s: False, "tms", "z/x/y.png tiles in TMS row order (rows from the south)"
 )

@@ -10,6 +10,7 @@ F1 of its two binary irrigation labels (regular and extended); rs-ssl scores the
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import statistics
@@ -78,23 +79,35 @@ def matrix(augs: list[str], scores: dict[tuple[str, str], float]) -> np.ndarray:
     return m
 
 
-def _pretrain_samples(cfg: AugsearchConfig, selection) -> int | None:
-    """Number of samples each pair pretrains on: a patch/image dataset's training split where it
-    defines one, else all of it (None for large rasters, which are sampled randomly)."""
-    from rs_ssl.data import pretrain_dataset
+def _shared(cfg: AugsearchConfig) -> dict[str, Any]:
+    """Options every pair's pretraining and evaluation share."""
+    keys = ("bands", "sensor", "seed", "devices", "skip_bad", "size")
+    return {k: getattr(cfg, k) for k in keys}
 
-    _, info = pretrain_dataset(
-        cfg.data,
-        cfg.format,
-        selection,
-        patch=cfg.size,
-        samples_per_epoch=cfg.batch_size,
-        seed=cfg.seed,
+
+def _pair_base(cfg: AugsearchConfig) -> PretrainConfig:
+    """The pretraining every pair runs, before its own augmentations, folder and length: the data
+    (PretrainConfig's default split), method and batch of `cfg`, without DataLoader workers."""
+    return PretrainConfig(
+        **_shared(cfg),
+        data=cfg.data,
+        format=cfg.format,
         region=cfg.region,
-        skip_bad=cfg.skip_bad,
         zoom=cfg.zoom,
-        split="auto",  # what each pair's pretraining reads (PretrainConfig's default split)
+        method=cfg.method,
+        backbone=cfg.backbone,
+        batch_size=cfg.batch_size,
+        workers=0,
     )
+
+
+def _pretrain_samples(base: PretrainConfig, selection) -> int | None:
+    """Number of samples each pair pretrains on: a patch/image dataset's training split where it
+    defines one, else all of it (None for large rasters, which are sampled randomly); read the way
+    `rs-ssl pretrain` reads `base`'s data."""
+    from rs_ssl.training import pretrain_data
+
+    _, info = pretrain_data(base, selection, samples_per_epoch=base.batch_size)
     return info.get("samples")
 
 
@@ -121,7 +134,8 @@ def augsearch(cfg: AugsearchConfig) -> dict[str, Any]:
         )
     out = prepare_out(cfg.out or default_out("augsearch"))
     selection = resolve_data_bands(cfg.bands, cfg.sensor, cfg.data, cfg.format, cfg.zoom)
-    n = _pretrain_samples(cfg, selection)
+    base = _pair_base(cfg)
+    n = _pretrain_samples(base, selection)
     subset = None if n is None else max(cfg.batch_size, round(cfg.fraction * n))
     if subset is not None and subset > n:
         raise UsageError(
@@ -139,35 +153,18 @@ def augsearch(cfg: AugsearchConfig) -> dict[str, Any]:
     for a, b in todo:
         name = a if a == b else f"{a}+{b}"
         run_dir = Path(out) / "runs" / name
-        # Options every pair's pretraining and evaluation share.
-        shared = dict(
-            bands=cfg.bands,
-            sensor=cfg.sensor,
-            seed=cfg.seed,
-            devices=cfg.devices,
-            skip_bad=cfg.skip_bad,
-            size=cfg.size,
-        )
-        pre = PretrainConfig(
-            **shared,
-            data=cfg.data,
-            format=cfg.format,
-            region=cfg.region,
-            zoom=cfg.zoom,
+        pre = dataclasses.replace(
+            base,
             out=str(run_dir / "pretrain"),
-            method=cfg.method,
-            backbone=cfg.backbone,
-            batch_size=cfg.batch_size,
             epochs=math.ceil(cfg.steps / steps_per_epoch),
             max_steps=cfg.steps,
             samples_per_epoch=cfg.steps * cfg.batch_size if subset is None else 512,
             subset=subset,
             augs=f"simclr-s2:{a}+{b}" if study else ",".join(dict.fromkeys([a, b])),
-            workers=0,
         )
         pretrain(pre)
         common = dict(
-            **shared,
+            **_shared(cfg),
             data=cfg.probe_data or cfg.data,
             format="auto",
             checkpoint=str(run_dir / "pretrain"),

@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from rasterio.features import rasterize
-from rasterio.windows import Window
-from torch.utils.data import Dataset
 
 from rs_ssl.bands import BandSelection
+from rs_ssl.data.patches import GridPatchDataset
 from rs_ssl.errors import DataError, UsageError
 from rs_ssl.eval.splits import Splits, ensure_validation, stratified_split
 
@@ -60,7 +59,7 @@ def coverage(raster, gdf, field: str, classes: list[str], patch: int) -> np.ndar
     return out
 
 
-class PolygonPatches(Dataset):
+class PolygonPatches(GridPatchDataset):
     """Grid patches `(raster, row, col)` with their labels; items as `labelled_dataset`'s."""
 
     def __init__(
@@ -72,19 +71,13 @@ class PolygonPatches(Dataset):
         classes: list[str],
         multilabel: bool,
     ):
-        self.rasters, self.positions, self.targets = rasters, positions, targets
-        self.patch, self.classes, self.multilabel = patch, classes, multilabel
-
-    def __len__(self) -> int:
-        return len(self.positions)
+        super().__init__(rasters, patch, positions=positions)
+        self.positions, self.targets = positions, targets
+        self.classes, self.multilabel = classes, multilabel
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        k, row, col = self.positions[i]
-        img = self.rasters[k].read(Window(col, row, self.patch, self.patch))
-        return {
-            "image": torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)),
-            "label": self.targets[i],
-        }
+        img = np.ascontiguousarray(self.read(i), dtype=np.float32)
+        return {"image": torch.from_numpy(img), "label": self.targets[i]}
 
 
 def polygon_dataset(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,6 @@ def _pretrain_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
         epochs, n = m.get("epochs_completed") or 0, m.get("steps") or 0
         if not milestones and epochs > 1 and n:
             milestones = {f"epoch {e}": e * n // epochs for e in range(1, min(epochs, 10))}
-    doc.h("Pretraining")
     doc.table(["run", "method", "backbone", "steps", "first loss", "final loss"], rows)
     if not series:
         doc.p("No logged losses were found (loss_history.csv or logs/*/metrics.csv).")
@@ -125,21 +125,19 @@ def _pretrain_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
     return [path.name]
 
 
-def _embed_run_figure(
-    doc: Doc, made: list[str], run: dict, figure: str, fig_dir: Path, caption: str
-) -> None:
-    """Copy `figure` from a run folder into the report's figures (prefixed by the run name) and show it."""
+def _embed_run_figure(doc: Doc, run: dict, figure: str, fig_dir: Path, caption: str) -> list[str]:
+    """Copy `figure` from a run folder into the report's figures (prefixed by the run name) and show
+    it; the names of the figures copied ([] when the run has none)."""
     src = run["path"] / figure
     if not src.is_file():
-        return
+        return []
     dst = fig_dir / f"{run['name']}_{src.name}"
     shutil.copyfile(src, dst)
     doc.img(f"figures/{dst.name}", f"{run['name']}: {caption}")
-    made.append(dst.name)
+    return [dst.name]
 
 
 def _probe_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
-    doc.h("Linear probes (frozen features)")
     made = []
     for ml, keys in HEADLINE.items():
         task = task_name(ml)
@@ -171,48 +169,52 @@ def _probe_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
             ),
             ("confusion.png", "confusion matrix on the test split"),
         ):
-            _embed_run_figure(doc, made, r, fig, fig_dir, caption)
+            made += _embed_run_figure(doc, r, fig, fig_dir, caption)
     return made
 
 
-def _finetune_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
-    doc.h("Label efficiency (fine-tuning)")
-    made = []
-    for r in runs:
-        m = r["metrics"]
-        doc.p(
-            f"{r['name']}: test {m['metric']} by label fraction, mean ± std over {m['seeds']} seeds; "
-            "plateau = first epoch within 0.01 of the curve's best validation value."
-        )
-        # metrics.json key -> column title
-        columns = {"init": "init", "fraction": "fraction", "train_samples": "train labels"}
-        columns |= {"mean": f"{m['metric']} mean", "std": "std", "min": "min", "max": "max"}
-        columns |= {"plateau_epoch": "plateau epoch"}
-        doc.table(list(columns.values()), [[t[k] for k in columns] for t in m["table"]])
-        _embed_run_figure(
-            doc,
-            made,
-            r,
-            "label_efficiency.png",
-            fig_dir,
-            "label-efficiency curves (pretrained vs scratch, band: min–max over seeds)",
-        )
-    return made
+def _finetune_run(doc: Doc, r: dict, fig_dir: Path) -> list[str]:
+    m = r["metrics"]
+    doc.p(
+        f"{r['name']}: test {m['metric']} by label fraction, mean ± std over {m['seeds']} seeds; "
+        "plateau = first epoch within 0.01 of the curve's best validation value."
+    )
+    # metrics.json key -> column title
+    columns = {"init": "init", "fraction": "fraction", "train_samples": "train labels"}
+    columns |= {"mean": f"{m['metric']} mean", "std": "std", "min": "min", "max": "max"}
+    columns |= {"plateau_epoch": "plateau epoch"}
+    doc.table(list(columns.values()), [[t[k] for k in columns] for t in m["table"]])
+    caption = "label-efficiency curves (pretrained vs scratch, band: min–max over seeds)"
+    return _embed_run_figure(doc, r, "label_efficiency.png", fig_dir, caption)
 
 
-def _augsearch_section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
-    doc.h("Augmentation search")
-    made = []
-    for r in runs:
-        m = r["metrics"]
-        doc.table(
-            ["rank", "augmentation", "mean F1 of its pairs"],
-            [[i + 1, a["augmentation"], a["mean_f1"]] for i, a in enumerate(m.get("ranking", []))],
-        )
-        _embed_run_figure(
-            doc, made, r, "heatmap.png", fig_dir, "probe F1 for each pair of augmentations"
-        )
-    return made
+def _augsearch_run(doc: Doc, r: dict, fig_dir: Path) -> list[str]:
+    ranking = r["metrics"].get("ranking", [])
+    doc.table(
+        ["rank", "augmentation", "mean F1 of its pairs"],
+        [[i + 1, a["augmentation"], a["mean_f1"]] for i, a in enumerate(ranking)],
+    )
+    caption = "probe F1 for each pair of augmentations"
+    return _embed_run_figure(doc, r, "heatmap.png", fig_dir, caption)
+
+
+def _each_run(body: Callable[[Doc, dict, Path], list[str]]):
+    """A section that writes `body` for each of its runs in turn."""
+
+    def section(doc: Doc, runs: list[dict], fig_dir: Path) -> list[str]:
+        return [name for r in runs for name in body(doc, r, fig_dir)]
+
+    return section
+
+
+# The report's sections in order: the command whose run folders each shows -> (heading, writer of
+# the section over all those runs: its tables and figures; returns the figures' names).
+SECTIONS = {
+    "pretrain": ("Pretraining", _pretrain_section),
+    "probe": ("Linear probes (frozen features)", _probe_section),
+    "finetune": ("Label efficiency (fine-tuning)", _each_run(_finetune_run)),
+    "augsearch": ("Augmentation search", _each_run(_augsearch_run)),
+}
 
 
 def report(cfg: ReportConfig) -> dict[str, Any]:
@@ -226,20 +228,12 @@ def report(cfg: ReportConfig) -> dict[str, Any]:
     fig_dir.mkdir(exist_ok=True)
     doc = Doc("rs-ssl report")
     doc.p("Runs: " + ", ".join(f"{r['name']} ({r['command']})" for r in runs))
-    by = {
-        c: [r for r in runs if r["command"] == c]
-        for c in ("pretrain", "probe", "finetune", "augsearch")
-    }
-    unknown = [r["name"] for r in runs if r["command"] not in by]
+    unknown = [r["name"] for r in runs if r["command"] not in SECTIONS]
     made: list[str] = []
-    for command, section in (
-        ("pretrain", _pretrain_section),
-        ("probe", _probe_section),
-        ("finetune", _finetune_section),
-        ("augsearch", _augsearch_section),
-    ):
-        if by[command]:
-            made += section(doc, by[command], fig_dir)
+    for command, (heading, section) in SECTIONS.items():
+        if chosen := [r for r in runs if r["command"] == command]:
+            doc.h(heading)
+            made += section(doc, chosen, fig_dir)
     if unknown:
         doc.p(f"Not shown (no report section for their command): {', '.join(unknown)}")
     atomic_write_text(out / "report.md", doc.markdown())

@@ -7,7 +7,6 @@ gives the negatives; 2-layer MLP head; temperature 0.2; SGD lr 0.03 at batch 256
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
@@ -15,39 +14,25 @@ import torch.nn.functional as F
 
 from rs_ssl.losses import info_nce_queue
 from rs_ssl.losses.dist import concat_all_gather
-from rs_ssl.methods.base import SSLMethod
+from rs_ssl.methods.momentum import MomentumContrast
 from rs_ssl.models.heads import mlp
 
 
-class MoCoV2(SSLMethod):
+class MoCoV2(MomentumContrast):
     name = "mocov2"
 
-    def __init__(
-        self,
-        *,
-        temperature: float | None = None,
-        proj_dim: int | None = None,
-        momentum: float | None = None,
-        queue_size: int | None = None,
-        **common: Any,
-    ):
-        """Own hyper-parameters (None: the method table's paper default); the queue is clamped to
-        the data by `effective_queue_size` when the epoch's samples are known."""
-        super().__init__(**common)
-        dflt = self.defaults
-        self.temperature = dflt.temperature if temperature is None else temperature
-        self.proj_dim = dflt.proj_dim if proj_dim is None else proj_dim
-        self.m = dflt.momentum if momentum is None else float(momentum)
-        k = dflt.queue_size if queue_size is None else int(queue_size)
+    def __init__(self, *, queue_size: int | None = None, **moco: Any):
+        """`queue_size` (None: the method table's paper default) is clamped to the data by
+        `effective_queue_size` when the epoch's samples are known; `moco`: MomentumContrast's
+        hyper-parameters and SSLMethod's."""
+        super().__init__(**moco)
+        k = self.defaults.queue_size if queue_size is None else int(queue_size)
         if self.epoch_samples is not None:
             k = self.effective_queue_size(k, self.batch_size, self.epoch_samples)
         d = self.feature_dim
         # "we replace the fc head in MoCo with a 2-layer MLP head (hidden layer 2048-d, with ReLU)"
         self.projector = mlp([d, d, self.proj_dim], batchnorm=[False, False])
-        self.key_backbone = copy.deepcopy(self.backbone)
-        self.key_projector = copy.deepcopy(self.projector)
-        for p in list(self.key_backbone.parameters()) + list(self.key_projector.parameters()):
-            p.requires_grad = False
+        self.make_key_encoder()
         self.register_buffer("queue", F.normalize(torch.randn(k, self.proj_dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
 
@@ -68,12 +53,7 @@ class MoCoV2(SSLMethod):
         return queue_size
 
     def resolved_hyper_parameters(self) -> dict[str, Any]:
-        return super().resolved_hyper_parameters() | {
-            "temperature": self.temperature,
-            "proj_dim": self.proj_dim,
-            "momentum": self.m,
-            "queue_size": int(self.queue.shape[0]),
-        }
+        return super().resolved_hyper_parameters() | {"queue_size": int(self.queue.shape[0])}
 
     def param_groups(self):
         """Weight decay on every parameter, biases and BatchNorm included: moco main_moco.py builds
@@ -84,9 +64,6 @@ class MoCoV2(SSLMethod):
                 "weight_decay": self.weight_decay,
             }
         ]
-
-    def momentum_pairs(self):
-        return [(self.backbone, self.key_backbone), (self.projector, self.key_projector)]
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
@@ -106,7 +83,7 @@ class MoCoV2(SSLMethod):
         feats = self.backbone(v1)
         q = F.normalize(self.projector(feats), dim=1)
         with torch.no_grad():
-            self.momentum_update(self.m)
+            self.momentum_update(self.base_momentum)
             # Single-device runs have no batch shuffle; under DDP, SyncBN is used instead of
             # shuffle-BN (Trainer(sync_batchnorm=True)), which also stops BN statistics leaking.
             k = F.normalize(self.key_projector(self.key_backbone(v2)), dim=1)

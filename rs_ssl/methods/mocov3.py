@@ -14,7 +14,6 @@ predictor; its ViT predictor also ends in a non-affine BN, the paper text and th
 
 from __future__ import annotations
 
-import copy
 import math
 from functools import reduce
 from operator import mul
@@ -24,7 +23,7 @@ import torch
 from torch import nn
 
 from rs_ssl.losses import info_nce_all_ranks
-from rs_ssl.methods.base import SSLMethod
+from rs_ssl.methods.momentum import MomentumContrast
 from rs_ssl.models.heads import mlp
 
 
@@ -52,27 +51,17 @@ def freeze_random_patch_embed(backbone: nn.Module) -> None:
         p.requires_grad = False
 
 
-class MoCoV3(SSLMethod):
+class MoCoV3(MomentumContrast):
     name = "mocov3"
 
     def __init__(
-        self,
-        *,
-        temperature: float | None = None,
-        proj_dim: int | None = None,
-        momentum: float | None = None,
-        mlp_dim: int | None = None,
-        freeze_patch_embed: bool = False,
-        **common: Any,
+        self, *, mlp_dim: int | None = None, freeze_patch_embed: bool = False, **moco: Any
     ):
-        """Own hyper-parameters (None: the method table's paper default); `momentum` is the start of
-        the per-step cosine to 1; `freeze_patch_embed`: a ViT's random frozen patch projection."""
-        super().__init__(**common)
-        dflt = self.defaults
-        self.temperature = dflt.temperature if temperature is None else temperature
-        self.proj_dim = dflt.proj_dim if proj_dim is None else proj_dim
-        hidden = dflt.mlp_dim if mlp_dim is None else int(mlp_dim)
-        self.base_momentum = dflt.momentum if momentum is None else float(momentum)
+        """`mlp_dim`: the heads' hidden width (None: the method table's paper default);
+        `freeze_patch_embed`: a ViT's random frozen patch projection; `moco`: MomentumContrast's
+        hyper-parameters (its `momentum` is the start of the per-step cosine to 1) and SSLMethod's."""
+        super().__init__(**moco)
+        hidden = self.defaults.mlp_dim if mlp_dim is None else int(mlp_dim)
         self.momentum = self.base_momentum
         if freeze_patch_embed:
             freeze_random_patch_embed(self.backbone)
@@ -81,11 +70,7 @@ class MoCoV3(SSLMethod):
             [d, hidden, hidden, out], batchnorm=[True, True, True], last_bn_affine=False
         )
         self.predictor = mlp([out, hidden, out], batchnorm=[True, False], bias=False)
-        # The momentum encoder is a copy (builder.py: `param_m.data.copy_(param_b.data)`).
-        self.key_backbone = copy.deepcopy(self.backbone)
-        self.key_projector = copy.deepcopy(self.projector)
-        for p in list(self.key_backbone.parameters()) + list(self.key_projector.parameters()):
-            p.requires_grad = False
+        self.make_key_encoder()  # the momentum encoder (builder.py: `param_m.data.copy_(...)`)
         # A backbone without BatchNorm (a ViT: LayerNorm is per sample) gives each image the same
         # features whether the views go through it together or apart, so both go in one forward
         # (bigger matmuls, half the kernel launches). With BatchNorm the views stay apart, as in the
@@ -98,16 +83,6 @@ class MoCoV3(SSLMethod):
         if self.one_forward:
             return backbone(torch.cat([v1, v2], dim=0)).chunk(2, dim=0)
         return backbone(v1), backbone(v2)
-
-    def resolved_hyper_parameters(self) -> dict[str, Any]:
-        return super().resolved_hyper_parameters() | {
-            "temperature": self.temperature,
-            "proj_dim": self.proj_dim,
-            "momentum": self.base_momentum,
-        }
-
-    def momentum_pairs(self):
-        return [(self.backbone, self.key_backbone), (self.projector, self.key_projector)]
 
     def current_momentum(self) -> float:
         """The momentum for this iteration: cosine in the global step over the run's steps."""
