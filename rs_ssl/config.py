@@ -64,10 +64,15 @@ FRACTION = Range(0, 1, lo_open=True)  # (0, 1]
 def check_ranges(cfg: Any) -> None:
     """Every option's declared `range` (field metadata), checked whenever a config is built."""
     for f in dataclasses.fields(cfg):
-        r = f.metadata.get("range")
-        v = getattr(cfg, f.name)
-        if r is not None and v is not None and v not in r:
-            raise UsageError(f"--{f.name.replace('_', '-')} {v}: must be {r}")
+        check_option(type(cfg), f.name, getattr(cfg, f.name))
+
+
+def check_option(config: type, name: str, value: Any) -> None:
+    """`value` against the range declared for option `name` of the config class `config` (for
+    library functions that take an option's value without a config)."""
+    r = next(f for f in dataclasses.fields(config) if f.name == name).metadata.get("range")
+    if r is not None and value is not None and value not in r:
+        raise UsageError(f"--{name.replace('_', '-')} {value}: must be {r}")
 
 
 @dataclass

@@ -145,6 +145,11 @@ def build_method(
     backbone = create_backbone(
         cfg.backbone, selection, init=cfg.init, img_size=cls.backbone_input_size(cfg.size)
     )
+    if options.get("freeze_patch_embed") and not hasattr(backbone, "patch_embed"):
+        raise UsageError(
+            f"--freeze-patch-embed: --backbone {cfg.backbone} has no patch embedding to freeze; "
+            "it applies to ViT backbones (e.g. vit_small_patch16_224)"
+        )
     return cls(
         backbone=backbone,
         selection=selection,

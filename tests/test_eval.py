@@ -389,6 +389,26 @@ def test_polygon_labels_majority_by_area_on_the_embedded_scene(tmp_path: Path):
     assert pos[(0, 128, 192)].tolist() == [1.0, 0.0, 1.0]
 
 
+def test_polygon_min_coverage_is_checked_against_the_options_range(tmp_path: Path):
+    from rs_ssl.bands import resolve_bands
+    from rs_ssl.errors import UsageError
+    from rs_ssl.eval.polygons import polygon_dataset
+
+    gj = _benchmark("california_probe").mini_polygons(tmp_path / "p.geojson")
+    for bad in (0.0, 1.5):
+        with pytest.raises(UsageError, match=rf"--min-coverage {bad}: must be in \(0, 1\]"):
+            polygon_dataset(
+                None,
+                "auto",
+                resolve_bands("13"),
+                str(gj),
+                "landcover",
+                patch=32,
+                min_coverage=bad,
+                multilabel=False,
+            )
+
+
 def test_polygon_labels_bad_field_exits_2(tmp_path: Path):
     gj = _benchmark("california_probe").mini_polygons(tmp_path / "p.geojson")
     assert (

@@ -89,6 +89,13 @@ def test_an_option_of_another_method_is_a_usage_error(argv, tmp_path, capsys):
     assert "does not apply to --method" in err and "applies to" in err
 
 
+def test_freeze_patch_embed_without_a_vit_is_a_usage_error(tmp_path, capsys):
+    argv = ["pretrain", "--out", str(tmp_path / "r"), "--dry-run", "--method", "mocov3"]
+    assert cli.main([*argv, "--backbone", "resnet18", "--freeze-patch-embed"]) == 2
+    err = capsys.readouterr().err
+    assert "--freeze-patch-embed" in err and "resnet18 has no patch embedding" in err
+
+
 class ToyMethod(SSLMethod):
     """A toy method: cosine similarity of the two views' projections (registered by the test below)."""
 

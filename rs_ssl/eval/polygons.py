@@ -16,6 +16,7 @@ import torch
 from rasterio.features import rasterize
 
 from rs_ssl.bands import BandSelection
+from rs_ssl.config import ProbeConfig, check_option
 from rs_ssl.data.patches import GridPatchDataset
 from rs_ssl.errors import DataError, UsageError
 from rs_ssl.eval.splits import Splits, ensure_validation, stratified_split
@@ -96,8 +97,7 @@ def polygon_dataset(
     """Label a `patch`-pixel grid over the rasters of `data` from the polygons of `labels`."""
     from rs_ssl.data import open_rasters
 
-    if not 0 < min_coverage <= 1:
-        raise UsageError(f"--min-coverage {min_coverage}: must be in (0, 1]")
+    check_option(ProbeConfig, "min_coverage", min_coverage)
     gdf = read_labels(labels, field)
     classes = sorted(gdf[field].astype(str).unique())
     rasters, info = open_rasters(data, fmt, selection, skip_bad)
