@@ -273,19 +273,23 @@ class PretrainConfig(TrainingInputs):
     )
     knn_data: str | None = opt(
         None,
-        "labelled data for an online k-NN accuracy at every epoch end (default: --data itself when it is labelled, e.g. BigEarthNet or a class-folder tree)",
+        "labelled data for an online k-NN accuracy at every epoch end, all of it (default: --data itself when it is labelled, e.g. BigEarthNet or a class-folder tree: the split pretraining trains on, never its validation or test images)",
     )
-    knn_k: int = opt(20, "neighbours for the online k-NN (0: off)")
+    knn_k: int = opt(20, "neighbours for the online k-NN (0: off)", range=NON_NEGATIVE)
     nonfinite_patience: int = opt(
         10,
         "skip optimiser steps with NaN/Inf gradients; stop after this many in a row (checked every 50 steps, at checkpoints and at the end, without a per-step GPU sync)",
+        range=POSITIVE,
     )
     log_every: int = opt(
         50,
         "write the CSV/TensorBoard logs every N optimiser steps (each write reads the metrics back from the GPU); loss_history.csv has every step regardless",
+        range=POSITIVE,
     )
     ckpt_every: int = opt(
-        0, "also write checkpoints/last.ckpt every N optimiser steps (0: only at epoch ends)"
+        0,
+        "also write checkpoints/last.ckpt every N optimiser steps (0: only at epoch ends)",
+        range=NON_NEGATIVE,
     )
     keep_checkpoints: bool = opt(
         False,
@@ -295,7 +299,7 @@ class PretrainConfig(TrainingInputs):
         None,
         "local weights to start from: an rs-ssl run or model/ folder or .safetensors (first layer moved to --bands by band name, then wavelength), or RGB timm weights (.safetensors/.pth; by colour)",
     )
-    workers: int = opt(2, "DataLoader worker processes")
+    workers: int = opt(2, "DataLoader worker processes", range=NON_NEGATIVE)
     precision: str = opt(
         "auto", "Lightning precision: auto (bf16-mixed on GPU, 32 on CPU), 32, bf16-mixed, 16-mixed"
     )

@@ -43,8 +43,12 @@ def true_colour_for_s2(selection, data, fmt: str):
 _LABELLED_FORMATS = {"bigearthnet", "folder", "millionaid"}
 
 
-def online_knn(cfg: PretrainConfig, selection):
-    """The online k-NN monitor on --knn-data, or on --data when it is labelled; None otherwise."""
+def online_knn(cfg: PretrainConfig, selection, split: str | None = None):
+    """The online k-NN monitor on all of --knn-data, or on --data when it is labelled; None otherwise.
+
+    On --data it scores the split pretraining trains on (`split`, the `split` of pretrain_data's
+    info: `train` when the data defines splits, `all` otherwise), so that no validation or test
+    image is embedded during pretraining and the monitor costs no more than the data it watches."""
     from rs_ssl.data import detect_format, labelled_dataset
     from rs_ssl.methods.online_knn import OnlineKNN
 
@@ -64,8 +68,9 @@ def online_knn(cfg: PretrainConfig, selection):
                 f"--knn-data {source}: not a labelled dataset (detected {fmt}; need one of {', '.join(sorted(_LABELLED_FORMATS))})"
             )
         return None
+    own = None if cfg.knn_data or split in (None, "all") else split
     dataset, _ = labelled_dataset(
-        source, fmt, selection, split=None, patch=cfg.size, skip_bad=cfg.skip_bad
+        source, fmt, selection, split=own, patch=cfg.size, skip_bad=cfg.skip_bad
     )
     if len(dataset) < 2:
         return None
@@ -496,7 +501,8 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     loader = make_loader(dataset, cfg)
     if cfg.compile:
         method.backbone = torch.compile(method.backbone)
-    cbs = run_callbacks(cfg, ckpt_dir, online_knn(cfg, selection))
+    knn = online_knn(cfg, selection, data_info.get("split"))
+    cbs = run_callbacks(cfg, ckpt_dir, knn)
     trainer = make_trainer(
         cfg,
         out,
@@ -523,6 +529,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
             "data": data_info,
             "lr_effective": method.scaled_lr(place.world),
             "world_size": place.world,
+            "online_knn_samples": len(knn.dataset) if knn else 0,
         },
     )
     t0 = time.perf_counter()

@@ -92,3 +92,23 @@ def test_knn_data_must_be_labelled(tmp_path, s2_scene):
         ]
     )
     assert rc == 2
+
+
+def test_online_knn_on_data_with_splits_embeds_only_the_training_split(tmp_path, shared_data):
+    """train/ and test/ class folders: pretraining (`--split auto`) and its monitor read train/ only."""
+    src = shared_data / "rgb_aerial" / "ucmerced" / "UCMerced_LandUse" / "Images"
+    tree = tmp_path / "tree"
+    for cls in ("airplane", "forest"):
+        files = sorted((src / cls).iterdir())
+        for split, f in (("train", files[0]), ("test", files[1])):
+            (tree / split / cls).mkdir(parents=True)
+            (tree / split / cls / f.name).symlink_to(f)
+    out = tmp_path / "run"
+    argv = ["pretrain", "--data", str(tree), "--bands", "3", "--size", "32", "--batch-size", "2"]
+    argv += ["--epochs", "1", "--workers", "0", "--knn-k", "1", "--out", str(out)]
+    assert cli.main(argv) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["data"]["split"] == "train" and m["data"]["samples"] == 2
+    assert m["data"]["dataset_samples"] == 4 and len(m["online_knn"]) == 1
+    # config.yaml's run facts (comment lines below the options): not the 4 of train/ and test/
+    assert "# online_knn_samples: 2\n" in (out / "config.yaml").read_text()
