@@ -14,6 +14,11 @@ CPU-sized default (ResNet-18, 64 px, 8 epochs, 48 images per class = 1,440 on AI
 
 GPU-sized: `--size 224 --epochs 100 --per-class 0 --batch-size 512 --devices auto`.
 
+Training noise: `--train-seeds 0,1,2` repeats every pretraining arm with each training seed (the
+split, the pretraining images and the probe stay those of --seed) and adds a table of the mean and
+standard deviation over the seeds; compare arms by that mean, not by one seed. `--summarise
+A/quality.json B/quality.json` prints that table for the rows of several runs of the same split.
+
 Isolating a difference: `--plain-variant NAME=key:value,...` trains the plain loop with one of
 rs-ssl's settings (batch, lr, schedule, clip, gain_space, head_bn); compare the `val_accuracy`
 column (the probe's validation part), never the test accuracy, when choosing.
@@ -403,25 +408,46 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         "gain_space, head_bn), e.g. 'b32=batch:32,lr:3.5e-4' (repeatable; default: one arm "
         "'plain' with the loop as the issue wrote it)",
     )
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the split and the probe")
+    ap.add_argument(
+        "--train-seeds",
+        default="",
+        help="comma list of pretraining seeds, each arm run once per seed (default: --seed)",
+    )
     ap.add_argument("--devices", default="auto")
     ap.add_argument("--out", default="runs/bench-quality")
+    ap.add_argument(
+        "--summarise",
+        nargs="+",
+        metavar="QUALITY_JSON",
+        help="train nothing: print the mean ± std table of the rows of these quality.json files "
+        "(runs of the same split with different --train-seeds)",
+    )
     a = ap.parse_args(argv)
+    if a.summarise:
+        rows = [r for p in a.summarise for r in json.loads(Path(p).read_text())["rows"]]
+        print(summary(rows))
+        return {"rows": rows}
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     data = prepared_tree(Path(a.data), out, a.size)
     tree, split = pretrain_tree(data, out, a.seed, a.per_class, a.size)
     arms = [s.strip() for s in a.arms.split(",") if s.strip()]
     methods = [s.strip() for s in a.methods.split(",") if s.strip()]
+    seeds = [int(s) for s in a.train_seeds.split(",") if s.strip()] or [a.seed]
     images = load_images(tree, a.size) if {"plain", "torchgeo"} & set(arms) else None
     rows: list[dict[str, Any]] = []
     variants = [
         tuple(v.split("=", 1)) if "=" in v else (v, "") for v in (a.rs_variant or ["default="])
     ]
 
-    def record(arm: str, method: str, weights: Path | None, train: dict[str, Any]) -> None:
-        result = probe(data, weights, out / f"probe-{arm}-{method}", a.size, a.seed, a.devices)
-        rows.append({"arm": arm, "method": method, **train, **result})
+    def record(
+        arm: str, method: str, weights: Path | None, train: dict[str, Any], seed: int | None
+    ) -> None:
+        several = seed is not None and len(seeds) > 1
+        folder = f"probe-{arm}-{method}" + (f"-s{seed}" if several else "")
+        result = probe(data, weights, out / folder, a.size, a.seed, a.devices)
+        rows.append({"arm": arm, "method": method, "train_seed": seed, **train, **result})
         print(
             f"[quality] {arm:14s} {method:7s} accuracy {result['accuracy']:.3f}  {train}",
             flush=True,
@@ -431,22 +457,19 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         )
 
     if "random" in arms:
-        record("random", "-", None, {})
-    for method in methods:
+        record("random", "-", None, {}, None)
+    for method, seed in ((m, s) for m in methods for s in seeds):
+        tag = "" if len(seeds) == 1 else f"-s{seed}"
         for name, kw in plain_variants(a.plain_variant) if "plain" in arms else []:
             if method != "simclr":
                 continue
             kw = {"batch": a.batch_size, **kw}
-            net, info = plain_simclr(images, a.epochs, seed=a.seed, **kw)
+            net, info = plain_simclr(images, a.epochs, seed=seed, **kw)
             arm = "plain" if name == "plain" else f"plain:{name}"
-            record(
-                arm,
-                method,
-                save_backbone(net, out / f"{arm.replace(':', '_')}-simclr.safetensors", arm),
-                {**info, "options": kw},
-            )
+            weights = out / f"{arm.replace(':', '_')}-simclr{tag}.safetensors"
+            record(arm, method, save_backbone(net, weights, arm), {**info, "options": kw}, seed)
         for name, options in variants if "rs_ssl" in arms else []:
-            run_dir = out / f"rs_ssl_{name}-{method}"
+            run_dir = out / f"rs_ssl_{name}-{method}{tag}"
             argv_p = [
                 "pretrain",
                 "--data",
@@ -460,7 +483,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
                 "--epochs",
                 str(a.epochs),
                 "--seed",
-                str(a.seed),
+                str(seed),
                 "--devices",
                 a.devices,
                 "--knn-k",
@@ -478,19 +501,18 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
                 "lr_effective": m.get("lr_effective"),
                 "options": options,
             }
-            record(f"rs_ssl:{name}", method, run_dir / "backbone.safetensors", info)
+            record(f"rs_ssl:{name}", method, run_dir / "backbone.safetensors", info, seed)
         if "torchgeo" in arms and method in TORCHGEO_METHODS:
             net, info = torchgeo_pretrain(
-                method, images, a.epochs, a.batch_size, a.seed, out / f"torchgeo-{method}"
+                method, images, a.epochs, a.batch_size, seed, out / f"torchgeo-{method}{tag}"
             )
+            weights = out / f"torchgeo-{method}{tag}.safetensors"
             record(
-                "torchgeo",
-                method,
-                save_backbone(net, out / f"torchgeo-{method}.safetensors", f"torchgeo-{method}"),
-                info,
+                "torchgeo", method, save_backbone(net, weights, f"torchgeo-{method}"), info, seed
             )
-    print(table(rows))
-    (out / "quality.md").write_text(table(rows) + "\n")
+    text = table(rows) + ("\n\n" + summary(rows) if len(seeds) > 1 else "")
+    print(text)
+    (out / "quality.md").write_text(text + "\n")
     return {"split": split, "rows": rows}
 
 
@@ -513,10 +535,33 @@ def plain_variants(specs: list[str] | None) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+def summary(rows: list[dict[str, Any]]) -> str:
+    """Mean and (sample) standard deviation of each arm's accuracies over its training seeds."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["arm"], r["method"]), []).append(r)
+    lines = [
+        "| arm | method | seeds | test accuracy mean ± std | val accuracy mean ± std | train s mean |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def ms(rs: list[dict[str, Any]], key: str) -> str:
+        v = torch.tensor([float(r[key]) for r in rs], dtype=torch.float64)
+        return f"{v.mean():.3f} ± {v.std():.3f}" if len(v) > 1 else f"{v.mean():.3f}"
+
+    for (arm, method), rs in groups.items():
+        secs = [r["seconds"] for r in rs if r.get("seconds") is not None]
+        mean_s = f"{sum(secs) / len(secs):.0f}" if secs else ""
+        lines.append(
+            f"| {arm} | {method} | {len(rs)} | {ms(rs, 'accuracy')} | {ms(rs, 'val_accuracy')} | {mean_s} |"
+        )
+    return "\n".join(lines)
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| arm | method | probe test accuracy | val accuracy | train s | steps | lr_effective | loss first -> last |",
-        "|---|---|---|---|---|---|---|---|",
+        "| arm | method | seed | probe test accuracy | val accuracy | train s | steps | lr_effective | loss first -> last |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         loss = (
@@ -526,7 +571,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         )
         lr = "" if r.get("lr_effective") is None else f"{r['lr_effective']:.3g}"
         lines.append(
-            f"| {r['arm']} | {r['method']} | {r['accuracy']:.3f} | {r.get('val_accuracy', 0):.3f} | {r.get('seconds', '')} | {r.get('steps', '')} | "
+            f"| {r['arm']} | {r['method']} | {'' if r.get('train_seed') is None else r['train_seed']} | {r['accuracy']:.3f} | {r.get('val_accuracy', 0):.3f} | {r.get('seconds', '')} | {r.get('steps', '')} | "
             f"{lr} | {loss} |"
         )
     return "\n".join(lines)

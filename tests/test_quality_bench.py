@@ -185,3 +185,32 @@ def test_pretrain_records_lr_effective_in_config_and_metrics(tmp_path):
     resolved = yaml.safe_load("\n".join(ln[2:] for ln in block.splitlines()))
     assert resolved["lr_effective"] == pytest.approx(want)
     assert json.loads((out / "metrics.json").read_text())["lr_effective"] == pytest.approx(want)
+
+
+def test_summary_gives_mean_and_sample_std_over_training_seeds(tmp_path):
+    rows = [
+        {
+            "arm": "plain",
+            "method": "simclr",
+            "accuracy": 0.40,
+            "val_accuracy": 0.45,
+            "seconds": 100,
+        },
+        {
+            "arm": "plain",
+            "method": "simclr",
+            "accuracy": 0.44,
+            "val_accuracy": 0.47,
+            "seconds": 120,
+        },
+        {"arm": "random", "method": "-", "accuracy": 0.26, "val_accuracy": 0.28},
+    ]
+    text = Q.summary(rows)
+    # std of (0.40, 0.44) with n - 1 = 1: 0.0283; of (0.45, 0.47): 0.0141
+    assert "| plain | simclr | 2 | 0.420 ± 0.028 | 0.460 ± 0.014 | 110 |" in text
+    assert "| random | - | 1 | 0.260 | 0.280 |  |" in text
+    f = tmp_path / "quality.json"
+    f.write_text(json.dumps({"rows": rows[:1]}))
+    g = tmp_path / "more.json"
+    g.write_text(json.dumps({"rows": rows[1:]}))
+    assert Q.run(["--summarise", str(f), str(g)])["rows"] == rows
