@@ -51,8 +51,9 @@ STUDY = {
         batch_size=32,
         epochs=50,
         temperature=0.1,
-        optimizer="adam",
-        lr_effective=5e-4,
+        optimizer="sgd",
+        lr_effective=0.01,  # the study's momentum-free SGD 0.1 as 0.01 with momentum 0.9
+        max_steps=1000,  # where the study's CosineDecay(0.1, decay_steps=1000) reaches 0
         augs="simclr-s2",
         bands=S2_10,
         format="bigearthnet",
@@ -64,8 +65,9 @@ STUDY = {
         batch_size=32,
         epochs=50,
         temperature=0.1,
-        optimizer="adam",
-        lr_effective=5e-4,
+        optimizer="sgd",
+        lr_effective=0.01,  # the study's momentum-free SGD 0.1 as 0.01 with momentum 0.9
+        max_steps=1000,  # where the study's CosineDecay(0.1, decay_steps=1000) reaches 0
         augs="simclr-s2",
         bands=S2_10,
         region="california",

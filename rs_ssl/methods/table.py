@@ -89,9 +89,9 @@ METHOD_TABLE: dict[str, MethodSpec] = {
             mlp_dim=4096,
         ),
     ),
-    # Adam 1e-3 at batch 256, square-root scaled (`scale_lr`): 3.5e-4 at the default batch 32, close to
-    # the SimCLR-S2 study's 5e-4 at its batch 32 (the earlier 5e-4 "at 256", linearly scaled, trained at
-    # 6.25e-5). Views: the `light` preset. Together (not measured apart) the two changes raised the probe
+    # Adam 1e-3 at batch 256, square-root scaled (`scale_lr`): 3.5e-4 at the default batch 32 (the
+    # earlier default, 5e-4 "at 256" linearly scaled, trained at 6.25e-5; the SimCLR-S2 study it was
+    # attributed to trains with SGD, see recipes/simclr-s2-bigearthnet.yaml). Views: the `light` preset. Together (not measured apart) the two changes raised the probe
     # accuracy of an 8-epoch 64 px AID run from 0.310 to 0.345, and the light gain on standardised
     # values (not reflectance) to 0.378, and a constant rate after it instead of the paper's cosine
     # decay to 0.425 (validation 0.407 -> 0.440; benchmarks/RESULTS.md, issue 15);
