@@ -219,7 +219,9 @@ class PretrainConfig(TrainingInputs):
     warmup_epochs: float = opt(
         0.0,
         "linear warm-up length in epochs before the cosine schedule "
-        f"(0: the method's, {defaults_text('warmup_epochs')})",
+        f"(0: the method's, {defaults_text('warmup_epochs')}; written for a paper run of "
+        f"{defaults_text('paper_epochs', '{} epochs')}, so a shorter run warms up for the same "
+        "fraction of itself)",
         method_option=True,
     )
     schedule: str | None = opt(

@@ -35,8 +35,9 @@ def dry_run(cfg: PretrainConfig) -> dict[str, Any]:
         data_info = {"checked": True, "data": info["data"], "format": info["format"]}
         print(f"data: {info['data']} ({info['format']}): bands {','.join(selection.names)} found")
     stats = load_stats(selection)
-    # The dataset's length is not read: MoCo's queue is shown unclamped (the run clamps it to the data).
-    method = build_method(cfg, selection, stats)
+    # The dataset's length is not read: MoCo's queue is shown unclamped (the run clamps it to the
+    # data), and one step per epoch stands for the run's length, which scales moco-v3's warm-up.
+    method = build_method(cfg, selection, stats, total_steps=cfg.epochs, steps_per_epoch=1)
     resolved = {
         "lr_effective": method.scaled_lr(),  # the method's own batch scaling, on one device
         **method.resolved_hyper_parameters(),

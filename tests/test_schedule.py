@@ -53,3 +53,34 @@ def test_schedule_option_reaches_the_run_config(tmp_path):
     with pytest.raises(SystemExit) as e:  # argparse's choices
         cli.main(["pretrain", "--schedule", "linear", "--dry-run", "--out", str(out)])
     assert e.value.code == 2
+
+
+def test_mocov3_warm_up_is_the_papers_fraction_of_a_shorter_run():
+    """40 warm-up epochs of moco-v3's 300: an 8-epoch run warms up 40 x 8/300 epochs, a run of 300
+    or more the full 40; a --warmup-epochs given is kept whatever the length."""
+    from rs_ssl.methods import MoCoV3
+
+    per_epoch = 45
+    for epochs, want in ((8, 40 * 8 / 300), (300, 40.0), (600, 40.0)):
+        m = make(MoCoV3, mlp_dim=16, total_steps=epochs * per_epoch, steps_per_epoch=per_epoch)
+        assert m.warmup_epochs == pytest.approx(want)
+    assert make(MoCoV3, mlp_dim=16).warmup_epochs == 40  # run length unknown: the table's value
+    m = make(MoCoV3, mlp_dim=16, warmup_epochs=40, total_steps=8 * per_epoch, steps_per_epoch=45)
+    assert m.warmup_epochs == 40
+    # the scheduler then reaches the full rate after int(1.067 x 45) = 48 steps
+    m = make(MoCoV3, mlp_dim=16, lr=0.1, lr_scaling="none", total_steps=360, steps_per_epoch=45)
+    conf = m.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(50):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[24] == pytest.approx(0.1 * 24 / 48) and lrs[48] == pytest.approx(0.1, rel=1e-3)
+
+
+def test_simclr_warm_up_does_not_scale():
+    m = make(SimCLR, warmup_epochs=2, total_steps=10, steps_per_epoch=5)
+    assert (
+        m.warmup_epochs == 2 and make(SimCLR, total_steps=10, steps_per_epoch=5).warmup_epochs == 0
+    )

@@ -132,7 +132,11 @@ class SSLMethod(L.LightningModule):
             lr = self.defaults.lars_lr
         self.base_lr = self.defaults.lr if lr is None else lr
         self.weight_decay = self.defaults.weight_decay if weight_decay is None else weight_decay
-        self.warmup_epochs = self.defaults.warmup_epochs if warmup_epochs is None else warmup_epochs
+        self.warmup_epochs = (
+            self.default_warmup_epochs(total_steps, steps_per_epoch)
+            if warmup_epochs is None
+            else warmup_epochs
+        )
         self.schedule = self.defaults.schedule if schedule is None else schedule
         if self.schedule not in SCHEDULES:
             raise UsageError(f"--schedule {self.schedule}: choose one of {', '.join(SCHEDULES)}")
@@ -144,6 +148,18 @@ class SSLMethod(L.LightningModule):
         self.steps_per_epoch = steps_per_epoch
         self.epoch_samples = epoch_samples
         self.feature_dim = output_dim(backbone)
+
+    @classmethod
+    def default_warmup_epochs(
+        cls, total_steps: int | None = None, steps_per_epoch: int | None = None
+    ) -> float:
+        """The table's warm-up, for a run of `total_steps` steps of `steps_per_epoch`: scaled by the
+        run's length over `paper_epochs` when the run is shorter (the same fraction of the run as in
+        the paper); the table's value when the length or `paper_epochs` is not known."""
+        d = cls.defaults
+        if d.paper_epochs is None or not total_steps or not steps_per_epoch:
+            return d.warmup_epochs
+        return d.warmup_epochs * min(1.0, total_steps / steps_per_epoch / d.paper_epochs)
 
     @classmethod
     def accepted_options(cls) -> set[str]:
