@@ -27,17 +27,23 @@ def test_constant_holds_the_rate_after_the_same_warm_up():
             )
 
 
+def rates(method, steps: int) -> list[float]:
+    """The learning rate of each of the first `steps` steps of the method's own scheduler."""
+    conf = method.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return lrs
+
+
 @pytest.mark.parametrize("schedule, last", [("cosine", None), ("constant", 1.0)])
 def test_the_methods_scheduler_follows_the_schedule(schedule, last):
     m = make(SimCLR, lr=0.1, lr_scaling="none", schedule=schedule)
     m.total_steps, m.steps_per_epoch = 20, 5
-    conf = m.configure_optimizers()
-    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
-    lrs = []
-    for _ in range(20):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
+    lrs = rates(m, 20)
     assert lrs[0] == pytest.approx(0.1)  # SimCLR has no warm-up by default
     if last is None:
         assert lrs[-1] < 0.01 and lrs == sorted(lrs, reverse=True)
@@ -69,13 +75,7 @@ def test_mocov3_warm_up_is_the_papers_fraction_of_a_shorter_run():
     assert m.warmup_epochs == 40
     # the scheduler then reaches the full rate after int(1.067 x 45) = 48 steps
     m = make(MoCoV3, mlp_dim=16, lr=0.1, lr_scaling="none", total_steps=360, steps_per_epoch=45)
-    conf = m.configure_optimizers()
-    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
-    lrs = []
-    for _ in range(50):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
+    lrs = rates(m, 50)
     assert lrs[24] == pytest.approx(0.1 * 24 / 48) and lrs[48] == pytest.approx(0.1, rel=1e-3)
 
 
