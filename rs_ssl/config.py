@@ -64,15 +64,19 @@ FRACTION = Range(0, 1, lo_open=True)  # (0, 1]
 def check_ranges(cfg: Any) -> None:
     """Every option's declared `range` (field metadata), checked whenever a config is built."""
     for f in dataclasses.fields(cfg):
-        check_option(type(cfg), f.name, getattr(cfg, f.name))
+        _check_range(f, getattr(cfg, f.name))
 
 
 def check_option(config: type, name: str, value: Any) -> None:
     """`value` against the range declared for option `name` of the config class `config` (for
     library functions that take an option's value without a config)."""
-    r = next(f for f in dataclasses.fields(config) if f.name == name).metadata.get("range")
+    _check_range(next(f for f in dataclasses.fields(config) if f.name == name), value)
+
+
+def _check_range(f: dataclasses.Field, value: Any) -> None:
+    r = f.metadata.get("range")
     if r is not None and value is not None and value not in r:
-        raise UsageError(f"--{name.replace('_', '-')} {value}: must be {r}")
+        raise UsageError(f"--{f.name.replace('_', '-')} {value}: must be {r}")
 
 
 @dataclass

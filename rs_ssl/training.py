@@ -120,6 +120,7 @@ def build_method(
     """
     from rs_ssl.augment import is_preset, make_views
     from rs_ssl.methods import METHODS
+    from rs_ssl.methods.mocov3 import patch_projection
     from rs_ssl.methods.table import spec
     from rs_ssl.models import create_backbone
 
@@ -150,7 +151,7 @@ def build_method(
     backbone = create_backbone(
         cfg.backbone, selection, init=cfg.init, img_size=cls.backbone_input_size(cfg.size)
     )
-    if options.get("freeze_patch_embed") and not hasattr(backbone, "patch_embed"):
+    if options.get("freeze_patch_embed") and patch_projection(backbone) is None:
         raise UsageError(
             f"--freeze-patch-embed: --backbone {cfg.backbone} has no patch embedding to freeze; "
             "it applies to ViT backbones (e.g. vit_small_patch16_224)"

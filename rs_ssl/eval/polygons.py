@@ -73,8 +73,12 @@ class PolygonPatches(GridPatchDataset):
         multilabel: bool,
     ):
         super().__init__(rasters, patch, positions=positions)
-        self.positions, self.targets = positions, targets
-        self.classes, self.multilabel = classes, multilabel
+        self.targets, self.classes, self.multilabel = targets, classes, multilabel
+
+    @property
+    def positions(self) -> list[tuple[int, int, int]]:
+        """The `(raster, row, col)` of each item (the grid dataset's index)."""
+        return self.index
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         img = np.ascontiguousarray(self.read(i), dtype=np.float32)

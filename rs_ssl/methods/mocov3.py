@@ -33,11 +33,17 @@ def cosine_momentum(step: int, total: int, base: float = 0.99) -> float:
     return 1.0 - 0.5 * (1.0 + math.cos(math.pi * t)) * (1.0 - base)
 
 
+def patch_projection(backbone: nn.Module) -> nn.Conv2d | None:
+    """A ViT's patch projection (`patch_embed.proj`, a Conv2d in timm), None for other backbones."""
+    proj = getattr(getattr(backbone, "patch_embed", None), "proj", None)
+    return proj if isinstance(proj, nn.Conv2d) else None
+
+
 def freeze_random_patch_embed(backbone: nn.Module) -> None:
     """moco-v3 vits.py `stop_grad_conv1`: the ViT patch projection keeps a random (Xavier-uniform,
     as a linear layer of fan-in C*p*p and fan-out D) initialisation and is never trained (Sec. 5.1)."""
-    proj = getattr(getattr(backbone, "patch_embed", None), "proj", None)
-    if not isinstance(proj, nn.Conv2d):
+    proj = patch_projection(backbone)
+    if proj is None:
         raise ValueError(
             f"freeze_patch_embed needs a ViT with patch_embed.proj; {type(backbone).__name__} has none"
         )
