@@ -47,9 +47,18 @@ TORCHGEO_METHODS = ("simclr", "mocov2", "mocov3")
 # -- data ------------------------------------------------------------------------------------------
 
 
+# The split lists `prepared_tree` writes, in names rs-ssl's split-list reader finds (data/splits.py).
+PREPARED_LISTS = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}
+
+
 def prepared_tree(data: Path, out: Path, size: int) -> Path:
     """The labelled folder resized once to `size` px by rs-ssl's own reader and written as PNG (lossless):
-    every arm and every probe then decodes small images instead of the 256 px JPEGs."""
+    every arm and every probe then decodes small images instead of the 256 px JPEGs.
+
+    A dataset with its own split (TorchGeo's `uc_merced-train.txt`, `resisc45-test.txt`, split
+    folders, ...) keeps it: the split is written as `train.txt`/`val.txt`/`test.txt` lists of the
+    prepared files, so pretraining and the probe use the published split on held-out datasets too.
+    Without one, the probe's seeded split applies (`load_splits`)."""
     from PIL import Image
 
     from rs_ssl.bands import resolve_bands
@@ -60,11 +69,20 @@ def prepared_tree(data: Path, out: Path, size: int) -> Path:
     if done.exists():
         return root
     ds, _ = labelled_dataset(str(data), "folder", resolve_bands("3"), split=None, patch=size)
+    lists: dict[str, list[str]] = {k: [] for k in PREPARED_LISTS}
     for i, rec in enumerate(ds.records):
         img = ds[i]["image"].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-        target = root / rec.labels[0] / (Path(rec.path).stem + ".png")
+        name = f"{rec.labels[0]}/{Path(rec.path).stem}.png"
+        target = root / name
+        if target.exists():  # two source files of one class differ only in their suffix
+            raise SystemExit(f"{rec.path}: a second image of class {rec.labels[0]} named {name}")
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(target)
+        for split in rec.splits:
+            lists[split].append(name)
+    for split, names in lists.items():
+        if names:  # no list for a split the data lacks: the probe then carves validation from train
+            (root / PREPARED_LISTS[split]).write_text("".join(n + "\n" for n in names))
     done.write_text(str(data))
     return root
 

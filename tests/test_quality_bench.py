@@ -214,3 +214,49 @@ def test_summary_gives_mean_and_sample_std_over_training_seeds(tmp_path):
     g = tmp_path / "more.json"
     g.write_text(json.dumps({"rows": rows[1:]}))
     assert Q.run(["--summarise", str(f), str(g)])["rows"] == rows
+
+
+def test_prepared_tree_keeps_a_datasets_own_split(shared_data, tmp_path):
+    """Held-out datasets (TorchGeo's UC Merced root and its uc_merced-*.txt lists) keep their
+    published split through the resized copy every arm and probe read; AID, which has none, gets
+    no lists and the probe's seeded split."""
+    from rs_ssl.eval.splits import load_splits
+
+    root = shared_data / "torchgeo_fixtures" / "ucmerced"
+    want = load_splits(
+        str(root), "folder", resolve_bands("3"), patch=16, level=1, seed=0, skip_bad=False
+    )
+    prepared = Q.prepared_tree(root, tmp_path, 16)
+    got = load_splits(
+        str(prepared), "folder", resolve_bands("3"), patch=16, level=1, seed=0, skip_bad=False
+    )
+    assert want.info["official"] and got.info["official"]
+    assert "split lists {train,val,test}.txt" in got.info["split_source"]
+
+    def members(s):
+        return {
+            k: sorted(Path(p.dataset.records[i].path).stem for i in p.indices)
+            for k, p in s.parts.items()
+        }
+
+    assert members(got) == members(want)
+    # pretraining reads the dataset's own train split only
+    tree, info = Q.pretrain_tree(prepared, tmp_path, seed=0, per_class=0, size=16)
+    assert info["pretrain_images"] == len(want.parts["train"])
+    assert "split lists" in info["split_source"]
+
+
+def test_prepared_tree_of_a_folder_without_split_writes_no_lists(tmp_path):
+    from PIL import Image
+
+    src = tmp_path / "src"
+    for c, cls in enumerate(("a", "b")):
+        (src / cls).mkdir(parents=True)
+        for j in range(3):
+            px = torch.full((20, 20, 3), 10 * c + j, dtype=torch.uint8)
+            px[..., 1] += 100  # distinct bands
+            px[..., 2] += 200
+            Image.fromarray(px.numpy()).save(src / cls / f"{cls}{j}.png")
+    prepared = Q.prepared_tree(src, tmp_path / "out", 16)
+    assert not list(prepared.glob("*.txt"))
+    assert len(list(prepared.rglob("*.png"))) == 6

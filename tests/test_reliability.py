@@ -249,11 +249,11 @@ def test_resume_skips_a_corrupt_or_unsafe_newest_checkpoint(tmp_path):
 class _Linear(L.LightningModule):
     """A linear model trained with `build_optimizer` at a constant rate; NaN gradients on chosen batches."""
 
-    def __init__(self, kind: str, nan_batches: set[int]):
+    def __init__(self, kind: str, nan_batches: set[int], fused: bool | None = True):
         super().__init__()
         torch.manual_seed(0)
         self.net = torch.nn.Linear(6, 3)
-        self.kind, self.nan_batches = kind, nan_batches
+        self.kind, self.nan_batches, self.fused = kind, nan_batches, fused
 
     def training_step(self, batch, idx):
         x = batch[0]
@@ -267,13 +267,19 @@ class _Linear(L.LightningModule):
             {"params": [self.net.weight], "weight_decay": 0.01},
             {"params": [self.net.bias], "weight_decay": 0.0},
         ]
-        return build_optimizer(self.kind, groups, lr=0.05)
+        return build_optimizer(self.kind, groups, lr=0.05, fused=self.fused)
 
 
-def _train(kind: str, xs: torch.Tensor, nan_batches: set[int], guard: NonFiniteGuard):
+def _train(
+    kind: str,
+    xs: torch.Tensor,
+    nan_batches: set[int],
+    guard: NonFiniteGuard,
+    fused: bool | None = True,
+):
     from torch.utils.data import DataLoader, TensorDataset
 
-    module = _Linear(kind, nan_batches)
+    module = _Linear(kind, nan_batches, fused)
     trainer = L.Trainer(
         max_epochs=1,
         accelerator="cpu",
@@ -301,6 +307,24 @@ def test_a_skipped_step_leaves_no_trace_and_needs_no_sync(kind):
     )  # the device path ran, not the host fallback
     torch.testing.assert_close(a.net.weight, b.net.weight, rtol=0, atol=0)
     torch.testing.assert_close(a.net.bias, b.net.bias, rtol=0, atol=0)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        for key, va in opt_a.state[pa].items():
+            torch.testing.assert_close(
+                va, opt_b.state[pb][key], rtol=0, atol=0, msg=f"{kind} state {key}"
+            )
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adam", "adamw", "lars"])
+def test_without_fused_kernels_the_host_fallback_also_leaves_no_trace(kind):
+    """On the CPU `build_optimizer` builds the for-loop kernels (fused ones are slower there): the
+    guard reads the flag on the host and drops the bad step's gradients, with the same outcome."""
+    xs = torch.randn(20, 6, generator=torch.Generator().manual_seed(1))
+    guard = NonFiniteGuard(patience=3)
+    a, opt_a = _train(kind, xs, {2}, guard, fused=None)
+    b, opt_b = _train(kind, torch.cat([xs[:8], xs[12:]]), set(), NonFiniteGuard(patience=3), None)
+    assert not opt_a.defaults.get("fused")  # CPU parameters: the for-loop kernel
+    assert guard.skipped == 1 and guard._dev is None  # the host path ran
+    torch.testing.assert_close(a.net.weight, b.net.weight, rtol=0, atol=0)
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         for key, va in opt_a.state[pa].items():
             torch.testing.assert_close(

@@ -63,15 +63,26 @@ def warmup_cosine(step: int, total: int, warmup: int) -> float:
 
 
 def build_optimizer(
-    kind: str, groups: list[dict[str, Any]], lr: float, precision: str = "32-true"
+    kind: str,
+    groups: list[dict[str, Any]],
+    lr: float,
+    precision: str = "32-true",
+    fused: bool | None = None,
 ) -> torch.optim.Optimizer:
     """The optimiser `kind` over `groups`.
 
-    Fused kernels: one launch for all parameters, and the NaN guard's on-device `found_inf` flag
-    skips a step without a host sync. Not under fp16, where Lightning must unscale the gradients
-    before clipping and refuses optimisers that unscale internally.
+    Fused kernels (`fused` None: where the parameters are on a GPU): one launch for all parameters,
+    and the NaN guard's on-device `found_inf` flag skips a step without a host sync. Not on the CPU
+    by default: torch's fused CPU Adam took 1.6x the for-loop kernel's time for ResNet-18 (283 vs
+    176 ms a step on the 2-core dev CPU, benchmarks/RESULTS.md, issue 15), and a host sync costs
+    nothing there; the guard then drops a bad step's gradients instead. Never under fp16, where
+    Lightning must unscale the gradients before clipping and refuses optimisers that unscale
+    internally.
     """
-    fused = {} if precision.startswith("16") else {"fused": True}
+    if fused is None:
+        first = next((p for g in groups for p in g["params"]), None)
+        fused = first is not None and first.device.type == "cuda"
+    fused = {"fused": True} if fused and not precision.startswith("16") else {}
     if kind == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=0.9, **fused)
     if kind == "adamw":
