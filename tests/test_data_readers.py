@@ -398,3 +398,26 @@ def test_a_worker_keeps_a_bounded_number_of_scenes_open(tmp_path, s2_scene):
     assert len(OPEN) == MAX_OPEN
     assert open_fds() - before <= MAX_OPEN * per_scene
     assert torch.equal(ds[0]["image"], first)
+
+
+@pytest.mark.parametrize("layout", ["eurosat_ms", "aid_scenes"])
+def test_a_dataset_item_opens_its_file_once_and_reads_the_same_pixels(
+    shared_data, layout, monkeypatch
+):
+    """An item of a file dataset is one GDAL open (the header's handle also reads the pixels; a JPEG
+    PIL decodes needs none after the header), with the pixels a separately opened reader gives."""
+    import rs_ssl.data.readers as R
+
+    sel = resolve_bands(13 if layout == "eurosat_ms" else 3)
+    ds, _ = pretrain_dataset(str(shared_data / layout), "auto", sel, patch=32, samples_per_epoch=1)
+    opens = []
+    real = R.open_raster
+    monkeypatch.setattr(R, "open_raster", lambda p: opens.append(p) or real(p))
+    for i in range(3):
+        opens.clear()
+        got = ds.read(i)
+        assert len(opens) == 1 and opens[0] == ds.records[i].path
+        lazy = open_record(ds.catalog, ds.records[i], sel)  # the path workers take: opened on read
+        np.testing.assert_array_equal(got, lazy.read())
+        lazy.close()
+    assert np.unique(got.reshape(len(got), -1), axis=0).shape[0] == len(got)  # distinct bands

@@ -33,14 +33,18 @@ __all__ = [
 ]
 
 
-def open_record(catalog: Catalog, record: Record, selection: BandSelection):
-    """A reader (`.grid`, `.read(window)`) for one record of the catalog."""
+def open_record(
+    catalog: Catalog, record: Record, selection: BandSelection, read_once: bool = False
+):
+    """A reader (`.grid`, `.read(window)`) for one record of the catalog.
+
+    `read_once`: read in this process, then closed (see `StackedRaster`)."""
     fmt = get_format(catalog.format)
     if fmt.open is not None:
         return fmt.open(catalog, record, selection)
     if fmt.band_folders:
         return open_scene(Path(record.path), selection, fmt.files_of(Path(record.path)))
-    return StackedRaster(record.path, selection, layout=catalog.layout)
+    return StackedRaster(record.path, selection, layout=catalog.layout, read_once=read_once)
 
 
 def open_rasters(
@@ -152,7 +156,7 @@ class SampleDataset(Dataset):
         return len(self.records)
 
     def read(self, index: int) -> np.ndarray:
-        reader = open_record(self.catalog, self.records[index], self.selection)
+        reader = open_record(self.catalog, self.records[index], self.selection, read_once=True)
         try:
             return reader.read()
         finally:

@@ -155,12 +155,17 @@ class StackedRaster:
         *,
         layout: str | None = None,
         name: str | None = None,
+        read_once: bool = False,
     ):
+        """`read_once`: the caller reads in this process and closes the reader (a dataset item), so
+        the handle that read the header is kept for that read instead of the file being opened
+        twice. Off for readers that DataLoader workers inherit, which must open their own."""
         self.path = str(path)
         self.name = name or self.path
         self.selection = selection
         self._src = None
-        with open_raster(self.path) as src:
+        src = open_raster(self.path)
+        try:
             dtypes = set(src.dtypes)
             if len(dtypes) > 1:
                 raise DataError(f"{self.name}: bands of mixed dtypes ({', '.join(sorted(dtypes))})")
@@ -185,14 +190,22 @@ class StackedRaster:
             )
             if georef and (src.transform.b != 0 or src.transform.d != 0):
                 raise DataError(f"{self.name}: rotated rasters are not supported")
+        except BaseException:
+            src.close()
+            raise
+        if read_once and not self._pil:
+            self._src = src
+            OPEN.used(self)
+        else:
+            src.close()
 
     def read(self, window: Window | None = None) -> np.ndarray:
+        idx = [i for i in self.indexes if i is not None]
+        if self._pil:  # PIL decodes the JPEG: no GDAL handle is needed
+            return fill_zeros(pil_read(self.name, self.path, idx, window), self.indexes)
         if self._src is None:  # opened lazily and per process (DataLoader workers fork)
             self._src = open_raster(self.path)
         OPEN.used(self)  # bounds the files a process keeps open
-        idx = [i for i in self.indexes if i is not None]
-        if self._pil:
-            return fill_zeros(pil_read(self.name, self.path, idx, window), self.indexes)
         try:
             data = self._src.read(idx, window=window, out_dtype="float32")
         except rasterio.errors.RasterioIOError as e:
