@@ -206,12 +206,15 @@ class PretrainConfig(TrainingInputs):
     lr: float | None = opt(
         None,
         "base learning rate at batch size 256, scaled to --batch-size x devices by --lr-scaling "
-        f"(default: the method's: {defaults_text('lr')})",
+        f"(default: the method's: {defaults_text('lr')}; with a CNN backbone, not a ViT: "
+        f"{defaults_text('cnn_lr')})",
         method_option=True,
     )
     lr_scaling: str = opt(
         "auto",
-        "batch scaling of --lr: auto = linear for SGD/LARS, square root for Adam/AdamW; linear (moco-v3's rule for AdamW too); sqrt; none",
+        "batch scaling of --lr: auto = the method's rule with its own optimiser "
+        f"({defaults_text('lr_scaling')}), where auto, or with another optimiser, is linear for "
+        "SGD/LARS and square root for Adam/AdamW; linear (moco-v3's rule for AdamW too); sqrt; none",
         choices=LR_SCALINGS,
         method_option=True,
     )

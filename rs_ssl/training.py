@@ -120,9 +120,9 @@ def build_method(
     """
     from rs_ssl.augment import is_preset, make_views
     from rs_ssl.methods import METHODS
-    from rs_ssl.methods.mocov3 import patch_projection
     from rs_ssl.methods.table import spec
     from rs_ssl.models import create_backbone
+    from rs_ssl.models.backbone import patch_projection
 
     spec(cfg.method)  # a UsageError naming the registered methods
     cls = METHODS[cfg.method]

@@ -288,7 +288,19 @@ def test_mocov3_heads_follow_the_reference_builder():
     kinds = [type(layer) for layer in m.predictor]
     assert kinds == [nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear]
     assert m.base_momentum == 0.99 and m.temperature == 0.2 and m.optimizer_name == "adamw"
-    assert m.weight_decay == 0.1 and m.base_lr == 1.5e-4 and m.warmup_epochs == 40
+    assert m.weight_decay == 0.1 and m.warmup_epochs == 40
+    assert m.base_lr == 1e-2  # a CNN backbone: the table's cnn_lr, not the ViT rate
+
+
+def test_mocov3_default_rate_is_the_papers_for_a_vit_and_cnn_lr_for_a_cnn():
+    sel = resolve_bands(str(BANDS))
+    vit = create_backbone("vit_tiny_patch16_224", sel, img_size=32)
+    cnn = create_backbone("resnet18", sel)
+    assert make(MoCoV3, backbone=vit, mlp_dim=32).base_lr == 1.5e-4  # moco-v3 CONFIG.md ViT
+    assert make(MoCoV3, backbone=cnn, mlp_dim=32).base_lr == 1e-2
+    assert make(MoCoV3, backbone=cnn, mlp_dim=32, lr=1.5e-4).base_lr == 1.5e-4  # --lr wins
+    # methods without cnn_lr use one rate for every backbone
+    assert make(SimCLR, backbone=vit).base_lr == make(SimCLR, backbone=cnn).base_lr == 1e-3
 
 
 def test_cosine_momentum_matches_adjust_moco_momentum():
@@ -598,3 +610,16 @@ def test_rpl_loss_matches_reference():
     assert loss.item() == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-12)
     assert feats.shape == (8, 8)
     assert RelativePatchLocation.backbone_input_size(32) == 7
+
+
+def test_mocov2_default_rate_is_not_batch_scaled_but_a_given_rule_or_optimiser_is():
+    """MoCo v2's table rule (`lr_scaling: none`, chosen at batch 32) applies to `auto` with its own
+    SGD; `--lr-scaling linear` gives the paper's rule, and another optimiser the generic auto."""
+    m = make(MoCoV2, batch_size=32)
+    assert m.lr_scaling == "none" and m.scaled_lr(1) == 0.12
+    assert m.resolved_hyper_parameters()["lr_scaling"] == "none"
+    paper = make(MoCoV2, batch_size=32, lr=0.03, lr_scaling="linear")
+    assert paper.scaled_lr(1) == pytest.approx(0.03 * 32 / 256)
+    adam = make(MoCoV2, batch_size=32, optimizer="adam", lr=1e-3)
+    assert adam.lr_scaling == "sqrt" and adam.scaled_lr(1) == pytest.approx(1e-3 * 0.125**0.5)
+    assert make(SimCLR, batch_size=32).lr_scaling == "sqrt"  # the table's auto, resolved

@@ -21,7 +21,16 @@ from rs_ssl.data.normalize import Normalize
 from rs_ssl.errors import UsageError
 from rs_ssl.methods.optim import LARS
 from rs_ssl.methods.table import LR_SCALINGS, OPTIMIZERS, SCHEDULES, MethodDefaults, spec
-from rs_ssl.models.backbone import output_dim
+from rs_ssl.models.backbone import output_dim, patch_projection
+
+
+def scaling_rule(rule: str, optimizer: str) -> str:
+    """`rule` (LR_SCALINGS) with `auto` resolved for `optimizer`: see `scale_lr`."""
+    if rule not in LR_SCALINGS:
+        raise UsageError(f"--lr-scaling {rule}: choose one of {', '.join(LR_SCALINGS)}")
+    if rule == "auto":
+        return "sqrt" if optimizer in ("adam", "adamw") else "linear"
+    return rule
 
 
 def scale_lr(base_lr: float, global_batch: int, optimizer: str, rule: str = "auto") -> float:
@@ -34,10 +43,7 @@ def scale_lr(base_lr: float, global_batch: int, optimizer: str, rule: str = "aut
     Scaling Rules for Adaptive Gradient Algorithms"). `linear` is what moco-v3 main_moco.py applies
     to AdamW as well (its paper recipe); `none` takes `base_lr` as is.
     """
-    if rule not in LR_SCALINGS:
-        raise UsageError(f"--lr-scaling {rule}: choose one of {', '.join(LR_SCALINGS)}")
-    if rule == "auto":
-        rule = "sqrt" if optimizer in ("adam", "adamw") else "linear"
+    rule = scaling_rule(rule, optimizer)
     k = global_batch / 256
     return base_lr * {"linear": k, "sqrt": math.sqrt(k), "none": 1.0}[rule]
 
@@ -146,7 +152,7 @@ class SSLMethod(L.LightningModule):
                     f"--optimizer lars: {self.name} has no paper learning rate for LARS; give --lr"
                 )
             lr = self.defaults.lars_lr
-        self.base_lr = self.defaults.lr if lr is None else lr
+        self.base_lr = self.default_lr(backbone) if lr is None else lr
         self.weight_decay = self.defaults.weight_decay if weight_decay is None else weight_decay
         self.warmup_epochs = (
             self.default_warmup_epochs(total_steps, steps_per_epoch)
@@ -157,13 +163,21 @@ class SSLMethod(L.LightningModule):
         if self.schedule not in SCHEDULES:
             raise UsageError(f"--schedule {self.schedule}: choose one of {', '.join(SCHEDULES)}")
         self.batch_size = batch_size
-        if lr_scaling not in LR_SCALINGS:
-            raise UsageError(f"--lr-scaling {lr_scaling}: choose one of {', '.join(LR_SCALINGS)}")
-        self.lr_scaling = lr_scaling
+        # auto with the method's own optimiser: the table's rule for it (measured with that optimiser)
+        if lr_scaling == "auto" and self.optimizer_name == self.defaults.optimizer:
+            lr_scaling = self.defaults.lr_scaling
+        self.lr_scaling = scaling_rule(lr_scaling, self.optimizer_name)
         self.total_steps = total_steps
         self.steps_per_epoch = steps_per_epoch
         self.epoch_samples = epoch_samples
         self.feature_dim = output_dim(backbone)
+
+    @classmethod
+    def default_lr(cls, backbone: nn.Module) -> float:
+        """The table's rate at batch 256 for `backbone`: `cnn_lr` for a backbone without a ViT patch
+        projection where the table gives one, else `lr`."""
+        d = cls.defaults
+        return d.cnn_lr if d.cnn_lr is not None and patch_projection(backbone) is None else d.lr
 
     @classmethod
     def default_warmup_epochs(
@@ -191,6 +205,7 @@ class SSLMethod(L.LightningModule):
         """The values the run trains with, defaults filled in (dry run, config.yaml)."""
         return {
             "optimizer": self.optimizer_name,
+            "lr_scaling": self.lr_scaling,
             "weight_decay": self.weight_decay,
             "warmup_epochs": self.warmup_epochs,
             "schedule": self.schedule,

@@ -24,6 +24,7 @@ from torch import nn
 
 from rs_ssl.losses import info_nce_all_ranks
 from rs_ssl.methods.momentum import MomentumContrast
+from rs_ssl.models.backbone import patch_projection
 from rs_ssl.models.heads import mlp
 
 
@@ -31,12 +32,6 @@ def cosine_momentum(step: int, total: int, base: float = 0.99) -> float:
     """moco-v3 main_moco.py `adjust_moco_momentum`: `1 - (1 + cos(pi * t)) / 2 * (1 - base)`, t = step / total."""
     t = min(1.0, step / max(1, total))
     return 1.0 - 0.5 * (1.0 + math.cos(math.pi * t)) * (1.0 - base)
-
-
-def patch_projection(backbone: nn.Module) -> nn.Conv2d | None:
-    """A ViT's patch projection (`patch_embed.proj`, a Conv2d in timm), None for other backbones."""
-    proj = getattr(getattr(backbone, "patch_embed", None), "proj", None)
-    return proj if isinstance(proj, nn.Conv2d) else None
 
 
 def freeze_random_patch_embed(backbone: nn.Module) -> None:

@@ -29,6 +29,12 @@ def takes_img_size(name: str) -> bool:
     )
 
 
+def patch_projection(backbone: nn.Module) -> nn.Conv2d | None:
+    """A ViT's patch projection (`patch_embed.proj`, a Conv2d in timm), None for other backbones."""
+    proj = getattr(getattr(backbone, "patch_embed", None), "proj", None)
+    return proj if isinstance(proj, nn.Conv2d) else None
+
+
 def create_backbone(
     name: str,
     selection: BandSelection,
