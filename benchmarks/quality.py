@@ -2,10 +2,16 @@
 loop, TorchGeo's SimCLRTask/MoCoTask and random initialisation, side by side in one run, each backbone
 probed by the same `rs-ssl probe` on the same held-out images.
 
-Split (fixed, stated in the JSON): the probe's own seeded stratified 60/20/20 split of the labelled
-folder (`rs_ssl.eval.splits.load_splits`, seed --seed); every pretraining arm sees only a seeded
-subset of the *train* part (--per-class images of each class), never its validation or test images.
-The probe chooses its hyper-parameters on the validation part and reports the test part.
+Split (fixed, stated in the JSON): the dataset's own split where it has one (split folders, or
+split lists such as TorchGeo's `uc_merced-train.txt` / `resisc45-val.txt`), otherwise the probe's
+seeded stratified 60/20/20 split (`rs_ssl.eval.splits.load_splits`, seed --seed); every pretraining
+arm sees only a seeded subset of the *train* part (--per-class images of each class), never its
+validation or test images. The probe chooses its hyper-parameters on the validation part and
+reports the test part.
+
+Held-out check (data the defaults were not tuned on): point --data at another labelled RGB scene
+collection, e.g. a TorchGeo UC Merced root (`.../ucmerced`, 21 classes, 100 each: --per-class 48
+keeps 1,008 images) or RESISC45 (`.../resisc45`, NWPU-RESISC45/<class>/), with the same flags.
 
 CPU-sized default (ResNet-18, 64 px, 8 epochs, 48 images per class = 1,440 on AID):
 

@@ -71,7 +71,8 @@ def warmup_cosine(step: int, total: int, warmup: int) -> float:
 def fused_kernels(device: torch.device) -> bool:
     """Whether torch's fused optimiser kernels are used for parameters on `device`: on GPUs. On the
     CPU torch's fused Adam took 1.6x the for-loop kernel's time for ResNet-18 (283 vs 176 ms a step
-    on the 2-core dev CPU, benchmarks/RESULTS.md, issue 15), and a host sync costs nothing there."""
+    on the 2-core dev CPU, loaded; benchmarks/RESULTS.md, issue 15), and a host sync costs nothing
+    there."""
     return device.type == "cuda"
 
 
