@@ -94,16 +94,16 @@ def build_optimizer(
     if fused is None:
         first = next((p for g in groups for p in g["params"]), None)
         fused = first is not None and fused_kernels(first.device)
-    fused = {"fused": True} if fused and not precision.startswith("16") else {}
+    kernel = {"fused": True} if fused and not precision.startswith("16") else {}
     if kind == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=0.9, **fused)
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, **kernel)
     if kind == "adamw":
         # torch's default betas (0.9, 0.999), as moco-v3 main_moco.py's AdamW.
-        return torch.optim.AdamW(groups, lr=lr, **fused)
+        return torch.optim.AdamW(groups, lr=lr, **kernel)
     if kind == "adam":
-        return torch.optim.Adam(groups, lr=lr, **fused)
+        return torch.optim.Adam(groups, lr=lr, **kernel)
     if kind == "lars":
-        return LARS(groups, lr=lr, amp_scaling=bool(fused))
+        return LARS(groups, lr=lr, amp_scaling=bool(kernel))
     raise UsageError(f"--optimizer {kind}: choose one of {', '.join(OPTIMIZERS)}")
 
 
