@@ -23,7 +23,6 @@ from rs_ssl import pretrain
 from rs_ssl.augment import pixel
 from rs_ssl.callbacks import LossProgressBar
 from rs_ssl.config import PretrainConfig
-from rs_ssl.methods import base
 
 # Ops that copy a device value to the host, or whose output shape depends on device data.
 HOST_READS = {
@@ -73,9 +72,6 @@ def _syncs(method: str, backbone: str, steps: int, monkeypatch, out: Path) -> co
     monkeypatch.setattr(torch, "tensor", tensor)
     # Gated augmentations as they run on a GPU (on the CPU they read the gate: free there).
     monkeypatch.setattr(pixel, "gate_on_host", lambda device: False)
-    # The fused optimisers a GPU gets, with the NaN guard's on-device skip (the CPU's for-loop
-    # kernels make the guard read its flag on the host, which is free there).
-    monkeypatch.setattr(base, "fused_kernels", lambda device: True)
     cfg = PretrainConfig(
         out=str(out),
         method=method,

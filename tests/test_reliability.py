@@ -249,7 +249,7 @@ def test_resume_skips_a_corrupt_or_unsafe_newest_checkpoint(tmp_path):
 class _Linear(L.LightningModule):
     """A linear model trained with `build_optimizer` at a constant rate; NaN gradients on chosen batches."""
 
-    def __init__(self, kind: str, nan_batches: set[int], fused: bool | None = True):
+    def __init__(self, kind: str, nan_batches: set[int], fused: bool = True):
         super().__init__()
         torch.manual_seed(0)
         self.net = torch.nn.Linear(6, 3)
@@ -275,7 +275,7 @@ def _train(
     xs: torch.Tensor,
     nan_batches: set[int],
     guard: NonFiniteGuard,
-    fused: bool | None = True,
+    fused: bool = True,
 ):
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -316,13 +316,13 @@ def test_a_skipped_step_leaves_no_trace_and_needs_no_sync(kind):
 
 @pytest.mark.parametrize("kind", ["sgd", "adam", "adamw", "lars"])
 def test_without_fused_kernels_the_host_fallback_also_leaves_no_trace(kind):
-    """On the CPU `build_optimizer` builds the for-loop kernels (fused ones are slower there): the
-    guard reads the flag on the host and drops the bad step's gradients, with the same outcome."""
+    """Without fused kernels (fp16, or `build_optimizer(fused=False)`) the guard reads the flag on
+    the host and drops the bad step's gradients, with the same outcome."""
     xs = torch.randn(20, 6, generator=torch.Generator().manual_seed(1))
     guard = NonFiniteGuard(patience=3)
-    a, opt_a = _train(kind, xs, {2}, guard, fused=None)
-    b, opt_b = _train(kind, torch.cat([xs[:8], xs[12:]]), set(), NonFiniteGuard(patience=3), None)
-    assert not opt_a.defaults.get("fused")  # CPU parameters: the for-loop kernel
+    a, opt_a = _train(kind, xs, {2}, guard, fused=False)
+    b, opt_b = _train(kind, torch.cat([xs[:8], xs[12:]]), set(), NonFiniteGuard(patience=3), False)
+    assert not opt_a.defaults.get("fused")  # the for-loop kernel
     assert guard.skipped == 1 and guard._dev is None  # the host path ran
     torch.testing.assert_close(a.net.weight, b.net.weight, rtol=0, atol=0)
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):

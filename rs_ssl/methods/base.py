@@ -68,32 +68,22 @@ def warmup_cosine(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def fused_kernels(device: torch.device) -> bool:
-    """Whether torch's fused optimiser kernels are used for parameters on `device`: on GPUs. On the
-    CPU torch's fused Adam took 1.6x the for-loop kernel's time for ResNet-18 (283 vs 176 ms a step
-    on the 2-core dev CPU, loaded; benchmarks/RESULTS.md, issue 15), and a host sync costs nothing
-    there."""
-    return device.type == "cuda"
-
-
 def build_optimizer(
     kind: str,
     groups: list[dict[str, Any]],
     lr: float,
     precision: str = "32-true",
-    fused: bool | None = None,
+    fused: bool = True,
 ) -> torch.optim.Optimizer:
     """The optimiser `kind` over `groups`.
 
-    Fused kernels (`fused` None: where `fused_kernels` says, i.e. on GPUs): one launch for all
-    parameters, and the NaN guard's on-device `found_inf` flag skips a step without a host sync.
-    Without them the guard reads the flag on the host and drops a bad step's gradients. Never under
-    fp16, where Lightning must unscale the gradients before clipping and refuses optimisers that
-    unscale internally.
+    Fused kernels (`fused`): one launch for all parameters, and the NaN guard's on-device
+    `found_inf` flag skips a step without a host sync; without them the guard reads the flag on the
+    host and drops a bad step's gradients. On the CPU the fused, foreach and for-loop Adam kernels
+    cost the same for ResNet-18 (49.7, 50.3, 50.7 ms a step, run round-robin on the idle 2-core dev
+    CPU; benchmarks/cpu_step_costs.py, issue 15). Never under fp16, where Lightning must unscale the
+    gradients before clipping and refuses optimisers that unscale internally.
     """
-    if fused is None:
-        first = next((p for g in groups for p in g["params"]), None)
-        fused = first is not None and fused_kernels(first.device)
     kernel = {"fused": True} if fused and not precision.startswith("16") else {}
     if kind == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=0.9, **kernel)
