@@ -98,7 +98,6 @@ def _handwritten_seconds(
     warmup: int,
     device: torch.device,
     precision: str,
-    channels_last: bool,
 ) -> float:
     """The same networks, views and loss in a bare PyTorch loop (what a careful user would write)."""
     method = method.to(device).train()
@@ -116,8 +115,8 @@ def _handwritten_seconds(
             t0 = time.perf_counter()
         with torch.no_grad():
             v1, v2 = method.views(method.normalize(x_dn))
-        if channels_last:
-            v1, v2 = (v.contiguous(memory_format=torch.channels_last) for v in (v1, v2))
+        # The layout rs-ssl's step uses (`--memory-format`, applied to the weights by build_method).
+        v1, v2 = (v.contiguous(memory_format=method.input_format) for v in (v1, v2))
         with autocast:
             loss, _ = method.ssl_step(v1, v2)
         opt.zero_grad(set_to_none=True)
@@ -176,7 +175,6 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         else "cpu"
     )
     precision = precision_for(cfg.precision, "gpu" if device.type == "cuda" else "cpu")
-    channels_last = cfg.channels_last and device.type == "cuda"
     selection = select_bands(cfg)
     out = prepare_out(cfg.out or default_out("bench"))
     write_config(out, "bench", cfg)
@@ -287,7 +285,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         if cfg.handwritten:
             times["handwritten"].append(
                 _handwritten_seconds(
-                    fresh_method(), images, cfg.steps, cfg.warmup, device, precision, channels_last
+                    fresh_method(), images, cfg.steps, cfg.warmup, device, precision
                 )
             )
         if cfg.compare == "torchgeo":

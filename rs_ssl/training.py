@@ -156,7 +156,7 @@ def build_method(
             f"--freeze-patch-embed: --backbone {cfg.backbone} has no patch embedding to freeze; "
             "it applies to ViT backbones (e.g. vit_small_patch16_224)"
         )
-    return cls(
+    method = cls(
         backbone=backbone,
         selection=selection,
         stats=stats,
@@ -167,6 +167,8 @@ def build_method(
         epoch_samples=samples,
         **options,
     )
+    method.use_memory_format(cfg.memory_format)
+    return method
 
 
 def accelerator(devices: str) -> tuple[str, Any]:
@@ -335,15 +337,22 @@ def run_callbacks(cfg: PretrainConfig, ckpt_dir: Path, knn) -> RunCallbacks:
     from rs_ssl.callbacks import LossProgressBar, StopAtStep
 
     rng, guard, history = step_callbacks(cfg.nonfinite_patience)
-    # Epoch-end checkpoints (the newest kept, or all with --keep-checkpoints, plus last.ckpt) and,
+    # At each epoch end last.ckpt (with --keep-checkpoints also epochNNN.ckpt, every one kept) and,
     # with --ckpt-every, last.ckpt every N steps; all written atomically by AtomicCheckpointIO.
+    # By default the epoch callback's one file *is* last.ckpt (overwritten, no `-v1` versions):
+    # the newest epochNNN.ckpt it used to keep held the same bytes as last.ckpt, a second write of
+    # ResNet-18's 134 MB per epoch (benchmarks/RESULTS.md), and an atomically replaced last.ckpt is
+    # never torn, so it was no fallback either. (save_top_k=0 with save_last would write nothing:
+    # Lightning writes last.ckpt only after a top-k save.)
+    keep = cfg.keep_checkpoints
     callbacks = [
         ModelCheckpoint(
             dirpath=ckpt_dir,
-            filename="epoch{epoch:03d}",
+            filename="epoch{epoch:03d}" if keep else ModelCheckpoint.CHECKPOINT_NAME_LAST,
             auto_insert_metric_name=False,
-            save_last=True,
-            save_top_k=-1 if cfg.keep_checkpoints else 1,
+            save_last=keep,
+            enable_version_counter=False,
+            save_top_k=-1 if keep else 1,
             every_n_epochs=1,
             save_on_train_epoch_end=True,
         ),
@@ -366,6 +375,7 @@ def run_callbacks(cfg: PretrainConfig, ckpt_dir: Path, knn) -> RunCallbacks:
                 every_n_train_steps=cfg.ckpt_every,
                 save_top_k=1,
                 save_last=True,
+                enable_version_counter=False,  # the epoch callback's last.ckpt is the same file
             )
         )
     return RunCallbacks(callbacks, guard, history, knn)
@@ -529,6 +539,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
             "accelerator": place.accelerator,
             "data": data_info,
             "lr_effective": method.scaled_lr(place.world),
+            "memory_format": method.resolved_hyper_parameters()["memory_format"],
             "world_size": place.world,
             "online_knn_samples": len(knn.dataset) if knn else 0,
         },

@@ -61,6 +61,11 @@ def views(n=6, size=16, seed=0):
     return base, base + 0.1 * torch.randn(base.shape, generator=g)
 
 
+def in_layout(method, *xs):
+    """Views in the method's layout, as `on_after_batch_transfer` gives them to `ssl_step`."""
+    return [x.contiguous(memory_format=method.input_format) for x in xs]
+
+
 def params_equal(a: nn.Module, b: nn.Module) -> bool:
     return all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
 
@@ -172,21 +177,23 @@ def sgd_step_both(out: dict, method: tuple, reference: tuple) -> None:
         out[f"loss_{key}"].append(loss.item())
 
 
-def mocov2_parity(method_dtype, ref_dtype=torch.float64, steps=3, seed=0):
+def mocov2_parity(method_dtype, ref_dtype=torch.float64, steps=3, seed=0, layout="contiguous"):
     """Train MoCo v2 and moco's builder side by side with SGD at lr 0.5 for `steps` steps from the same
-    weights and queue; return per-step losses, query gradients, key encoders and queues of both."""
+    weights and queue; return per-step losses, query gradients, key encoders and queues of both.
+    `layout`: the method's `--memory-format` (the reference always runs contiguous)."""
     torch.manual_seed(seed)
     method = make(MoCoV2, queue_size=12, momentum=0.9, temperature=0.2).to(method_dtype)
     ref = MoCoV2Reference(
         copy.deepcopy(nn.Sequential(method.backbone, method.projector)), method.queue, 0.9, 0.2
     )
     ref = ref.to(ref_dtype)
+    method.use_memory_format(layout)
     opt_m = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=0.5)
     opt_r = torch.optim.SGD([p for p in ref.parameters() if p.requires_grad], lr=0.5)
     out = {"loss_m": [], "loss_r": [], "grad_m": [], "grad_r": []}
     for step in range(steps):
         x_q, x_k = views(n=4, seed=step + 10 * seed)
-        loss_m, _ = method.ssl_step(x_q.to(method_dtype), x_k.to(method_dtype))
+        loss_m, _ = method.ssl_step(*in_layout(method, x_q.to(method_dtype), x_k.to(method_dtype)))
         logits, labels = ref(x_q.to(ref_dtype), x_k.to(ref_dtype))
         loss_r = nn.CrossEntropyLoss()(logits, labels)  # main_moco.py's criterion
         sgd_step_both(out, (opt_m, loss_m), (opt_r, loss_r))
@@ -196,11 +203,12 @@ def mocov2_parity(method_dtype, ref_dtype=torch.float64, steps=3, seed=0):
     return out
 
 
-def test_mocov2_training_matches_moco_builder_in_float64():
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_mocov2_training_matches_moco_builder_in_float64(layout):
     """Three SGD steps at lr 0.5 of the method and of moco's builder in float64: losses, gradients,
     key encoder and queue agree to float64 rounding (measured over seeds 0-19: 3.4e-15 relative in
-    the loss, 2.2e-16 absolute in the key encoder)."""
-    r = mocov2_parity(torch.float64)
+    the loss, 2.2e-16 absolute in the key encoder), in either layout of the method's weights."""
+    r = mocov2_parity(torch.float64, layout=layout)
     assert r["loss_m"] == pytest.approx(r["loss_r"], rel=1e-10, abs=0)
     for gm, gr in zip(r["grad_m"], r["grad_r"], strict=True):
         for a, b in zip(gm, gr, strict=True):
@@ -350,9 +358,10 @@ class MoCoV3Reference(nn.Module):
         return self.contrastive_loss(q1, k2) + self.contrastive_loss(q2, k1)
 
 
-def mocov3_parity(method_dtype, ref_dtype=torch.float64, steps=3, seed=0):
+def mocov3_parity(method_dtype, ref_dtype=torch.float64, steps=3, seed=0, layout="contiguous"):
     """Train MoCo v3 and moco-v3's builder side by side with SGD at lr 0.5 for `steps` steps from the
-    same weights (momentum on the per-step cosine); return losses, gradients and encoders of both."""
+    same weights (momentum on the per-step cosine); return losses, gradients and encoders of both.
+    `layout`: the method's `--memory-format` (the reference always runs contiguous)."""
     torch.manual_seed(seed)
     method = make(MoCoV3, mlp_dim=16, proj_dim=8).to(method_dtype)
     assert not method.one_forward  # BatchNorm in the backbone: two forwards, as the reference
@@ -364,6 +373,7 @@ def mocov3_parity(method_dtype, ref_dtype=torch.float64, steps=3, seed=0):
         copy.deepcopy(method.predictor),
         0.2,
     ).to(ref_dtype)
+    method.use_memory_format(layout)
     opt_m = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=0.5)
     opt_r = torch.optim.SGD([p for p in ref.parameters() if p.requires_grad], lr=0.5)
     out = {"loss_m": [], "loss_r": [], "grad_m": [], "grad_r": []}
@@ -371,7 +381,7 @@ def mocov3_parity(method_dtype, ref_dtype=torch.float64, steps=3, seed=0):
         x1, x2 = views(n=6, seed=step + 10 * seed)
         mom = cosine_momentum(step, steps, 0.9)
         method.current_momentum = lambda mom=mom: mom  # what the Trainer's global step gives
-        loss_m, _ = method.ssl_step(x1.to(method_dtype), x2.to(method_dtype))
+        loss_m, _ = method.ssl_step(*in_layout(method, x1.to(method_dtype), x2.to(method_dtype)))
         loss_r = ref(x1.to(ref_dtype), x2.to(ref_dtype), mom)
         sgd_step_both(out, (opt_m, loss_m), (opt_r, loss_r))
     out["keys_m"] = list(nn.Sequential(method.key_backbone, method.key_projector).parameters())
@@ -383,11 +393,12 @@ def mocov3_parity(method_dtype, ref_dtype=torch.float64, steps=3, seed=0):
     return out
 
 
-def test_mocov3_training_matches_reference_builder_in_float64():
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_mocov3_training_matches_reference_builder_in_float64(layout):
     """Three SGD steps at lr 0.5 of the method and of moco-v3's builder in float64: losses, gradients,
     momentum encoder and predictor agree to float64 rounding (measured over seeds 0-19: 1.5e-14
-    relative in the loss, 1.3e-13 absolute in the weights)."""
-    r = mocov3_parity(torch.float64)
+    relative in the loss, 1.3e-13 absolute in the weights), in either layout of the method's weights."""
+    r = mocov3_parity(torch.float64, layout=layout)
     assert r["loss_m"] == pytest.approx(r["loss_r"], rel=1e-10, abs=0)
     for gm, gr in zip(r["grad_m"], r["grad_r"], strict=True):
         for a, b in zip(gm, gr, strict=True):

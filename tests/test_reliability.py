@@ -246,6 +246,49 @@ def test_resume_skips_a_corrupt_or_unsafe_newest_checkpoint(tmp_path):
     assert not os.path.exists("/tmp/rs_ssl_pwned")
 
 
+@pytest.mark.parametrize(
+    ("options", "files", "written"),
+    [
+        ([], ["last.ckpt"], ["last.ckpt"] * 2),
+        (
+            ["--keep-checkpoints"],
+            ["epoch000.ckpt", "epoch001.ckpt", "last.ckpt"],
+            ["epoch000.ckpt", "last.ckpt", "epoch001.ckpt", "last.ckpt"],
+        ),
+        # step 6 comes after the first epoch's last.ckpt: the step callback overwrites it, no -v1
+        (
+            ["--ckpt-every", "6"],
+            ["last.ckpt", "step0000006.ckpt"],
+            ["last.ckpt", "step0000006.ckpt", "last.ckpt", "last.ckpt"],
+        ),
+    ],
+)
+def test_each_epoch_end_writes_last_ckpt_once_and_epoch_files_only_on_request(
+    tmp_path, monkeypatch, options, files, written
+):
+    """One checkpoint write per epoch by default (it was two, epochNNN.ckpt and the same bytes again
+    as last.ckpt); --keep-checkpoints adds each epoch's own file, --ckpt-every N step files. The
+    run resumes from last.ckpt."""
+    from rs_ssl.checkpoints import AtomicCheckpointIO
+
+    writes = []
+    save = AtomicCheckpointIO.save_checkpoint
+
+    def counting(self, checkpoint, path, storage_options=None):
+        writes.append(Path(path).name)
+        return save(self, checkpoint, path, storage_options)
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", counting)
+    out = tmp_path / "run"
+    argv = [*ARGS[:-4], "--epochs", "2", "--out", str(out), *options]
+    assert cli.main(argv) == 0
+    assert sorted(p.name for p in (out / "checkpoints").glob("*.ckpt")) == files
+    assert writes == written
+    assert newest_valid_checkpoint(out / "checkpoints") == out / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 8  # 2 epochs of 4 steps: written at the last epoch end
+
+
 class _Linear(L.LightningModule):
     """A linear model trained with `build_optimizer` at a constant rate; NaN gradients on chosen batches."""
 

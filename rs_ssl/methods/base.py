@@ -21,7 +21,7 @@ from rs_ssl.data.normalize import Normalize
 from rs_ssl.errors import UsageError
 from rs_ssl.methods.optim import LARS
 from rs_ssl.methods.table import LR_SCALINGS, OPTIMIZERS, SCHEDULES, MethodDefaults, spec
-from rs_ssl.models.backbone import output_dim, patch_projection
+from rs_ssl.models.backbone import format_name, memory_format, output_dim, patch_projection
 
 
 def scaling_rule(rule: str, optimizer: str) -> str:
@@ -162,6 +162,8 @@ class SSLMethod(L.LightningModule):
         self.steps_per_epoch = steps_per_epoch
         self.epoch_samples = epoch_samples
         self.feature_dim = output_dim(backbone)
+        # The views' layout; `use_memory_format` (called by build_method) moves weights and views.
+        self.input_format = torch.contiguous_format
 
     @classmethod
     def default_lr(cls, backbone: nn.Module) -> float:
@@ -200,6 +202,7 @@ class SSLMethod(L.LightningModule):
             "weight_decay": self.weight_decay,
             "warmup_epochs": self.warmup_epochs,
             "schedule": self.schedule,
+            "memory_format": format_name(self.input_format),
         }
 
     # -- to implement -----------------------------------------------------------------------------
@@ -234,16 +237,19 @@ class SSLMethod(L.LightningModule):
         x = self.normalize(batch["image"])
         with torch.no_grad():
             v1, v2 = self.views(x)
-        if self.device.type == "cuda" and self.backbone_is_cnn:
-            v1 = v1.contiguous(memory_format=torch.channels_last)
-            v2 = v2.contiguous(memory_format=torch.channels_last)
+        # In the weights' layout: a convolution given NCHW input and NHWC weights converts per call.
+        v1 = v1.contiguous(memory_format=self.input_format)
+        v2 = v2.contiguous(memory_format=self.input_format)
         return {**batch, "v1": v1, "v2": v2}
 
-    @property
-    def backbone_is_cnn(self) -> bool:
-        return any(isinstance(m, nn.Conv2d) for m in self.backbone.children()) or hasattr(
-            self.backbone, "layer1"
-        )
+    def use_memory_format(self, choice: str) -> torch.memory_format:
+        """Keep every 4-D weight (backbone, momentum encoder, heads) and the views in the layout
+        `choice` resolves to for this backbone (`models.backbone.memory_format`). In place: the
+        Parameters stay the same objects, so an optimiser built before keeps them."""
+        fmt = memory_format(self.backbone, choice)
+        self.to(memory_format=fmt)
+        self.input_format = fmt
+        return fmt
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, feats = self.ssl_step(batch["v1"], batch["v2"])
