@@ -18,7 +18,14 @@ from typing import Any
 import yaml
 
 from rs_ssl.errors import UsageError
-from rs_ssl.methods.table import LR_SCALINGS, OPTIMIZERS, SCHEDULES, defaults_text, method_names
+from rs_ssl.methods.table import (
+    LR_SCALINGS,
+    OPTIMIZERS,
+    SCHEDULES,
+    defaults_text,
+    method_names,
+    spec,
+)
 from rs_ssl.split_names import SPLIT_ALIASES
 
 
@@ -194,7 +201,11 @@ class PretrainConfig(TrainingInputs):
         "resnet18", "timm model name; its first layer takes the selected band count"
     )
     size: int = opt(64, "patch size in pixels fed to the network", range=POSITIVE)
-    batch_size: int = opt(32, "images per optimiser step (per device)", range=POSITIVE)
+    batch_size: int | None = opt(
+        None,
+        f"images per optimiser step, per device (default: the method's: {defaults_text('batch_size')})",
+        range=POSITIVE,
+    )
     epochs: int = opt(4, "passes over --samples-per-epoch patches", range=POSITIVE)
     samples_per_epoch: int = opt(
         512,
@@ -336,6 +347,13 @@ class PretrainConfig(TrainingInputs):
         False,
         "resolve the configuration, build the model, print them (lr_effective, parameters), write config.yaml into --out and stop before training",
     )
+
+    def __post_init__(self) -> None:
+        # The method's batch where none is given, resolved once here so that every reader of
+        # cfg.batch_size (loader, schedule, lr scaling, config.yaml) sees the same number.
+        if self.batch_size is None:
+            self.batch_size = spec(self.method).defaults.batch_size
+        super().__post_init__()
 
 
 @dataclass

@@ -260,3 +260,23 @@ def test_prepared_tree_of_a_folder_without_split_writes_no_lists(tmp_path):
     prepared = Q.prepared_tree(src, tmp_path / "out", 16)
     assert not list(prepared.glob("*.txt"))
     assert len(list(prepared.rglob("*.png"))) == 6
+
+
+def test_default_batch_is_the_methods_and_config_yaml_keeps_it(tmp_path, capsys):
+    """No --batch-size: the method table's batch (SimCLR 64, from the AID benchmark; 32 for the
+    others), resolved once, used for the rate and written to config.yaml; a given one wins."""
+    from rs_ssl.config import PretrainConfig
+    from rs_ssl.methods.table import spec
+
+    assert PretrainConfig().batch_size == spec("simclr").defaults.batch_size == 64
+    assert [PretrainConfig(method=m).batch_size for m in ("mocov2", "mocov3", "rpl")] == [32] * 3
+    assert PretrainConfig(method="mocov2", batch_size=8).batch_size == 8
+    out = tmp_path / "dry"
+    assert cli.main(["pretrain", "--dry-run", "--out", str(out)]) == 0
+    assert "lr_effective 0.0005 on one device at batch 64" in capsys.readouterr().out
+    written = yaml.safe_load((out / "config.yaml").read_text())
+    assert written["batch_size"] == 64
+    _, replayed = cli.parse(
+        ["pretrain", "--config", str(out / "config.yaml"), "--method", "mocov2"]
+    )
+    assert replayed.batch_size == 64  # the file's explicit value, not mocov2's default
