@@ -237,7 +237,7 @@ class SSLMethod(L.LightningModule):
         x = self.normalize(batch["image"])
         with torch.no_grad():
             v1, v2 = self.views(x)
-        # In the weights' layout: a convolution given NCHW input and NHWC weights converts per call.
+        # In the weights' layout (`use_memory_format`), so that no convolution mixes the two.
         v1 = v1.contiguous(memory_format=self.input_format)
         v2 = v2.contiguous(memory_format=self.input_format)
         return {**batch, "v1": v1, "v2": v2}
