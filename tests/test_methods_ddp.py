@@ -40,6 +40,9 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
             {"loss": loss.detach(), "grads": [p.grad for p in model.parameters()]},
             f"{out_dir}/rank{rank}.pt",
         )
+        # Neither rank tears gloo down while its peer still talks to it: without this barrier one
+        # CI run (of many) aborted in teardown ("terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
