@@ -117,9 +117,9 @@ METHOD_TABLE: dict[str, MethodSpec] = {
         ),
     ),
     # Adam 1e-3 at batch 256, square-root scaled (`scale_lr`): 3.5e-4 at batch 32, where these were
-    # measured (the
-    # earlier default, 5e-4 "at 256" linearly scaled, trained at 6.25e-5; the SimCLR-S2 study it was
-    # attributed to trains with SGD, see recipes/simclr-s2-bigearthnet.yaml). Views: the `light` preset. Together (not measured apart) the two changes raised the probe
+    # measured (the earlier default, 5e-4 "at 256" linearly scaled, trained at 6.25e-5; the
+    # SimCLR-S2 study it was attributed to trains with SGD, see recipes/simclr-s2-bigearthnet.yaml).
+    # Views: the `light` preset. Together (not measured apart) the two changes raised the probe
     # accuracy of an 8-epoch 64 px AID run from 0.310 to 0.345, and the light gain on standardised
     # values (not reflectance) to 0.378, and a constant rate after it instead of the paper's cosine
     # decay to 0.425 (validation 0.407 -> 0.440; benchmarks/RESULTS.md, issue 15);
